@@ -1,0 +1,70 @@
+// Package sqlite is the embedded registry store: one SQLite database file
+// (pure Go, modernc.org/sqlite), in WAL mode with full synchronous commits.
+// It serializes writers (every write transaction begins IMMEDIATE), so
+// several goroutines, or processes on one machine, may share a database.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/custody-ml/custody/internal/store/sqlstore"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// FileName is the database file's name inside a data directory.
+const FileName = "registry.db"
+
+var dialect = sqlstore.Dialect{
+	Name:      "sqlite",
+	Serial:    "INTEGER PRIMARY KEY AUTOINCREMENT",
+	Blob:      "BLOB",
+	ForUpdate: "", // writers are serialized by BEGIN IMMEDIATE
+	IsUniqueViolation: func(err error) bool {
+		var se *sqlite.Error
+		if !errors.As(err, &se) {
+			return false
+		}
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+	},
+	IsRetryable: func(err error) bool {
+		var se *sqlite.Error
+		return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+	},
+}
+
+// OpenDir opens (creating it if needed) the registry database in the data
+// directory dir and migrates it to the current schema.
+func OpenDir(ctx context.Context, dir string) (*sqlstore.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("failed to create data directory: %w", err)
+	}
+	return Open(ctx, filepath.Join(dir, FileName))
+}
+
+// Open opens (creating it if needed) the SQLite database at path and
+// migrates it to the current schema.
+func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite: database path %q must not contain '?' or '#'", path)
+	}
+	dsn := "file:" + path +
+		"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	s, err := sqlstore.Open(ctx, db, dialect)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("failed to open %s: %w", path, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,625 @@
+// Package sqlstore implements [store.Store] over database/sql for the SQL
+// dialects custody supports. The sqlite and postgres packages supply the
+// driver, the connection settings and a [Dialect]; the queries, the schema
+// and the migration runner are shared here so that both stores behave the
+// same way by construction (and the conformance suite checks that they do).
+//
+// Timestamps are stored as BIGINT Unix nanoseconds (UTC), structured fields
+// (owners, tags, manifests, signatures, params, ...) as JSON text. The schema
+// is documented in docs/registry.md.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/store"
+)
+
+// Dialect describes what differs between SQL databases.
+type Dialect struct {
+	// Name is "sqlite" or "postgres".
+	Name string
+	// Numbered selects $1, $2, ... placeholders instead of ?.
+	Numbered bool
+	// Serial is the column definition of an auto-incrementing primary key.
+	Serial string
+	// Blob is the type of a byte-string column.
+	Blob string
+	// ForUpdate is appended to a SELECT to lock the rows it reads (empty
+	// when the database serializes writers anyway).
+	ForUpdate string
+	// MigrationLock, if set, is executed first in the migration
+	// transaction to keep concurrent servers from migrating at once.
+	MigrationLock string
+	// IsUniqueViolation reports whether err is a primary-key or unique
+	// constraint violation.
+	IsUniqueViolation func(error) bool
+	// IsRetryable reports whether the transaction failed for a reason
+	// that a retry may cure (serialization failure, deadlock).
+	IsRetryable func(error) bool
+}
+
+// DB is a [store.Store] over a *sql.DB.
+type DB struct {
+	db *sql.DB
+	d  *Dialect
+	reader
+}
+
+var _ store.Store = (*DB)(nil)
+
+const maxRetries = 8
+
+// Open migrates db to the latest schema version and returns the store. The
+// store owns db: Close closes it.
+func Open(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
+	s := &DB{db: db, d: &d}
+	s.reader = reader{q: db, d: s.d}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SQL returns the underlying database, for tests that tamper with it.
+func (s *DB) SQL() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// Ping checks that the database answers a query.
+func (s *DB) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// Update implements [store.Store.Update].
+func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.update(ctx, fn)
+		if err == nil || attempt >= maxRetries || s.d.IsRetryable == nil || !s.d.IsRetryable(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(time.Duration(attempt+1) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (s *DB) update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) (err error) {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("failed to begin transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	t := &tx{reader: reader{q: sqlTx, d: s.d}}
+	if err := fn(ctx, t); err != nil {
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("failed to commit: %w", err)
+	}
+	return nil
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+type reader struct {
+	q querier
+	d *Dialect
+}
+
+// rebind rewrites ? placeholders to $n for numbered dialects. Queries in
+// this package never contain a literal '?'.
+func (r reader) rebind(q string) string {
+	if !r.d.Numbered {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
+}
+
+func (r reader) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.rebind(q), args...)
+}
+
+func (r reader) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.rebind(q), args...)
+}
+
+func (r reader) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.rebind(q), args...)
+}
+
+func nanos(t time.Time) int64 { return t.UTC().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("sqlstore: marshal %T: %v", v, err)) // only plain data is marshaled
+	}
+	return string(b)
+}
+
+func notFound(what string, key ...string) error {
+	return fmt.Errorf("%s %s: %w", what, strings.Join(key, "@"), store.ErrNotFound)
+}
+
+func limitOr(limit int) int {
+	if limit <= 0 || limit > 1000 {
+		return 1000
+	}
+	return limit
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+const modelCols = "name, description, owners, tags, created_by, created_at, updated_at"
+
+func scanModel(sc scanner) (*store.Model, error) {
+	var m store.Model
+	var owners, tags string
+	var created, updated int64
+	if err := sc.Scan(&m.Name, &m.Description, &owners, &tags, &m.CreatedBy, &created, &updated); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(owners), &m.Owners); err != nil {
+		return nil, fmt.Errorf("model %s: corrupt owners: %w", m.Name, err)
+	}
+	if err := json.Unmarshal([]byte(tags), &m.Tags); err != nil {
+		return nil, fmt.Errorf("model %s: corrupt tags: %w", m.Name, err)
+	}
+	m.CreatedAt, m.UpdatedAt = fromNanos(created), fromNanos(updated)
+	return &m, nil
+}
+
+func (r reader) GetModel(ctx context.Context, name string) (*store.Model, error) {
+	return r.getModel(ctx, name, "")
+}
+
+func (r reader) getModel(ctx context.Context, name, suffix string) (*store.Model, error) {
+	m, err := scanModel(r.queryRow(ctx, "SELECT "+modelCols+" FROM models WHERE name = ?"+suffix, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("model", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read model %s: %w", name, err)
+	}
+	return m, nil
+}
+
+func (r reader) ListModels(ctx context.Context, after string, limit int) ([]store.Model, error) {
+	rows, err := r.query(ctx, "SELECT "+modelCols+" FROM models WHERE name > ? ORDER BY name LIMIT ?", after, limitOr(limit))
+	if err != nil {
+		return nil, fmt.Errorf("failed to list models: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Model{}
+	for rows.Next() {
+		m, err := scanModel(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *m)
+	}
+	return out, rows.Err()
+}
+
+const versionCols = "model, version, manifest, signatures, uri, format, scan_verdict, run_id, created_by, created_at"
+
+func scanVersion(sc scanner) (*store.Version, error) {
+	var v store.Version
+	var manifest, sigs string
+	var created int64
+	if err := sc.Scan(&v.Model, &v.Version, &manifest, &sigs, &v.URI, &v.Format, &v.ScanVerdict, &v.RunID, &v.CreatedBy, &created); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(manifest), &v.Manifest); err != nil {
+		return nil, fmt.Errorf("version %s@%s: corrupt manifest: %w", v.Model, v.Version, err)
+	}
+	if err := json.Unmarshal([]byte(sigs), &v.Signatures); err != nil {
+		return nil, fmt.Errorf("version %s@%s: corrupt signatures: %w", v.Model, v.Version, err)
+	}
+	v.CreatedAt = fromNanos(created)
+	return &v, nil
+}
+
+func (r reader) GetVersion(ctx context.Context, model, version string) (*store.Version, error) {
+	v, err := scanVersion(r.queryRow(ctx, "SELECT "+versionCols+" FROM versions WHERE model = ? AND version = ?", model, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("version", model, version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read version %s@%s: %w", model, version, err)
+	}
+	return v, nil
+}
+
+func (r reader) ListVersions(ctx context.Context, model, after string, limit int) ([]store.Version, error) {
+	rows, err := r.query(ctx, "SELECT "+versionCols+" FROM versions WHERE model = ? AND version > ? ORDER BY version LIMIT ?", model, after, limitOr(limit))
+	if err != nil {
+		return nil, fmt.Errorf("failed to list versions: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Version{}
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *v)
+	}
+	return out, rows.Err()
+}
+
+const aliasCols = "seq, model, alias, version, previous, actor, at"
+
+func scanAlias(sc scanner) (*store.AliasEvent, error) {
+	var e store.AliasEvent
+	var at int64
+	if err := sc.Scan(&e.Seq, &e.Model, &e.Alias, &e.Version, &e.Previous, &e.Actor, &at); err != nil {
+		return nil, err
+	}
+	e.At = fromNanos(at)
+	return &e, nil
+}
+
+func (r reader) ResolveAlias(ctx context.Context, model, alias string, at time.Time) (*store.AliasEvent, error) {
+	var row *sql.Row
+	if at.IsZero() {
+		row = r.queryRow(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE model = ? AND alias = ? ORDER BY seq DESC LIMIT 1", model, alias)
+	} else {
+		row = r.queryRow(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE model = ? AND alias = ? AND at <= ? ORDER BY seq DESC LIMIT 1", model, alias, nanos(at))
+	}
+	e, err := scanAlias(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("alias", model, alias)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to resolve alias %s@%s: %w", model, alias, err)
+	}
+	return e, nil
+}
+
+func (r reader) aliases(ctx context.Context, q string, args ...any) ([]store.AliasEvent, error) {
+	rows, err := r.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read aliases: %w", err)
+	}
+	defer rows.Close()
+	out := []store.AliasEvent{}
+	for rows.Next() {
+		e, err := scanAlias(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
+func (r reader) AliasHistory(ctx context.Context, model, alias string) ([]store.AliasEvent, error) {
+	return r.aliases(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE model = ? AND alias = ? ORDER BY seq", model, alias)
+}
+
+func (r reader) ListAliases(ctx context.Context, model string) ([]store.AliasEvent, error) {
+	return r.aliases(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE seq IN (SELECT MAX(seq) FROM alias_events WHERE model = ? GROUP BY alias) ORDER BY alias", model)
+}
+
+const datasetCols = "name, version, digest, dvc_md5, source_uri, size, rows, files, created_by, created_at"
+
+func scanDataset(sc scanner) (*store.Dataset, error) {
+	var d store.Dataset
+	var dg, files string
+	var rows sql.NullInt64
+	var created int64
+	if err := sc.Scan(&d.Name, &d.Version, &dg, &d.DVCMD5, &d.SourceURI, &d.Size, &rows, &files, &d.CreatedBy, &created); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.Digest, err = digest.ParseDigest(dg); err != nil {
+		return nil, fmt.Errorf("dataset %s@%s: corrupt digest: %w", d.Name, d.Version, err)
+	}
+	if rows.Valid {
+		d.Rows = &rows.Int64
+	}
+	if err := json.Unmarshal([]byte(files), &d.Files); err != nil {
+		return nil, fmt.Errorf("dataset %s@%s: corrupt files: %w", d.Name, d.Version, err)
+	}
+	d.CreatedAt = fromNanos(created)
+	return &d, nil
+}
+
+func (r reader) GetDataset(ctx context.Context, name, version string) (*store.Dataset, error) {
+	d, err := scanDataset(r.queryRow(ctx, "SELECT "+datasetCols+" FROM datasets WHERE name = ? AND version = ?", name, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("dataset", name, version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read dataset %s@%s: %w", name, version, err)
+	}
+	return d, nil
+}
+
+const runCols = "id, params, metrics, code_repo, code_commit, image_digest, env_lock, output_model, output_version, created_by, created_at"
+
+func scanRun(sc scanner) (*store.Run, error) {
+	var r store.Run
+	var params, metrics, env string
+	var created int64
+	if err := sc.Scan(&r.ID, &params, &metrics, &r.CodeRepo, &r.CodeCommit, &r.ImageDigest, &env, &r.OutputModel, &r.OutputVersion, &r.CreatedBy, &created); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(params), &r.Params); err != nil {
+		return nil, fmt.Errorf("run %s: corrupt params: %w", r.ID, err)
+	}
+	if err := json.Unmarshal([]byte(metrics), &r.Metrics); err != nil {
+		return nil, fmt.Errorf("run %s: corrupt metrics: %w", r.ID, err)
+	}
+	if env != "" {
+		r.EnvLock = json.RawMessage(env)
+	}
+	r.CreatedAt = fromNanos(created)
+	return &r, nil
+}
+
+func (r reader) runInputs(ctx context.Context, run *store.Run) error {
+	rows, err := r.query(ctx, "SELECT dataset_name, dataset_version FROM run_inputs WHERE run_id = ? ORDER BY dataset_name, dataset_version", run.ID)
+	if err != nil {
+		return fmt.Errorf("failed to read inputs of run %s: %w", run.ID, err)
+	}
+	defer rows.Close()
+	run.Inputs = []store.DatasetRef{}
+	for rows.Next() {
+		var ref store.DatasetRef
+		if err := rows.Scan(&ref.Name, &ref.Version); err != nil {
+			return err
+		}
+		run.Inputs = append(run.Inputs, ref)
+	}
+	return rows.Err()
+}
+
+func (r reader) GetRun(ctx context.Context, id string) (*store.Run, error) {
+	run, err := scanRun(r.queryRow(ctx, "SELECT "+runCols+" FROM runs WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("run", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read run %s: %w", id, err)
+	}
+	if err := r.runInputs(ctx, run); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+func (r reader) RunsWithInput(ctx context.Context, ds store.DatasetRef) ([]store.Run, error) {
+	rows, err := r.query(ctx, "SELECT "+runCols+" FROM runs WHERE id IN (SELECT run_id FROM run_inputs WHERE dataset_name = ? AND dataset_version = ?) ORDER BY id", ds.Name, ds.Version)
+	if err != nil {
+		return nil, fmt.Errorf("failed to find runs of dataset %s@%s: %w", ds.Name, ds.Version, err)
+	}
+	var out []store.Run
+	for rows.Next() {
+		run, err := scanRun(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, *run)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := r.runInputs(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	if out == nil {
+		out = []store.Run{}
+	}
+	return out, nil
+}
+
+func (r reader) GetToken(ctx context.Context, id string) (*store.Token, error) {
+	var t store.Token
+	var hash []byte
+	var created int64
+	err := r.queryRow(ctx, "SELECT id, hash, role, name, created_by, created_at FROM tokens WHERE id = ?", id).
+		Scan(&t.ID, &hash, &t.Role, &t.Name, &t.CreatedBy, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("token", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read token: %w", err)
+	}
+	if len(hash) != len(t.Hash) {
+		return nil, fmt.Errorf("token %s: corrupt hash", id)
+	}
+	copy(t.Hash[:], hash)
+	t.CreatedAt = fromNanos(created)
+	return &t, nil
+}
+
+func (r reader) Events(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+	rows, err := r.query(ctx, "SELECT seq, type, subject, actor, at, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", after, limitOr(limit))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read events: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Event{}
+	for rows.Next() {
+		var e store.Event
+		var at int64
+		var payload string
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Subject, &e.Actor, &at, &payload); err != nil {
+			return nil, err
+		}
+		e.At, e.Payload = fromNanos(at), json.RawMessage(payload)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// tx implements store.Tx.
+type tx struct{ reader }
+
+func (t *tx) insert(ctx context.Context, what string, q string, args ...any) error {
+	if _, err := t.exec(ctx, q, args...); err != nil {
+		if t.d.IsUniqueViolation(err) {
+			return fmt.Errorf("%s: %w", what, store.ErrExists)
+		}
+		return fmt.Errorf("failed to insert %s: %w", what, err)
+	}
+	return nil
+}
+
+func (t *tx) LockModel(ctx context.Context, name string) (*store.Model, error) {
+	return t.getModel(ctx, name, t.d.ForUpdate)
+}
+
+func (t *tx) CreateModel(ctx context.Context, m *store.Model) (bool, error) {
+	res, err := t.exec(ctx, "INSERT INTO models ("+modelCols+") VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+		m.Name, m.Description, mustJSON(nonNil(m.Owners)), mustJSON(nonNil(m.Tags)), m.CreatedBy, nanos(m.CreatedAt), nanos(m.UpdatedAt))
+	if err != nil {
+		return false, fmt.Errorf("failed to insert model %s: %w", m.Name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (t *tx) UpdateModel(ctx context.Context, m *store.Model) error {
+	res, err := t.exec(ctx, "UPDATE models SET description = ?, owners = ?, tags = ?, updated_at = ? WHERE name = ?",
+		m.Description, mustJSON(nonNil(m.Owners)), mustJSON(nonNil(m.Tags)), nanos(m.UpdatedAt), m.Name)
+	if err != nil {
+		return fmt.Errorf("failed to update model %s: %w", m.Name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return notFound("model", m.Name)
+	}
+	return nil
+}
+
+func (t *tx) CreateVersion(ctx context.Context, v *store.Version) error {
+	sigs := v.Signatures
+	if sigs == nil {
+		sigs = []store.Signature{}
+	}
+	return t.insert(ctx, "version "+v.Model+"@"+v.Version,
+		"INSERT INTO versions ("+versionCols+", digest, oms_root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		v.Model, v.Version, mustJSON(&v.Manifest), mustJSON(sigs), v.URI, v.Format, v.ScanVerdict, v.RunID, v.CreatedBy, nanos(v.CreatedAt),
+		v.Manifest.Digest.String(), v.Manifest.OMSRoot.String())
+}
+
+func (t *tx) AppendAlias(ctx context.Context, e *store.AliasEvent) error {
+	err := t.queryRow(ctx, "INSERT INTO alias_events (model, alias, version, previous, actor, at) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+		e.Model, e.Alias, e.Version, e.Previous, e.Actor, nanos(e.At)).Scan(&e.Seq)
+	if err != nil {
+		return fmt.Errorf("failed to record alias %s@%s: %w", e.Model, e.Alias, err)
+	}
+	return nil
+}
+
+func (t *tx) CreateDataset(ctx context.Context, d *store.Dataset) error {
+	var rows sql.NullInt64
+	if d.Rows != nil {
+		rows = sql.NullInt64{Int64: *d.Rows, Valid: true}
+	}
+	files := d.Files
+	if files == nil {
+		files = []store.DatasetFile{}
+	}
+	return t.insert(ctx, "dataset "+d.Name+"@"+d.Version,
+		"INSERT INTO datasets ("+datasetCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		d.Name, d.Version, d.Digest.String(), d.DVCMD5, d.SourceURI, d.Size, rows, mustJSON(files), d.CreatedBy, nanos(d.CreatedAt))
+}
+
+func (t *tx) CreateRun(ctx context.Context, r *store.Run) error {
+	params, metrics := r.Params, r.Metrics
+	if params == nil {
+		params = map[string]string{}
+	}
+	if metrics == nil {
+		metrics = map[string]float64{}
+	}
+	if err := t.insert(ctx, "run "+r.ID,
+		"INSERT INTO runs ("+runCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		r.ID, mustJSON(params), mustJSON(metrics), r.CodeRepo, r.CodeCommit, r.ImageDigest, string(r.EnvLock), r.OutputModel, r.OutputVersion, r.CreatedBy, nanos(r.CreatedAt)); err != nil {
+		return err
+	}
+	for _, in := range r.Inputs {
+		if err := t.insert(ctx, "input "+in.Name+"@"+in.Version+" of run "+r.ID,
+			"INSERT INTO run_inputs (run_id, dataset_name, dataset_version) VALUES (?, ?, ?)", r.ID, in.Name, in.Version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tx) CreateToken(ctx context.Context, tok *store.Token) error {
+	return t.insert(ctx, "token "+tok.ID,
+		"INSERT INTO tokens (id, hash, role, name, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+		tok.ID, tok.Hash[:], tok.Role, tok.Name, tok.CreatedBy, nanos(tok.CreatedAt))
+}
+
+func (t *tx) AppendEvent(ctx context.Context, e *store.Event) error {
+	payload := e.Payload
+	if len(payload) == 0 {
+		payload = json.RawMessage("{}")
+	}
+	err := t.queryRow(ctx, "INSERT INTO events (type, subject, actor, at, payload) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+		e.Type, e.Subject, e.Actor, nanos(e.At), string(payload)).Scan(&e.Seq)
+	if err != nil {
+		return fmt.Errorf("failed to append event: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+// Package store defines the persistence interfaces of the custody registry
+// and the records they hold. Implementations live in subpackages (sqlite,
+// postgres); all of them pass the conformance suite in storetest.
+//
+// The store is deliberately dumb: it persists records, enforces uniqueness
+// and hands out transactions. The rules (validation, immutability of
+// versions, idempotent re-registration, who may do what) live in the
+// registry domain package, which reaches a store only through these
+// interfaces. A store never imports the domain.
+//
+// # Transactions
+//
+// Every state change runs inside [Store.Update]: one read-write transaction
+// in which the domain reads, checks, writes the new rows and appends an
+// [Event] describing the change ([Tx.AppendEvent]). Either everything
+// commits or nothing does, so the event journal (and the transparency log
+// built over it) can never disagree with the state it describes.
+//
+// Concurrent writers on the same model are serialized by [Tx.LockModel]
+// (a row lock in PostgreSQL; SQLite serializes all writers).
+//
+// # Errors
+//
+// Lookups of absent records return errors wrapping [ErrNotFound]; inserts
+// that collide with an existing key return errors wrapping [ErrExists].
+// Check both with errors.Is.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/custody-ml/custody/internal/digest"
+)
+
+var (
+	// ErrNotFound is wrapped by lookups of records that do not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrExists is wrapped by inserts whose key is already taken.
+	ErrExists = errors.New("already exists")
+)
+
+// Model is a registered model: a name and its metadata. Versions hang off
+// it.
+type Model struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Owners      []string  `json:"owners"`
+	Tags        []string  `json:"tags"`
+	CreatedBy   string    `json:"created_by"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Signature is one OMS signature bundle attached to a version, with the
+// signer the verifier reported when it was accepted.
+type Signature struct {
+	// Bundle is the bundle exactly as submitted (JSON).
+	Bundle json.RawMessage `json:"bundle"`
+	Signer string          `json:"signer"`
+}
+
+// Version is an immutable model version: the manifest of its bytes, the
+// signatures that vouch for them, and where the bytes live.
+type Version struct {
+	Model       string          `json:"model"`
+	Version     string          `json:"version"`
+	Manifest    digest.Manifest `json:"manifest"`
+	Signatures  []Signature     `json:"signatures"`
+	URI         string          `json:"uri,omitempty"`
+	Format      string          `json:"format,omitempty"`
+	ScanVerdict string          `json:"scan_verdict,omitempty"`
+	// RunID names the training run that produced this version, if any.
+	RunID     string    `json:"run_id,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AliasEvent is one change of an alias: from Previous to Version ("" means
+// the alias did not exist / was removed). The current target of an alias is
+// its latest event; its target at time T is the latest event at or before T.
+type AliasEvent struct {
+	Seq      int64     `json:"seq"`
+	Model    string    `json:"model"`
+	Alias    string    `json:"alias"`
+	Version  string    `json:"version"`
+	Previous string    `json:"previous,omitempty"`
+	Actor    string    `json:"actor"`
+	At       time.Time `json:"at"`
+}
+
+// DatasetFile is one file of a dataset: SHA-256 for integrity and the MD5
+// DVC uses to address it.
+type DatasetFile struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"` // 64 lowercase hex
+	MD5    string `json:"md5"`    // 32 lowercase hex
+}
+
+// Dataset is an immutable dataset version.
+type Dataset struct {
+	Name    string        `json:"name"`
+	Version string        `json:"version"`
+	Digest  digest.Digest `json:"digest"`
+	// DVCMD5 is the DVC hash of the whole dataset: a file's md5, or the
+	// "<md5>.dir" hash of a directory.
+	DVCMD5    string        `json:"dvc_md5"`
+	SourceURI string        `json:"source_uri,omitempty"`
+	Size      int64         `json:"size"`
+	Rows      *int64        `json:"rows,omitempty"`
+	Files     []DatasetFile `json:"files"`
+	CreatedBy string        `json:"created_by"`
+	CreatedAt time.Time     `json:"created_at"`
+}
+
+// DatasetRef names a dataset version.
+type DatasetRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Run is a training run: how a model version was produced.
+type Run struct {
+	ID          string             `json:"id"`
+	Params      map[string]string  `json:"params,omitempty"`
+	Metrics     map[string]float64 `json:"metrics,omitempty"`
+	CodeRepo    string             `json:"code_repo,omitempty"`
+	CodeCommit  string             `json:"code_commit,omitempty"`
+	ImageDigest string             `json:"image_digest,omitempty"`
+	// EnvLock is the environment lock (custody env capture output), kept
+	// verbatim.
+	EnvLock       json.RawMessage `json:"env_lock,omitempty"`
+	Inputs        []DatasetRef    `json:"inputs"`
+	OutputModel   string          `json:"output_model"`
+	OutputVersion string          `json:"output_version"`
+	CreatedBy     string          `json:"created_by"`
+	CreatedAt     time.Time       `json:"created_at"`
+}
+
+// Token is an API token. Only the SHA-256 of the secret token string is
+// stored.
+type Token struct {
+	ID        string    `json:"id"`
+	Hash      [32]byte  `json:"-"`
+	Role      string    `json:"role"`
+	Name      string    `json:"name,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Event is one entry of the change journal: every state change appends
+// exactly one, in the transaction that makes the change. Seq is assigned by
+// the store, increasing in insertion order (PostgreSQL sequences may leave
+// gaps after rolled-back transactions).
+type Event struct {
+	Seq     int64           `json:"seq"`
+	Type    string          `json:"type"`
+	Subject string          `json:"subject"`
+	Actor   string          `json:"actor"`
+	At      time.Time       `json:"at"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// Reader holds the queries. Lists are ordered by key; limit <= 0 means a
+// store-chosen default, and after is an exclusive cursor ("" to start).
+type Reader interface {
+	GetModel(ctx context.Context, name string) (*Model, error)
+	ListModels(ctx context.Context, after string, limit int) ([]Model, error)
+	GetVersion(ctx context.Context, model, version string) (*Version, error)
+	ListVersions(ctx context.Context, model, after string, limit int) ([]Version, error)
+	// ResolveAlias returns the alias's latest event at or before at (the
+	// latest event when at is zero). An alias that never existed, or did
+	// not exist yet at at, is ErrNotFound; a removed alias is an event
+	// with an empty Version.
+	ResolveAlias(ctx context.Context, model, alias string, at time.Time) (*AliasEvent, error)
+	// AliasHistory returns every event of the alias, oldest first.
+	AliasHistory(ctx context.Context, model, alias string) ([]AliasEvent, error)
+	// ListAliases returns the latest event of every alias of model.
+	ListAliases(ctx context.Context, model string) ([]AliasEvent, error)
+	GetDataset(ctx context.Context, name, version string) (*Dataset, error)
+	GetRun(ctx context.Context, id string) (*Run, error)
+	// RunsWithInput returns the runs that read the dataset version,
+	// ordered by ID.
+	RunsWithInput(ctx context.Context, ds DatasetRef) ([]Run, error)
+	GetToken(ctx context.Context, id string) (*Token, error)
+	// Events returns events with Seq > after, oldest first.
+	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+}
+
+// Tx is a read-write transaction. It is only valid inside the function
+// passed to [Store.Update] and must not be used concurrently.
+type Tx interface {
+	Reader
+	// LockModel returns the model and locks it until the transaction
+	// ends, serializing writers on the same model across processes.
+	LockModel(ctx context.Context, name string) (*Model, error)
+	// CreateModel inserts m unless a model of that name exists, in which
+	// case it returns (false, nil) and changes nothing.
+	CreateModel(ctx context.Context, m *Model) (created bool, err error)
+	// UpdateModel replaces the metadata of an existing model.
+	UpdateModel(ctx context.Context, m *Model) error
+	// CreateVersion inserts v; ErrExists if the version exists.
+	CreateVersion(ctx context.Context, v *Version) error
+	// AppendAlias records an alias change and sets e.Seq.
+	AppendAlias(ctx context.Context, e *AliasEvent) error
+	// CreateDataset inserts d; ErrExists if the version exists.
+	CreateDataset(ctx context.Context, d *Dataset) error
+	// CreateRun inserts r with its inputs; ErrExists if the ID is taken.
+	CreateRun(ctx context.Context, r *Run) error
+	// CreateToken inserts t; ErrExists if the ID is taken.
+	CreateToken(ctx context.Context, t *Token) error
+	// AppendEvent journals a state change and sets e.Seq.
+	AppendEvent(ctx context.Context, e *Event) error
+}
+
+// Store is a registry store.
+type Store interface {
+	Reader
+	// Update runs fn in one read-write transaction and commits it if fn
+	// returns nil; otherwise it rolls back and returns fn's error. fn may be
+	// called more than once if the database asks for a retry
+	// (serialization failure), so it must not have effects outside tx.
+	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+	// Ping checks that the database answers (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}

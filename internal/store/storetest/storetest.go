@@ -1,0 +1,541 @@
+// Package storetest is the conformance suite every [store.Store]
+// implementation must pass. Implementations call [Run] from their tests
+// with a function that opens a fresh, empty store, and [RunShared] with a
+// function that opens a second handle on the same database (two server
+// processes sharing one database).
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/store"
+)
+
+// Opener returns a fresh, empty store; the suite closes it.
+type Opener func(t *testing.T) store.Store
+
+// Run runs the conformance suite.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Models", testModels},
+		{"Versions", testVersions},
+		{"Aliases", testAliases},
+		{"DatasetsAndRuns", testDatasetsAndRuns},
+		{"Tokens", testTokens},
+		{"RollbackLeavesNothing", testRollback},
+		{"EventsOrdered", testEvents},
+		{"ConcurrentAliasWriters", func(t *testing.T, s store.Store) { testConcurrentAliases(t, s, s) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tc.fn(t, s)
+		})
+	}
+}
+
+// RunShared checks that two handles on one database (as two servers
+// behind a load balancer have) stay consistent under concurrent writes.
+// open returns two stores on the same fresh database.
+func RunShared(t *testing.T, open func(t *testing.T) (store.Store, store.Store)) {
+	t.Run("ConcurrentAliasWriters", func(t *testing.T) {
+		a, b := open(t)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		testConcurrentAliases(t, a, b)
+	})
+	t.Run("ConcurrentVersionCreators", func(t *testing.T) {
+		a, b := open(t)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		testConcurrentVersions(t, a, b)
+	})
+}
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+
+func update(t *testing.T, s store.Store, fn func(ctx context.Context, tx store.Tx) error) {
+	t.Helper()
+	if err := s.Update(t.Context(), fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustCreateModel(t *testing.T, s store.Store, name string) {
+	t.Helper()
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.CreateModel(ctx, &store.Model{Name: name, CreatedBy: "tester", CreatedAt: t0, UpdatedAt: t0})
+		return err
+	})
+}
+
+// Manifest returns a valid single-file manifest whose content is seed.
+func Manifest(seed string) digest.Manifest {
+	d := digestOf(seed)
+	return digest.Manifest{
+		Kind: "file", Name: "model.bin", Digest: d, OMSRoot: digestOf(string(d[:])),
+		Serialization: digest.Serialization{Method: "files", HashType: "sha256"},
+		Resources:     []digest.Resource{{Name: "model.bin", Algorithm: "sha256", Digest: d.Hex()}},
+		Files:         []digest.File{{Name: "model.bin", Size: int64(len(seed))}},
+	}
+}
+
+func digestOf(s string) digest.Digest {
+	var d digest.Digest
+	copy(d[:], fmt.Sprintf("%-32s", s))
+	return d
+}
+
+func version(model, v, seed string) *store.Version {
+	return &store.Version{
+		Model: model, Version: v, Manifest: Manifest(seed),
+		Signatures: []store.Signature{{Bundle: json.RawMessage(`{"b":1}`), Signer: "key abc"}},
+		URI:        "s3://bucket/" + model + "/" + v, Format: "safetensors", ScanVerdict: "safe",
+		CreatedBy: "tester", CreatedAt: t0,
+	}
+}
+
+func testModels(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if _, err := s.GetModel(ctx, "absent"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetModel(absent) = %v, want ErrNotFound", err)
+	}
+	want := &store.Model{Name: "m1", Description: "first", Owners: []string{"alice"}, Tags: []string{"nlp", "prod"}, CreatedBy: "alice", CreatedAt: t0, UpdatedAt: t0}
+	var created1, created2 bool
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		created1, err = tx.CreateModel(ctx, want)
+		return err
+	})
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		created2, err = tx.CreateModel(ctx, &store.Model{Name: "m1", Description: "second", CreatedAt: t0, UpdatedAt: t0})
+		return err
+	})
+	if !created1 || created2 {
+		t.Fatalf("CreateModel created = %v, %v; want true, false", created1, created2)
+	}
+	got, err := s.GetModel(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("GetModel = %+v, want %+v", got, want)
+	}
+	want.Description, want.Tags, want.UpdatedAt = "changed", nil, t0.Add(time.Hour)
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.UpdateModel(ctx, want) })
+	got, _ = s.GetModel(ctx, "m1")
+	if got.Description != "changed" || len(got.Tags) != 0 || !got.UpdatedAt.Equal(want.UpdatedAt) || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("after UpdateModel: %+v", got)
+	}
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		return tx.UpdateModel(ctx, &store.Model{Name: "absent"})
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateModel(absent) = %v, want ErrNotFound", err)
+	}
+	for _, n := range []string{"m3", "m2", "m0"} {
+		mustCreateModel(t, s, n)
+	}
+	list, err := s.ListModels(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names := modelNames(list); !reflect.DeepEqual(names, []string{"m0", "m1", "m2", "m3"}) {
+		t.Fatalf("ListModels = %v", names)
+	}
+	list, _ = s.ListModels(ctx, "m1", 1)
+	if names := modelNames(list); !reflect.DeepEqual(names, []string{"m2"}) {
+		t.Fatalf("ListModels(after m1, 1) = %v", names)
+	}
+}
+
+func modelNames(ms []store.Model) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func testVersions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, s, "m")
+	v1 := version("m", "1", "weights-1")
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersion(ctx, v1) })
+	got, err := s.GetVersion(ctx, "m", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, v1) {
+		t.Fatalf("GetVersion = %+v\nwant %+v", got, v1)
+	}
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersion(ctx, version("m", "1", "other")) })
+	if !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateVersion(duplicate) = %v, want ErrExists", err)
+	}
+	got, _ = s.GetVersion(ctx, "m", "1")
+	if got.Manifest.Digest != v1.Manifest.Digest {
+		t.Fatal("a refused duplicate changed the stored version")
+	}
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersion(ctx, version("nomodel", "1", "x")) })
+	if err == nil {
+		t.Fatal("CreateVersion for a model that does not exist succeeded")
+	}
+	if _, err := s.GetVersion(ctx, "m", "2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetVersion(absent) = %v, want ErrNotFound", err)
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		for _, v := range []string{"3", "2"} {
+			if err := tx.CreateVersion(ctx, version("m", v, "w"+v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	vs, err := s.ListVersions(ctx, "m", "1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].Version != "2" || vs[1].Version != "3" {
+		t.Fatalf("ListVersions(after 1) = %+v", vs)
+	}
+}
+
+func testAliases(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, s, "m")
+	if _, err := s.ResolveAlias(ctx, "m", "production", time.Time{}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ResolveAlias(never set) = %v, want ErrNotFound", err)
+	}
+	steps := []struct{ version, prev string }{{"1", ""}, {"2", "1"}, {"", "2"}, {"1", ""}}
+	for i, st := range steps {
+		e := &store.AliasEvent{Model: "m", Alias: "production", Version: st.version, Previous: st.prev, Actor: "a", At: t0.Add(time.Duration(i) * time.Hour)}
+		update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.AppendAlias(ctx, e) })
+		if e.Seq == 0 {
+			t.Fatal("AppendAlias did not set Seq")
+		}
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		return tx.AppendAlias(ctx, &store.AliasEvent{Model: "m", Alias: "staging", Version: "2", Actor: "a", At: t0})
+	})
+	hist, err := s.AliasHistory(ctx, "m", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != len(steps) {
+		t.Fatalf("history has %d events, want %d", len(hist), len(steps))
+	}
+	for i, e := range hist {
+		if e.Version != steps[i].version || e.Previous != steps[i].prev || !e.At.Equal(t0.Add(time.Duration(i)*time.Hour)) {
+			t.Fatalf("history[%d] = %+v", i, e)
+		}
+		if i > 0 && e.Seq <= hist[i-1].Seq {
+			t.Fatalf("history not ordered by seq: %+v", hist)
+		}
+	}
+	at := func(d time.Duration) string {
+		e, err := s.ResolveAlias(ctx, "m", "production", t0.Add(d))
+		if errors.Is(err, store.ErrNotFound) {
+			return "<none>"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e.Version
+	}
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{{-time.Second, "<none>"}, {0, "1"}, {90 * time.Minute, "2"}, {2 * time.Hour, ""}, {150 * time.Minute, ""}, {100 * time.Hour, "1"}} {
+		if got := at(c.d); got != c.want {
+			t.Errorf("production at t0%+v = %q, want %q", c.d, got, c.want)
+		}
+	}
+	cur, err := s.ResolveAlias(ctx, "m", "production", time.Time{})
+	if err != nil || cur.Version != "1" {
+		t.Fatalf("current production = %+v, %v", cur, err)
+	}
+	all, err := s.ListAliases(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Alias != "production" || all[0].Version != "1" || all[1].Alias != "staging" || all[1].Version != "2" {
+		t.Fatalf("ListAliases = %+v", all)
+	}
+}
+
+func testDatasetsAndRuns(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	rows := int64(1000)
+	ds := &store.Dataset{
+		Name: "imdb", Version: "v1", Digest: digestOf("imdb"), DVCMD5: "0123456789abcdef0123456789abcdef.dir",
+		SourceURI: "s3://data/imdb", Size: 42, Rows: &rows,
+		Files:     []store.DatasetFile{{Path: "train.csv", Size: 42, SHA256: digestOf("f").Hex(), MD5: "0123456789abcdef0123456789abcdef"}},
+		CreatedBy: "bob", CreatedAt: t0,
+	}
+	ds2 := &store.Dataset{Name: "imdb", Version: "v2", Digest: digestOf("imdb2"), DVCMD5: "x", Files: []store.DatasetFile{}, CreatedBy: "bob", CreatedAt: t0}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.CreateDataset(ctx, ds); err != nil {
+			return err
+		}
+		return tx.CreateDataset(ctx, ds2)
+	})
+	got, err := s.GetDataset(ctx, "imdb", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ds) {
+		t.Fatalf("GetDataset = %+v\nwant %+v", got, ds)
+	}
+	if got, _ := s.GetDataset(ctx, "imdb", "v2"); got == nil || got.Rows != nil {
+		t.Fatalf("dataset without a row count: %+v", got)
+	}
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateDataset(ctx, ds) }); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateDataset(duplicate) = %v, want ErrExists", err)
+	}
+	if _, err := s.GetDataset(ctx, "imdb", "v9"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetDataset(absent) = %v", err)
+	}
+
+	mustCreateModel(t, s, "m")
+	run := &store.Run{
+		ID: "run-1", Params: map[string]string{"lr": "0.01"}, Metrics: map[string]float64{"acc": 0.93},
+		CodeRepo: "https://git.example/m", CodeCommit: "abc123", ImageDigest: digestOf("img").String(),
+		EnvLock: json.RawMessage(`{"python":"3.11"}`),
+		Inputs:  []store.DatasetRef{{Name: "imdb", Version: "v1"}, {Name: "imdb", Version: "v2"}},
+		OutputModel: "m", OutputVersion: "1", CreatedBy: "bob", CreatedAt: t0,
+	}
+	v := version("m", "1", "w")
+	v.RunID = run.ID
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.CreateRun(ctx, run); err != nil {
+			return err
+		}
+		return tx.CreateVersion(ctx, v)
+	})
+	gotRun, err := s.GetRun(ctx, "run-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(gotRun, run) {
+		t.Fatalf("GetRun = %+v\nwant %+v", gotRun, run)
+	}
+	runs, err := s.RunsWithInput(ctx, store.DatasetRef{Name: "imdb", Version: "v2"})
+	if err != nil || len(runs) != 1 || runs[0].ID != "run-1" || len(runs[0].Inputs) != 2 {
+		t.Fatalf("RunsWithInput = %+v, %v", runs, err)
+	}
+	runs, err = s.RunsWithInput(ctx, store.DatasetRef{Name: "other", Version: "v1"})
+	if err != nil || len(runs) != 0 {
+		t.Fatalf("RunsWithInput(unused) = %+v, %v", runs, err)
+	}
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		return tx.CreateRun(ctx, &store.Run{ID: "run-2", Inputs: []store.DatasetRef{{Name: "nope", Version: "1"}}, CreatedAt: t0})
+	})
+	if err == nil {
+		t.Fatal("a run reading a dataset that does not exist was stored")
+	}
+	if _, err := s.GetRun(ctx, "run-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetRun(run-2) = %v, want ErrNotFound", err)
+	}
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	tok := &store.Token{ID: "abc", Role: "publisher", Name: "ci", CreatedBy: "admin", CreatedAt: t0}
+	copy(tok.Hash[:], "0123456789abcdef0123456789abcdef")
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.CreateToken(ctx, tok) })
+	got, err := s.GetToken(ctx, "abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, tok) {
+		t.Fatalf("GetToken = %+v, want %+v", got, tok)
+	}
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateToken(ctx, tok) }); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateToken(duplicate) = %v", err)
+	}
+	if _, err := s.GetToken(ctx, "zzz"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetToken(absent) = %v", err)
+	}
+}
+
+func testRollback(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.CreateModel(ctx, &store.Model{Name: "m", CreatedAt: t0, UpdatedAt: t0}); err != nil {
+			return err
+		}
+		if err := tx.CreateVersion(ctx, version("m", "1", "w")); err != nil {
+			return err
+		}
+		if err := tx.AppendEvent(ctx, &store.Event{Type: "version.register", Subject: "m@1", At: t0}); err != nil {
+			return err
+		}
+		// Reads inside the transaction see its own writes.
+		if _, err := tx.GetVersion(ctx, "m", "1"); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update = %v, want the function's error", err)
+	}
+	if _, err := s.GetModel(ctx, "m"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("model survived a rolled-back transaction: %v", err)
+	}
+	if evs, err := s.Events(ctx, 0, 0); err != nil || len(evs) != 0 {
+		t.Fatalf("events after rollback: %+v, %v", evs, err)
+	}
+}
+
+func testEvents(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	for i := range 5 {
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			return tx.AppendEvent(ctx, &store.Event{Type: "test", Subject: fmt.Sprint(i), Actor: "a", At: t0, Payload: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
+		})
+	}
+	evs, err := s.Events(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 5 {
+		t.Fatalf("got %d events, want 5", len(evs))
+	}
+	for i, e := range evs {
+		if e.Subject != fmt.Sprint(i) || string(e.Payload) != fmt.Sprintf(`{"i":%d}`, i) || (i > 0 && e.Seq <= evs[i-1].Seq) {
+			t.Fatalf("events[%d] = %+v", i, e)
+		}
+	}
+	rest, err := s.Events(ctx, evs[2].Seq, 10)
+	if err != nil || len(rest) != 2 || rest[0].Seq != evs[3].Seq {
+		t.Fatalf("Events(after %d) = %+v, %v", evs[2].Seq, rest, err)
+	}
+}
+
+// testConcurrentAliases moves one alias from many goroutines on two store
+// handles. Each writer locks the model, reads the current target and
+// appends an event naming it as Previous; if writers were not serialized,
+// two events would name the same Previous and the chain would fork.
+func testConcurrentAliases(t *testing.T, a, b store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, a, "m")
+	const writers, each = 8, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		s := a
+		if w%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+					if _, err := tx.LockModel(ctx, "m"); err != nil {
+						return err
+					}
+					prev := ""
+					if cur, err := tx.ResolveAlias(ctx, "m", "production", time.Time{}); err == nil {
+						prev = cur.Version
+					} else if !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					if err := tx.AppendAlias(ctx, &store.AliasEvent{Model: "m", Alias: "production", Version: fmt.Sprintf("w%d-%d", w, i), Previous: prev, At: time.Now()}); err != nil {
+						return err
+					}
+					return tx.AppendEvent(ctx, &store.Event{Type: "alias.set", Subject: "m", At: time.Now()})
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	hist, err := b.AliasHistory(ctx, "m", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != writers*each {
+		t.Fatalf("history has %d events, want %d", len(hist), writers*each)
+	}
+	for i, e := range hist {
+		want := ""
+		if i > 0 {
+			want = hist[i-1].Version
+		}
+		if e.Previous != want {
+			t.Fatalf("event %d (%s) names previous %q, but the alias pointed at %q: lost update", i, e.Version, e.Previous, want)
+		}
+	}
+	evs, err := a.Events(ctx, 0, 0)
+	if err != nil || len(evs) != writers*each {
+		t.Fatalf("%d events, want %d (%v)", len(evs), writers*each, err)
+	}
+}
+
+// testConcurrentVersionCreators races writers on two handles to create the
+// same version with different content: exactly one wins, the rest see
+// ErrExists, and the stored version is the winner's.
+func testConcurrentVersions(t *testing.T, a, b store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, a, "m")
+	const writers = 10
+	var wg sync.WaitGroup
+	results := make([]error, writers)
+	for w := range writers {
+		s := a
+		if w%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[w] = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+				return tx.CreateVersion(ctx, version("m", "1", fmt.Sprint("writer", w)))
+			})
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for w, err := range results {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("writers %d and %d both created m@1", winner, w)
+			}
+			winner = w
+		case !errors.Is(err, store.ErrExists):
+			t.Fatalf("writer %d: %v", w, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer created m@1")
+	}
+	got, err := b.GetVersion(ctx, "m", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := Manifest(fmt.Sprint("writer", winner)).Digest; got.Manifest.Digest != want {
+		t.Fatal("stored version is not the winner's")
+	}
+}
