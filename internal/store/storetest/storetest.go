@@ -188,7 +188,9 @@ func testVersions(t *testing.T, s store.Store) {
 	if got.Manifest.Digest != v1.Manifest.Digest {
 		t.Fatal("a refused duplicate changed the stored version")
 	}
-	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersion(ctx, version("nomodel", "1", "x")) })
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		return tx.CreateVersion(ctx, version("nomodel", "1", "x"))
+	})
 	if err == nil {
 		t.Fatal("CreateVersion for a model that does not exist succeeded")
 	}
@@ -312,8 +314,8 @@ func testDatasetsAndRuns(t *testing.T, s store.Store) {
 	run := &store.Run{
 		ID: "run-1", Params: map[string]string{"lr": "0.01"}, Metrics: map[string]float64{"acc": 0.93},
 		CodeRepo: "https://git.example/m", CodeCommit: "abc123", ImageDigest: digestOf("img").String(),
-		EnvLock: json.RawMessage(`{"python":"3.11"}`),
-		Inputs:  []store.DatasetRef{{Name: "imdb", Version: "v1"}, {Name: "imdb", Version: "v2"}},
+		EnvLock:     json.RawMessage(`{"python":"3.11"}`),
+		Inputs:      []store.DatasetRef{{Name: "imdb", Version: "v1"}, {Name: "imdb", Version: "v2"}},
 		OutputModel: "m", OutputVersion: "1", CreatedBy: "bob", CreatedAt: t0,
 	}
 	v := version("m", "1", "w")
