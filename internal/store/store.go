@@ -60,6 +60,8 @@ type Signature struct {
 	// Bundle is the bundle exactly as submitted (JSON).
 	Bundle json.RawMessage `json:"bundle"`
 	Signer string          `json:"signer"`
+	// KeyIDs are the trusted keys whose signatures verified.
+	KeyIDs []string `json:"key_ids,omitempty"`
 }
 
 // Version is an immutable model version: the manifest of its bytes, the
@@ -119,6 +121,12 @@ type Dataset struct {
 // DatasetRef names a dataset version.
 type DatasetRef struct {
 	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// ModelVersion names a model version.
+type ModelVersion struct {
+	Model   string `json:"model"`
 	Version string `json:"version"`
 }
 

@@ -1,0 +1,56 @@
+package dvc
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+func TestDirObjectMatchesPythonJSON(t *testing.T) {
+	// Expected bytes written by hand from Python's
+	// json.dumps(sorted(list, key=relpath), sort_keys=True).
+	entries := []Entry{
+		{RelPath: "sub/b.csv", MD5: strings.Repeat("b", 32)},
+		{RelPath: "a.csv", MD5: strings.Repeat("a", 32)},
+		{RelPath: "caf\u00e9 \"q\"\\\t\U0001F600.txt", MD5: strings.Repeat("c", 32)},
+	}
+	got, err := DirObject(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"md5": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "relpath": "a.csv"}, ` +
+		`{"md5": "cccccccccccccccccccccccccccccccc", "relpath": "caf\u00e9 \"q\"\\\t\ud83d\ude00.txt"}, ` +
+		`{"md5": "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "relpath": "sub/b.csv"}]`
+	if string(got) != want {
+		t.Fatalf("DirObject:\n got %s\nwant %s", got, want)
+	}
+	h, err := DirHash(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := md5.Sum([]byte(want))
+	if h != hex.EncodeToString(sum[:])+".dir" {
+		t.Fatalf("DirHash = %s", h)
+	}
+}
+
+func TestDirObjectRejects(t *testing.T) {
+	for _, es := range [][]Entry{
+		{{RelPath: "a", MD5: "ABCDEF0123456789ABCDEF0123456789"}},
+		{{RelPath: "a", MD5: "short"}},
+		{{RelPath: "", MD5: strings.Repeat("a", 32)}},
+		{{RelPath: "a", MD5: strings.Repeat("a", 32)}, {RelPath: "a", MD5: strings.Repeat("b", 32)}},
+	} {
+		if _, err := DirObject(es); err == nil {
+			t.Errorf("DirObject(%+v) accepted", es)
+		}
+	}
+}
+
+func TestFileMD5(t *testing.T) {
+	got, err := FileMD5(strings.NewReader("hello\n"))
+	if err != nil || got != "b1946ac92492d2347c6235b4d2611184" { // md5sum of "hello\n"
+		t.Fatalf("FileMD5 = %s, %v", got, err)
+	}
+}
