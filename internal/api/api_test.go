@@ -1,0 +1,354 @@
+package api
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/dvc"
+	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/sigcheck"
+	"github.com/custody-ml/custody/internal/store"
+	"github.com/custody-ml/custody/internal/store/sqlite"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type env struct {
+	t      *testing.T
+	srv    *httptest.Server
+	svc    *registry.Service
+	st     store.Store
+	key    *ecdsa.PrivateKey
+	tokens map[registry.Role]string
+}
+
+func newEnv(t *testing.T, opts Options) *env {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, pub, err := sigcheck.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, _ := sigcheck.ParsePublicKeys(pub)
+	ver, _ := sigcheck.New(keys)
+	svc := registry.New(st, registry.Options{Verifier: ver})
+	opts.Ready = st.Ping
+	h, err := New(svc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: httptest.NewServer(h), svc: svc, st: st, key: key, tokens: map[registry.Role]string{}}
+	t.Cleanup(func() { e.srv.Close(); st.Close() })
+	root := registry.Actor{Name: "local:test", Role: registry.RoleAdmin}
+	for _, r := range registry.Roles {
+		tok, _, err := svc.CreateToken(t.Context(), root, r, string(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.tokens[r] = tok
+	}
+	return e
+}
+
+func (e *env) do(token, method, path string, body any) (int, Envelope) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		raw, _ := json.Marshal(b)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequestWithContext(e.t.Context(), method, e.srv.URL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env Envelope
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.Header.Get("Content-Type") == "application/json" {
+		if err := json.Unmarshal(raw, &env); err != nil {
+			e.t.Fatalf("%s %s: body is not an envelope: %s", method, path, raw)
+		}
+	}
+	return resp.StatusCode, env
+}
+
+func (e *env) registerBody(content string) RegisterBody {
+	e.t.Helper()
+	p := filepath.Join(e.t.TempDir(), "model.bin")
+	os.WriteFile(p, []byte(content), 0o644)
+	m, err := digest.Hash(e.t.Context(), p, digest.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, err := sigcheck.Sign(e.key, m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return RegisterBody{Manifest: *m, Signatures: []json.RawMessage{b}, URI: "s3://m/x", Format: "safetensors"}
+}
+
+func datasetBody(content string) DatasetBody {
+	sum := digestOfBytes([]byte(content))
+	md5, _ := dvc.FileMD5(strings.NewReader(content))
+	m := digest.Manifest{Kind: digest.KindFile, Name: "data.csv", Serialization: digest.Serialization{Method: "files", HashType: "sha256"},
+		Resources: []digest.Resource{{Name: "data.csv", Algorithm: "sha256", Digest: sum.Hex()}}}
+	return DatasetBody{Kind: m.Kind, Digest: sum, DVCMD5: md5, Files: []store.DatasetFile{{Path: "data.csv", Size: int64(len(content)), SHA256: sum.Hex(), MD5: md5}}}
+}
+
+func (e *env) events() int {
+	evs, err := e.st.Events(e.t.Context(), 0, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(evs)
+}
+
+// seed registers a model version, an alias and a dataset so that every
+// read endpoint has something to return.
+func (e *env) seed() {
+	e.t.Helper()
+	admin := e.tokens[registry.RoleAdmin]
+	if code, env := e.do(admin, "PUT", "/api/v1/datasets/d/versions/1", datasetBody("a,b\n")); code != 201 {
+		e.t.Fatalf("seed dataset: %d %+v", code, env)
+	}
+	body := e.registerBody("seed weights")
+	body.Run = &registry.RunSpec{ID: "run-1", Inputs: []store.DatasetRef{{Name: "d", Version: "1"}}}
+	if code, env := e.do(admin, "PUT", "/api/v1/models/m/versions/1", body); code != 201 {
+		e.t.Fatalf("seed version: %d %+v", code, env)
+	}
+	if code, env := e.do(admin, "PUT", "/api/v1/models/m/aliases/production", AliasBody{Version: "1"}); code != 200 {
+		e.t.Fatalf("seed alias: %d %+v", code, env)
+	}
+}
+
+// TestRoleMatrix calls every endpoint with no token, a wrong token and each
+// role: unauthenticated calls get 401, roles without the route's permission
+// 403, and neither changes any state (the journal, which every change
+// appends to in the same transaction, does not grow); permitted roles get
+// through.
+func TestRoleMatrix(t *testing.T) {
+	e := newEnv(t, Options{RatePerSecond: 1e6, RateBurst: 1e6})
+	e.seed()
+	bodies := map[string]func() any{
+		"PUT /api/v1/models/{name}":                      func() any { return ModelBody{Description: "d"} },
+		"PUT /api/v1/models/{name}/versions/{version}":   func() any { return e.registerBody("seed weights") },
+		"PUT /api/v1/models/{name}/aliases/{alias}":      func() any { return AliasBody{Version: "1"} },
+		"PUT /api/v1/datasets/{name}/versions/{version}": func() any { return datasetBody("a,b\n") },
+		"POST /api/v1/tokens":                            func() any { return TokenBody{Role: "viewer"} },
+	}
+	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1")
+	fillDataset := strings.NewReplacer("{name}", "d", "{version}", "1")
+	callers := []struct {
+		name  string
+		token string
+		role  registry.Role
+	}{{"none", "", ""}, {"wrong", "cst_000000000000_" + strings.Repeat("A", 43), ""}, {"malformed", "nope", ""}}
+	for _, r := range registry.Roles {
+		callers = append(callers, struct {
+			name  string
+			token string
+			role  registry.Role
+		}{string(r), e.tokens[r], r})
+	}
+	h, _ := New(e.svc, Options{})
+	for _, rt := range h.routes() {
+		key := rt.Method + " " + rt.Pattern
+		path := fill.Replace(rt.Pattern)
+		if strings.HasPrefix(rt.Pattern, "/api/v1/datasets/") {
+			path = fillDataset.Replace(rt.Pattern)
+		}
+		for _, c := range callers {
+			t.Run(key+"/"+c.name, func(t *testing.T) {
+				var body any
+				if f := bodies[key]; f != nil {
+					body = f()
+				} else if rt.Body != 0 {
+					t.Fatalf("no test body for %s", key)
+				}
+				before := e.events()
+				code, env := e.do(c.token, rt.Method, path, body)
+				switch {
+				case c.role == "":
+					if code != 401 || env.ErrorType != ErrUnauthorized {
+						t.Fatalf("got %d %+v, want 401", code, env)
+					}
+				case !c.role.Can(rt.Perm):
+					if code != 403 || env.ErrorType != ErrForbidden {
+						t.Fatalf("got %d %+v, want 403", code, env)
+					}
+				default:
+					if code >= 300 {
+						t.Fatalf("permitted call got %d %+v", code, env)
+					}
+					return
+				}
+				if after := e.events(); after != before {
+					t.Fatalf("a refused call changed state: %d events before, %d after", before, after)
+				}
+			})
+		}
+	}
+	// The alias DELETE ran last for permitted roles: production is gone.
+	if code, _ := e.do(e.tokens[registry.RoleViewer], "GET", "/api/v1/models/m/aliases/production", nil); code != 404 {
+		t.Fatalf("alias after DELETE: %d", code)
+	}
+}
+
+func TestErrorsAndEnvelope(t *testing.T) {
+	e := newEnv(t, Options{RatePerSecond: 1e6, RateBurst: 1e6, MaxBodyBytes: 256})
+	pub := e.tokens[registry.RolePublisher]
+	body := e.registerBody("weights")
+	code, env := e.do(pub, "PUT", "/api/v1/models/m/versions/1", body)
+	if code != 201 || env.Status != "success" {
+		t.Fatalf("register: %d %+v", code, env)
+	}
+	var v store.Version
+	if err := json.Unmarshal(env.Data, &v); err != nil || v.Manifest.Digest != body.Manifest.Digest {
+		t.Fatalf("register data %s (%v)", env.Data, err)
+	}
+	if code, _ := e.do(pub, "PUT", "/api/v1/models/m/versions/1", body); code != 200 {
+		t.Fatalf("idempotent re-register: %d", code)
+	}
+	cases := []struct {
+		name, method, path string
+		body               any
+		code               int
+		typ                ErrorType
+	}{
+		{"different bytes", "PUT", "/api/v1/models/m/versions/1", e.registerBody("tampered"), 409, ErrConflict},
+		{"unsigned", "PUT", "/api/v1/models/m/versions/2", func() RegisterBody { b := e.registerBody("x"); b.Signatures = nil; return b }(), 422, ErrUnverified},
+		{"signature of other bytes", "PUT", "/api/v1/models/m/versions/2", func() RegisterBody {
+			b := e.registerBody("x")
+			b.Signatures = e.registerBody("y").Signatures
+			return b
+		}(), 422, ErrUnverified},
+		{"unknown field", "PUT", "/api/v1/models/m", []byte(`{"description":"x","colour":"red"}`), 400, ErrBadRequest},
+		{"trailing data", "PUT", "/api/v1/models/m", []byte(`{"description":"x"} {}`), 400, ErrBadRequest},
+		{"too large", "PUT", "/api/v1/models/m", []byte(`{"description":"` + strings.Repeat("x", 300) + `"}`), 413, ErrTooLarge},
+		{"bad name", "GET", "/api/v1/models/.hidden", nil, 400, ErrBadRequest},
+		{"missing model", "GET", "/api/v1/models/nope", nil, 404, ErrNotFound},
+		{"missing version", "GET", "/api/v1/models/m/versions/9", nil, 404, ErrNotFound},
+		{"bad time", "GET", "/api/v1/models/m/aliases/production?at=yesterday", nil, 400, ErrBadRequest},
+		{"bad limit", "GET", "/api/v1/models?limit=-1", nil, 400, ErrBadRequest},
+		{"no such endpoint", "GET", "/api/v1/nothing", nil, 404, ErrNotFound},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := e.events()
+			code, env := e.do(pub, c.method, c.path, c.body)
+			if code != c.code || env.Status != "error" || env.ErrorType != c.typ || env.Error == "" {
+				t.Fatalf("got %d %+v, want %d %s", code, env, c.code, c.typ)
+			}
+			if e.events() != before {
+				t.Fatal("a failed request changed state")
+			}
+		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, Options{RatePerSecond: 0.001, RateBurst: 3})
+	view := e.tokens[registry.RoleViewer]
+	for i := range 3 {
+		if code, env := e.do(view, "GET", "/api/v1/models", nil); code != 200 {
+			t.Fatalf("request %d: %d %+v", i, code, env)
+		}
+	}
+	if code, env := e.do(view, "GET", "/api/v1/models", nil); code != 429 || env.ErrorType != ErrRateLimited {
+		t.Fatalf("4th request: %d %+v, want 429", code, env)
+	}
+	// Another token has its own budget.
+	if code, _ := e.do(e.tokens[registry.RoleAdmin], "GET", "/api/v1/models", nil); code != 200 {
+		t.Fatalf("other token limited: %d", code)
+	}
+}
+
+func TestFailedAuthRateLimited(t *testing.T) {
+	e := newEnv(t, Options{RatePerSecond: 0.001, RateBurst: 3})
+	for i := range 3 {
+		if code, _ := e.do("cst_000000000000_"+strings.Repeat("A", 43), "GET", "/api/v1/models", nil); code != 401 {
+			t.Fatalf("wrong token %d: %d, want 401", i, code)
+		}
+	}
+	if code, env := e.do("cst_000000000000_"+strings.Repeat("B", 43), "GET", "/api/v1/models", nil); code != 429 || env.ErrorType != ErrRateLimited {
+		t.Fatalf("4th wrong token: %d %+v, want 429", code, env)
+	}
+}
+
+func TestHealthAndOpenAPI(t *testing.T) {
+	e := newEnv(t, Options{})
+	for _, p := range []string{"/healthz", "/readyz", "/api/v1/openapi.json"} {
+		resp, err := e.srv.Client().Get(e.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	e.st.Close()
+	resp, err := e.srv.Client().Get(e.srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("/readyz with a closed database: %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestOpenAPIMatchesRoutes keeps the served document in step with the
+// route table, including each operation's permission.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		OpenAPI string                                           `json:"openapi"`
+		Paths   map[string]map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi %q", doc.OpenAPI)
+	}
+	h, _ := New(registry.New(nil, registry.Options{}), Options{})
+	want := map[string]string{"get /api/v1/openapi.json": ""}
+	for _, rt := range h.routes() {
+		want[strings.ToLower(rt.Method)+" "+rt.Pattern] = string(rt.Perm)
+	}
+	got := map[string]string{}
+	for p, ops := range doc.Paths {
+		for m, op := range ops {
+			perm := ""
+			if raw, ok := op["x-custody-permission"]; ok {
+				json.Unmarshal(raw, &perm)
+			}
+			got[m+" "+p] = perm
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("OpenAPI operations:\n got %v\nwant %v", got, want)
+	}
+}
