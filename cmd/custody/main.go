@@ -104,9 +104,12 @@ func run(ctx context.Context, args []string) int {
 	return exitCode(err)
 }
 
-func main() {
+// runMain runs the command line with SIGINT and SIGTERM cancelling the
+// root context (the server shuts down gracefully on either).
+func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:])
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, os.Args[1:])
 }
+
+func main() { os.Exit(runMain()) }

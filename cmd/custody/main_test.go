@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"testing"
 
@@ -10,7 +9,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"custody": func() { os.Exit(run(context.Background(), os.Args[1:])) },
+		"custody": func() { os.Exit(runMain()) },
 	})
 }
 

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/custody-ml/custody/internal/api"
+	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/sigcheck"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newServerCommand) }
+
+type serverOptions struct {
+	storeOptions
+	Listen      string
+	AddrFile    string
+	TrustedKeys []string
+	Rate        float64
+	Burst       int
+	LogFormat   string
+	Shutdown    time.Duration
+}
+
+func (o *serverOptions) AddFlags(cmd *cobra.Command) {
+	o.storeOptions.AddFlags(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&o.Listen, "listen", "127.0.0.1:8420", "address to serve on (port 0 picks a free port)")
+	f.StringVar(&o.AddrFile, "addr-file", "", "write the address actually listened on to this file once serving")
+	f.StringArrayVar(&o.TrustedKeys, "trusted-key", nil, "PEM public key whose OMS signatures are trusted for registration (repeatable)")
+	f.Float64Var(&o.Rate, "rate", 200, "requests per second allowed per token")
+	f.IntVar(&o.Burst, "burst", 400, "request burst allowed per token")
+	f.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
+	f.DurationVar(&o.Shutdown, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests on SIGTERM")
+}
+
+func newServerCommand() *cobra.Command {
+	var opts serverOptions
+	cmd := &cobra.Command{
+		Use:   "server --data DIR | --db URL",
+		Short: "Run the registry server",
+		Long: `Serve the registry's JSON API (/api/v1, OpenAPI document at
+/api/v1/openapi.json), /healthz and /readyz.
+
+State lives in SQLite inside --data DIR, or in PostgreSQL with --db URL (then
+several servers may share the database behind a load balancer). Migrations
+are applied on start. Registrations are accepted only with OMS signatures that
+verify against a --trusted-key. SIGINT or SIGTERM stops accepting connections
+and waits for in-flight requests. Logs are structured, on stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServer(cmd.Context(), cmd.ErrOrStderr(), opts)
+		},
+	}
+	opts.AddFlags(cmd)
+	return cmd
+}
+
+func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error {
+	var h slog.Handler
+	switch opts.LogFormat {
+	case "json":
+		h = slog.NewJSONHandler(stderr, nil)
+	case "text":
+		h = slog.NewTextHandler(stderr, nil)
+	default:
+		return usagef("--log-format must be json or text")
+	}
+	log := slog.New(h)
+
+	var verifier registry.SignatureVerifier
+	if len(opts.TrustedKeys) > 0 {
+		// TODO(lead): replace sigcheck with the internal/oms verifier once
+		// branch "sign" is merged (see internal/sigcheck).
+		var keys = []byte{}
+		for _, p := range opts.TrustedKeys {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return fmt.Errorf("failed to read trusted key: %w", err)
+			}
+			keys = append(append(keys, b...), '\n')
+		}
+		pub, err := sigcheck.ParsePublicKeys(keys)
+		if err != nil {
+			return usagef("--trusted-key: %v", err)
+		}
+		if verifier, err = sigcheck.New(pub); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("no --trusted-key: every registration will be refused as unverifiable")
+	}
+
+	st, err := opts.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc := registry.New(st, registry.Options{Verifier: verifier})
+	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: st.Ping})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		WriteTimeout:      5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	addr := ln.Addr().String()
+	if opts.AddrFile != "" {
+		if err := writeFileAtomic(opts.AddrFile, []byte(addr+"\n")); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	store := "sqlite"
+	if opts.DB != "" {
+		store = "postgres"
+	}
+	log.Info("serving", "addr", addr, "store", store, "trusted_keys", len(opts.TrustedKeys))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", opts.Shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), opts.Shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("failed to shut down gracefully: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	m := handler.Metrics()
+	log.Info("stopped", "requests", m.Requests.Load(), "client_errors", m.ClientErrors.Load(), "server_errors", m.ServerErrors.Load())
+	return nil
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so that a reader never sees a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+
+	"github.com/custody-ml/custody/internal/api"
+	"github.com/custody-ml/custody/internal/client"
+	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/store"
+	"github.com/custody-ml/custody/internal/store/postgres"
+	"github.com/custody-ml/custody/internal/store/sqlite"
+	"github.com/spf13/pflag"
+)
+
+// storeOptions select the registry's database: SQLite in a data directory
+// (the default) or PostgreSQL.
+type storeOptions struct {
+	Data string
+	DB   string
+}
+
+func (o *storeOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.Data, "data", "", "data directory (SQLite database and local files)")
+	f.StringVar(&o.DB, "db", "", "PostgreSQL URL (postgres://...); replaces the SQLite database")
+}
+
+func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
+	switch {
+	case o.DB != "" && o.Data != "":
+		return nil, usagef("--data and --db are exclusive")
+	case o.DB != "":
+		return postgres.Open(ctx, o.DB)
+	case o.Data != "":
+		return sqlite.OpenDir(ctx, o.Data)
+	default:
+		return nil, usagef("say where the registry lives: --data DIR or --db postgres://...")
+	}
+}
+
+// clientOptions locate the server and the token for client verbs.
+type clientOptions struct {
+	Server string
+	Token  string
+}
+
+func (o *clientOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.Server, "server", "", "registry server URL (default $CUSTODY_SERVER)")
+	f.StringVar(&o.Token, "token", "", "API token (default $CUSTODY_TOKEN)")
+}
+
+func (o *clientOptions) client() (*client.Client, error) {
+	srv, tok := o.Server, o.Token
+	if srv == "" {
+		srv = os.Getenv("CUSTODY_SERVER")
+	}
+	if tok == "" {
+		tok = os.Getenv("CUSTODY_TOKEN")
+	}
+	c, err := client.New(srv, tok)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return c, nil
+}
+
+// serverError maps a refusal that means "the property does not hold" to
+// exit 1: different bytes under an existing version, a signature that does
+// not verify, or something that does not exist. Everything else (bad
+// requests, auth, transport) could not be checked: exit 2.
+func serverError(err error) error {
+	for _, t := range []api.ErrorType{api.ErrConflict, api.ErrUnverified, api.ErrNotFound} {
+		if client.IsType(err, t) {
+			return notHold(err)
+		}
+	}
+	return err
+}
+
+// refArg parses NAME@VERSION as a usage error when malformed.
+func refArg(s string) (string, string, error) {
+	n, v, err := registry.ParseRef(s)
+	if err != nil {
+		var e error = err
+		if errors.Is(err, registry.ErrInvalid) {
+			return "", "", usagef("%v", e)
+		}
+		return "", "", err
+	}
+	return n, v, nil
+}

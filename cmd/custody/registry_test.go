@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/sigcheck"
+	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestRegistryScripts runs the end-to-end registry scripts in
+// testdata/registry against a real server, once with SQLite ($STORE is
+// --data=DIR) and once with a throwaway PostgreSQL cluster ($STORE is
+// --db=URL, a fresh database per script).
+func TestRegistryScripts(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			var cluster *pgtest.Cluster
+			if backend == "postgres" {
+				var err error
+				cluster, err = pgtest.Start()
+				if errors.Is(err, pgtest.ErrUnavailable) && !pgtest.Required() {
+					t.Skip(err)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { cluster.Stop() })
+			}
+			testscript.Run(t, testscript.Params{
+				Dir:                 "testdata/registry",
+				RequireExplicitExec: true,
+				Cmds:                scriptCmds,
+				Setup: func(env *testscript.Env) error {
+					env.Setenv("BACKEND", backend)
+					if cluster == nil {
+						env.Setenv("STORE", "--data="+filepath.Join(env.WorkDir, "srvdata"))
+						return nil
+					}
+					url, err := cluster.NewDatabase(context.Background())
+					if err != nil {
+						return err
+					}
+					env.Setenv("STORE", "--db="+url)
+					return nil
+				},
+			})
+		})
+	}
+}
+
+func init() {
+	// waitaddr VAR FILE: wait (up to a minute) for a server to write its
+	// address to FILE, then set VAR to its http:// URL.
+	scriptCmds["waitaddr"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: waitaddr VAR FILE")
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			b, err := os.ReadFile(ts.MkAbs(args[1]))
+			if err == nil && strings.HasSuffix(string(b), "\n") {
+				ts.Setenv(args[0], "http://"+strings.TrimSpace(string(b)))
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitaddr: %s did not appear", args[1])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// sleep DURATION: pause (e.g. so that two alias changes get distinct times).
+	scriptCmds["sleep"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 1 {
+			ts.Fatalf("usage: sleep DURATION")
+		}
+		d, err := time.ParseDuration(args[0])
+		ts.Check(err)
+		time.Sleep(d)
+	}
+	// omskeygen PRIV PUB: write a P-256 signing key and its public key.
+	// TEMPORARY until `custody keygen` (branch sign) is merged.
+	scriptCmds["omskeygen"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: omskeygen PRIV PUB")
+		}
+		key, pub, err := sigcheck.GenerateKey()
+		ts.Check(err)
+		der, err := x509.MarshalECPrivateKey(key)
+		ts.Check(err)
+		ts.Check(os.WriteFile(ts.MkAbs(args[0]), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600))
+		ts.Check(os.WriteFile(ts.MkAbs(args[1]), pub, 0o644))
+	}
+	// omssign PRIV MODEL OUT: write an OMS bundle signing MODEL.
+	// TEMPORARY until `custody sign` (branch sign) is merged.
+	scriptCmds["omssign"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 3 {
+			ts.Fatalf("usage: omssign PRIV MODEL OUT")
+		}
+		blk, _ := pem.Decode([]byte(ts.ReadFile(args[0])))
+		if blk == nil {
+			ts.Fatalf("omssign: %s is not PEM", args[0])
+		}
+		key, err := x509.ParseECPrivateKey(blk.Bytes)
+		ts.Check(err)
+		m, err := digest.Hash(context.Background(), ts.MkAbs(args[1]), digest.Options{})
+		ts.Check(err)
+		b, err := sigcheck.Sign((*ecdsa.PrivateKey)(key), m)
+		ts.Check(err)
+		ts.Check(os.WriteFile(ts.MkAbs(args[2]), b, 0o644))
+	}
+}

@@ -1,0 +1,181 @@
+// Package client is a Go client of the custody registry API (internal/api).
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/custody-ml/custody/internal/api"
+	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/store"
+)
+
+// Error is an error response from the server.
+type Error struct {
+	Status int
+	Type   api.ErrorType
+	Msg    string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("server: %s (%s, HTTP %d)", e.Msg, e.Type, e.Status) }
+
+// IsType reports whether err is a server error of type t.
+func IsType(err error, t api.ErrorType) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Type == t
+}
+
+// Client talks to one server with one token.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// New returns a client for the server at base (e.g. http://127.0.0.1:8420).
+func New(base, token string) (*Client, error) {
+	if base == "" {
+		return nil, errors.New("no server address (--server or CUSTODY_SERVER)")
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("server address %q is not an http(s) URL", base)
+	}
+	if token == "" {
+		return nil, errors.New("no token (--token or CUSTODY_TOKEN)")
+	}
+	return &Client{base: u, token: token, hc: &http.Client{Timeout: 5 * time.Minute}}, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) (int, error) {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawPath = ""
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("failed to reach the server: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return 0, fmt.Errorf("failed to read the response: %w", err)
+	}
+	var env api.Envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return resp.StatusCode, fmt.Errorf("server answered HTTP %d with a body that is not an API envelope", resp.StatusCode)
+	}
+	if env.Status != "success" {
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Type: env.ErrorType, Msg: env.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(env.Data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("failed to decode the response: %w", err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func seg(s string) string { return url.PathEscape(s) }
+
+// RegisterVersion registers a model version; created is false when the
+// same bytes were already registered under it.
+func (c *Client) RegisterVersion(ctx context.Context, model, version string, body *api.RegisterBody) (v *store.Version, created bool, err error) {
+	v = new(store.Version)
+	code, err := c.do(ctx, "PUT", "/api/v1/models/"+seg(model)+"/versions/"+seg(version), nil, body, v)
+	return v, code == http.StatusCreated, err
+}
+
+// GetVersion returns a model version.
+func (c *Client) GetVersion(ctx context.Context, model, version string) (*store.Version, error) {
+	v := new(store.Version)
+	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(model)+"/versions/"+seg(version), nil, nil, v)
+	return v, err
+}
+
+// ListModels returns every model (following pages).
+func (c *Client) ListModels(ctx context.Context) ([]store.Model, error) {
+	var all []store.Model
+	after := ""
+	for {
+		var page []store.Model
+		if _, err := c.do(ctx, "GET", "/api/v1/models", url.Values{"after": {after}, "limit": {"1000"}}, nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if len(page) < 1000 {
+			return all, nil
+		}
+		after = page[len(page)-1].Name
+	}
+}
+
+// SetAlias points an alias at a version.
+func (c *Client) SetAlias(ctx context.Context, model, alias, version string) (*store.AliasEvent, error) {
+	e := new(store.AliasEvent)
+	_, err := c.do(ctx, "PUT", "/api/v1/models/"+seg(model)+"/aliases/"+seg(alias), nil, api.AliasBody{Version: version}, e)
+	return e, err
+}
+
+// ResolveAlias returns the alias's target now (at zero) or at a past time.
+func (c *Client) ResolveAlias(ctx context.Context, model, alias string, at time.Time) (*store.AliasEvent, error) {
+	q := url.Values{}
+	if !at.IsZero() {
+		q.Set("at", at.UTC().Format(time.RFC3339Nano))
+	}
+	e := new(store.AliasEvent)
+	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(model)+"/aliases/"+seg(alias), q, nil, e)
+	return e, err
+}
+
+// AliasHistory returns every change of an alias.
+func (c *Client) AliasHistory(ctx context.Context, model, alias string) ([]store.AliasEvent, error) {
+	var h []store.AliasEvent
+	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(model)+"/aliases/"+seg(alias)+"/history", nil, nil, &h)
+	return h, err
+}
+
+// RegisterDataset registers a dataset version.
+func (c *Client) RegisterDataset(ctx context.Context, name, version string, body *api.DatasetBody) (*store.Dataset, bool, error) {
+	d := new(store.Dataset)
+	code, err := c.do(ctx, "PUT", "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version), nil, body, d)
+	return d, code == http.StatusCreated, err
+}
+
+// Upstream returns a model version's lineage.
+func (c *Client) Upstream(ctx context.Context, model, version string) (*registry.Lineage, error) {
+	l := new(registry.Lineage)
+	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(model)+"/versions/"+seg(version)+"/lineage", nil, nil, l)
+	return l, err
+}
+
+// Downstream returns what was produced from a dataset version.
+func (c *Client) Downstream(ctx context.Context, name, version string) (*registry.Downstream, error) {
+	d := new(registry.Downstream)
+	_, err := c.do(ctx, "GET", "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version)+"/lineage", nil, nil, d)
+	return d, err
+}
