@@ -25,7 +25,9 @@ type Error struct {
 	Msg    string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("server: %s (%s, HTTP %d)", e.Msg, e.Type, e.Status) }
+func (e *Error) Error() string {
+	return fmt.Sprintf("server: %s (%s, HTTP %d)", e.Msg, e.Type, e.Status)
+}
 
 // IsType reports whether err is a server error of type t.
 func IsType(err error, t api.ErrorType) bool {
