@@ -1,0 +1,48 @@
+// Package archtest checks the layering rules of docs/architecture.md: the
+// registry domain imports neither transport nor a specific store, and
+// stores import neither the domain nor the API.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/custody-ml/custody/"
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", mod+pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+func TestLayers(t *testing.T) {
+	rules := []struct {
+		pkg       string
+		forbidden []string
+	}{
+		{"internal/registry", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store/", "net/http", mod + "cmd/"}},
+		{"internal/store/sqlite", []string{mod + "internal/registry", mod + "internal/api"}},
+		{"internal/store/postgres", []string{mod + "internal/registry", mod + "internal/api"}},
+		{"internal/store/storetest", []string{mod + "internal/registry", mod + "internal/api"}},
+		{"internal/dvc", []string{mod + "internal/"}},
+		{"internal/api", []string{mod + "internal/store/sqlite", mod + "internal/store/postgres", mod + "internal/store/sqlstore"}},
+	}
+	for _, r := range rules {
+		for _, d := range deps(t, r.pkg) {
+			if d == mod+r.pkg {
+				continue
+			}
+			for _, f := range r.forbidden {
+				// "x/" forbids x's subpackages; "x" forbids x and its subpackages.
+				if strings.HasSuffix(f, "/") && strings.HasPrefix(d, f) || d == f || strings.HasPrefix(d, f+"/") {
+					t.Errorf("%s depends on %s, which its layer forbids", r.pkg, d)
+				}
+			}
+		}
+	}
+}
