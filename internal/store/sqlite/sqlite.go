@@ -26,6 +26,9 @@ var dialect = sqlstore.Dialect{
 	Serial:    "INTEGER PRIMARY KEY AUTOINCREMENT",
 	Blob:      "BLOB",
 	ForUpdate: "", // writers are serialized by BEGIN IMMEDIATE
+	// Within a process, writers queue on a mutex; across processes,
+	// BEGIN IMMEDIATE and the busy timeout serialize them.
+	SerializeWrites: true,
 	IsUniqueViolation: func(err error) bool {
 		var se *sqlite.Error
 		if !errors.As(err, &se) {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/custody-ml/custody/internal/digest"
@@ -42,6 +43,10 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a primary-key or unique
 	// constraint violation.
 	IsUniqueViolation func(error) bool
+	// SerializeWrites queues this process's write transactions on a mutex
+	// (SQLite: one writer at a time anyway; queueing in Go avoids the busy
+	// handler's sleep-and-poll, which costs up to its backoff per conflict).
+	SerializeWrites bool
 	// IsRetryable reports whether the transaction failed for a reason
 	// that a retry may cure (serialization failure, deadlock).
 	IsRetryable func(error) bool
@@ -49,8 +54,9 @@ type Dialect struct {
 
 // DB is a [store.Store] over a *sql.DB.
 type DB struct {
-	db *sql.DB
-	d  *Dialect
+	db      *sql.DB
+	d       *Dialect
+	writeMu sync.Mutex // held around write transactions if d.SerializeWrites
 	reader
 }
 
@@ -99,6 +105,10 @@ func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx store.T
 }
 
 func (s *DB) update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) (err error) {
+	if s.d.SerializeWrites {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("failed to begin transaction: %w", err)
