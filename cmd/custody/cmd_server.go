@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/custody-ml/custody/internal/api"
@@ -21,6 +24,7 @@ func init() { register(newServerCommand) }
 
 type serverOptions struct {
 	storeOptions
+	Config      string
 	Listen      string
 	AddrFile    string
 	TrustedKeys []string
@@ -33,6 +37,7 @@ type serverOptions struct {
 func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	o.storeOptions.AddFlags(cmd.Flags())
 	f := cmd.Flags()
+	f.StringVar(&o.Config, "config", "", "JSON configuration file (flags given on the command line override it)")
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8420", "address to serve on (port 0 picks a free port)")
 	f.StringVar(&o.AddrFile, "addr-file", "", "write the address actually listened on to this file once serving")
 	f.StringArrayVar(&o.TrustedKeys, "trusted-key", nil, "PEM public key whose OMS signatures are trusted for registration (repeatable)")
@@ -57,11 +62,85 @@ verify against a --trusted-key. SIGINT or SIGTERM stops accepting connections
 and waits for in-flight requests. Logs are structured, on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.Config != "" {
+				if err := opts.loadConfig(cmd); err != nil {
+					return err
+				}
+			}
 			return runServer(cmd.Context(), cmd.ErrOrStderr(), opts)
 		},
 	}
 	opts.AddFlags(cmd)
 	return cmd
+}
+
+// serverConfig is the --config file: the same settings as the flags.
+//
+//	{"data": "/var/lib/custody", "db": "", "listen": "0.0.0.0:8420",
+//	 "trusted_keys": ["/etc/custody/release.pub"], "rate": 200, "burst": 400,
+//	 "log_format": "json", "shutdown_timeout": "10s"}
+//
+// Relative paths are relative to the file's directory. Unknown fields are
+// errors. Trusted keys from the file and from --trusted-key add up.
+type serverConfig struct {
+	Data            string   `json:"data"`
+	DB              string   `json:"db"`
+	Listen          string   `json:"listen"`
+	TrustedKeys     []string `json:"trusted_keys"`
+	Rate            *float64 `json:"rate"`
+	Burst           *int     `json:"burst"`
+	LogFormat       string   `json:"log_format"`
+	ShutdownTimeout string   `json:"shutdown_timeout"`
+}
+
+func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
+	raw, err := os.ReadFile(o.Config)
+	if err != nil {
+		return err
+	}
+	var c serverConfig
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return usagef("--config %s: %v", o.Config, err)
+	}
+	dir := filepath.Dir(o.Config)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	set := func(name string) bool { return cmd.Flags().Changed(name) }
+	if !set("data") && c.Data != "" {
+		o.Data = abs(c.Data)
+	}
+	if !set("db") && c.DB != "" {
+		o.DB = c.DB
+	}
+	if !set("listen") && c.Listen != "" {
+		o.Listen = c.Listen
+	}
+	for _, k := range c.TrustedKeys {
+		o.TrustedKeys = append(o.TrustedKeys, abs(k))
+	}
+	if !set("rate") && c.Rate != nil {
+		o.Rate = *c.Rate
+	}
+	if !set("burst") && c.Burst != nil {
+		o.Burst = *c.Burst
+	}
+	if !set("log-format") && c.LogFormat != "" {
+		o.LogFormat = c.LogFormat
+	}
+	if !set("shutdown-timeout") && c.ShutdownTimeout != "" {
+		d, err := time.ParseDuration(c.ShutdownTimeout)
+		if err != nil {
+			return usagef("--config %s: shutdown_timeout: %v", o.Config, err)
+		}
+		o.Shutdown = d
+	}
+	return nil
 }
 
 func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error {
