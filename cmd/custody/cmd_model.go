@@ -21,7 +21,7 @@ func init() { register(newModelCommand) }
 
 func newModelCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Register and inspect model versions in a registry server"}
-	cmd.AddCommand(newModelRegisterCommand(), newModelShowCommand(), newModelListCommand())
+	cmd.AddCommand(newModelRegisterCommand(), newModelShowCommand(), newModelListCommand(), newModelUpdateCommand())
 	return cmd
 }
 
@@ -274,4 +274,43 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+type modelUpdateOptions struct {
+	clientOptions
+	Description string
+	Owners      []string
+	Tags        []string
+}
+
+func newModelUpdateCommand() *cobra.Command {
+	var opts modelUpdateOptions
+	cmd := &cobra.Command{
+		Use:   "update NAME [--description D] [--owner O]... [--tag T]...",
+		Short: "Create a model or replace its description, owners and tags",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runModelUpdate(cmd.Context(), cmd.OutOrStdout(), opts, args[0])
+		},
+	}
+	opts.clientOptions.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&opts.Description, "description", "", "what the model is for")
+	cmd.Flags().StringArrayVar(&opts.Owners, "owner", nil, "owner (repeatable)")
+	cmd.Flags().StringArrayVar(&opts.Tags, "tag", nil, "tag (repeatable)")
+	return cmd
+}
+
+func runModelUpdate(ctx context.Context, stdout io.Writer, opts modelUpdateOptions, name string) error {
+	if err := registry.CheckName(name); err != nil {
+		return usagef("%v", err)
+	}
+	c, err := opts.client()
+	if err != nil {
+		return err
+	}
+	m, err := c.PutModel(ctx, name, api.ModelBody{Description: opts.Description, Owners: opts.Owners, Tags: opts.Tags})
+	if err != nil {
+		return serverError(err)
+	}
+	return printJSON(stdout, m)
 }

@@ -181,3 +181,10 @@ func (c *Client) Downstream(ctx context.Context, name, version string) (*registr
 	_, err := c.do(ctx, "GET", "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version)+"/lineage", nil, nil, d)
 	return d, err
 }
+
+// PutModel creates a model or replaces its metadata.
+func (c *Client) PutModel(ctx context.Context, name string, body api.ModelBody) (*store.Model, error) {
+	m := new(store.Model)
+	_, err := c.do(ctx, "PUT", "/api/v1/models/"+seg(name), nil, body, m)
+	return m, err
+}
