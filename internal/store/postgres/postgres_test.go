@@ -12,6 +12,7 @@ import (
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/custody-ml/custody/internal/store/sqlstore"
 	"github.com/custody-ml/custody/internal/store/storetest"
+	"go.uber.org/goleak"
 )
 
 var (
@@ -25,6 +26,13 @@ func TestMain(m *testing.M) {
 	if cluster != nil {
 		if err := cluster.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping PostgreSQL:", err)
+		}
+	}
+	if code == 0 {
+		// Every store was closed: no connection goroutine may survive.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
 		}
 	}
 	os.Exit(code)

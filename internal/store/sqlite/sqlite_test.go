@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"go.uber.org/goleak"
 	"path/filepath"
 	"testing"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/custody-ml/custody/internal/store/sqlstore"
 	"github.com/custody-ml/custody/internal/store/storetest"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func open(t *testing.T, path string) store.Store {
 	t.Helper()
