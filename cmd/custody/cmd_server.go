@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/custody-ml/custody/internal/api"
+	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/sigcheck"
 	"github.com/spf13/cobra"
@@ -204,7 +205,7 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	}
 	addr := ln.Addr().String()
 	if opts.AddrFile != "" {
-		if err := writeFileAtomic(opts.AddrFile, []byte(addr+"\n")); err != nil {
+		if err := fileutil.WriteFileAtomic(opts.AddrFile, []byte(addr+"\n"), 0o644); err != nil {
 			ln.Close()
 			return err
 		}
@@ -233,14 +234,4 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	m := handler.Metrics()
 	log.Info("stopped", "requests", m.Requests.Load(), "client_errors", m.ClientErrors.Load(), "server_errors", m.ServerErrors.Load())
 	return nil
-}
-
-// writeFileAtomic writes data to path through a temporary file and a
-// rename, so that a reader never sees a partial file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
