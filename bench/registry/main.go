@@ -49,30 +49,35 @@ func main() {
 	c := flag.Int("c", 16, "concurrent clients")
 	rate := flag.Int("rate", 500, "alias resolutions per second (open loop)")
 	dur := flag.Duration("duration", 10*time.Second, "duration of each latency phase")
+	sqliteSync := flag.String("sqlite-sync", "full", "SQLite synchronous setting: full or normal")
 	flag.Parse()
 	ctx := context.Background()
 	for _, s := range []string{"sqlite", "postgres"} {
 		if *which != "both" && *which != s {
 			continue
 		}
-		st, cleanup, err := open(ctx, s)
+		st, cleanup, err := open(ctx, s, *sqliteSync)
 		if err != nil {
 			log.Fatalf("%s: %v", s, err)
 		}
-		if err := bench(ctx, s, st, *n, *c, *rate, *dur); err != nil {
+		label := s
+		if s == "sqlite" {
+			label += "/" + *sqliteSync
+		}
+		if err := bench(ctx, label, st, *n, *c, *rate, *dur); err != nil {
 			log.Fatalf("%s: %v", s, err)
 		}
 		cleanup()
 	}
 }
 
-func open(ctx context.Context, which string) (store.Store, func(), error) {
+func open(ctx context.Context, which, sqliteSync string) (store.Store, func(), error) {
 	if which == "sqlite" {
 		dir, err := os.MkdirTemp("", "custody-bench-")
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := sqlite.Open(ctx, filepath.Join(dir, "registry.db"))
+		st, err := sqlite.OpenWith(ctx, filepath.Join(dir, "registry.db"), sqlite.Options{Sync: sqliteSync})
 		return st, func() { st.Close(); os.RemoveAll(dir) }, err
 	}
 	cl, err := pgtest.Start()
@@ -166,7 +171,7 @@ func bench(ctx context.Context, name string, st store.Store, n, conc, rate int, 
 	}
 	wg.Wait()
 	el := time.Since(start)
-	fmt.Printf("%-8s register: %d versions in %.2fs = %.0f registrations/s (%d clients, %d failed)\n",
+	fmt.Printf("%-13s register: %d versions in %.2fs = %.0f registrations/s (%d clients, %d failed)\n",
 		name, n, el.Seconds(), float64(n)/el.Seconds(), conc, failed.Load())
 	for m := range models {
 		if _, err := cl.SetAlias(ctx, fmt.Sprintf("model-%d", m), "production", "0"); err != nil {
@@ -232,6 +237,6 @@ func bench(ctx context.Context, name string, st store.Store, n, conc, rate int, 
 func report(store, what string, lat []time.Duration, el time.Duration, how string) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	fmt.Printf("%-8s %s: %d requests, %.0f req/s, p50 %.2f ms, p99 %.2f ms (%s)\n", store, what, len(lat),
+	fmt.Printf("%-13s %s: %d requests, %.0f req/s, p50 %.2f ms, p99 %.2f ms (%s)\n", store, what, len(lat),
 		float64(len(lat))/el.Seconds(), float64(q(0.50).Microseconds())/1000, float64(q(0.99).Microseconds())/1000, how)
 }

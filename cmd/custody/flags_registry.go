@@ -17,13 +17,15 @@ import (
 // storeOptions select the registry's database: SQLite in a data directory
 // (the default) or PostgreSQL.
 type storeOptions struct {
-	Data string
-	DB   string
+	Data       string
+	DB         string
+	SQLiteSync string
 }
 
 func (o *storeOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Data, "data", "", "data directory (SQLite database and local files)")
 	f.StringVar(&o.DB, "db", "", "PostgreSQL URL (postgres://...); replaces the SQLite database")
+	f.StringVar(&o.SQLiteSync, "sqlite-sync", "full", "SQLite commit durability: full (survives power loss) or normal (survives process crashes; faster)")
 }
 
 func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
@@ -33,7 +35,7 @@ func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	case o.DB != "":
 		return postgres.Open(ctx, o.DB)
 	case o.Data != "":
-		return sqlite.OpenDir(ctx, o.Data)
+		return sqlite.OpenDir(ctx, o.Data, sqlite.Options{Sync: o.SQLiteSync})
 	default:
 		return nil, usagef("say where the registry lives: --data DIR or --db postgres://...")
 	}

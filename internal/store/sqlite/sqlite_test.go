@@ -37,7 +37,7 @@ func TestShared(t *testing.T) {
 
 func TestReopenKeepsDataAndSchema(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sqlite.OpenDir(t.Context(), dir)
+	s, err := sqlite.OpenDir(t.Context(), dir, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = sqlite.OpenDir(t.Context(), dir)
+	s, err = sqlite.OpenDir(t.Context(), dir, sqlite.Options{})
 	if err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
@@ -65,7 +65,7 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 
 func TestRefusesNewerSchema(t *testing.T) {
 	dir := t.TempDir()
-	s, err := sqlite.OpenDir(t.Context(), dir)
+	s, err := sqlite.OpenDir(t.Context(), dir, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +73,24 @@ func TestRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	if s, err := sqlite.OpenDir(t.Context(), dir); err == nil {
+	if s, err := sqlite.OpenDir(t.Context(), dir, sqlite.Options{}); err == nil {
 		s.Close()
 		t.Fatal("opened a database with a newer schema")
+	}
+}
+
+func TestSyncOption(t *testing.T) {
+	dir := t.TempDir()
+	s, err := sqlite.OpenDir(t.Context(), dir, sqlite.Options{Sync: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mode int
+	if err := s.SQL().QueryRow("PRAGMA synchronous").Scan(&mode); err != nil || mode != 1 {
+		t.Fatalf("synchronous = %d, %v; want 1 (NORMAL)", mode, err)
+	}
+	s.Close()
+	if _, err := sqlite.OpenDir(t.Context(), dir, sqlite.Options{Sync: "off"}); err == nil {
+		t.Fatal("accepted sync=off")
 	}
 }
