@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,11 +102,18 @@ func init() {
 		ts.Check(os.WriteFile(ts.MkAbs(args[0]), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600))
 		ts.Check(os.WriteFile(ts.MkAbs(args[1]), pub, 0o644))
 	}
-	// omssign PRIV MODEL OUT: write an OMS bundle signing MODEL.
+	// omssign PRIV MODEL OUT [SHARDSIZE]: write an OMS bundle signing
+	// MODEL (hashed as shards of SHARDSIZE bytes if given).
 	// TEMPORARY until `custody sign` (branch sign) is merged.
 	scriptCmds["omssign"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 3 {
-			ts.Fatalf("usage: omssign PRIV MODEL OUT")
+		if neg || len(args) < 3 || len(args) > 4 {
+			ts.Fatalf("usage: omssign PRIV MODEL OUT [SHARDSIZE]")
+		}
+		var opts digest.Options
+		if len(args) == 4 {
+			n, err := strconv.ParseInt(args[3], 10, 64)
+			ts.Check(err)
+			opts.ShardSize = n
 		}
 		blk, _ := pem.Decode([]byte(ts.ReadFile(args[0])))
 		if blk == nil {
@@ -113,7 +121,7 @@ func init() {
 		}
 		key, err := x509.ParseECPrivateKey(blk.Bytes)
 		ts.Check(err)
-		m, err := digest.Hash(context.Background(), ts.MkAbs(args[1]), digest.Options{})
+		m, err := digest.Hash(context.Background(), ts.MkAbs(args[1]), opts)
 		ts.Check(err)
 		b, err := sigcheck.Sign((*ecdsa.PrivateKey)(key), m)
 		ts.Check(err)

@@ -439,3 +439,57 @@ func TestParseRef(t *testing.T) {
 		}
 	}
 }
+
+// Writers racing to register different bytes under one version: exactly one
+// wins, every other gets a ConflictError naming the winner's digest, and the
+// journal holds one registration.
+func TestRegisterVersionRace(t *testing.T) {
+	f := newFixture(t)
+	const writers = 8
+	reqs := make([]registry.RegisterRequest, writers)
+	for i := range reqs {
+		reqs[i] = f.request(t, "m", "1", fmt.Sprint("weights from writer ", i))
+	}
+	errs := make([]error, writers)
+	created := make([]bool, writers)
+	done := make(chan int)
+	for i := range reqs {
+		go func() {
+			_, created[i], errs[i] = f.svc.RegisterVersion(t.Context(), publisher, reqs[i])
+			done <- i
+		}()
+	}
+	for range writers {
+		<-done
+	}
+	winner := -1
+	for i, err := range errs {
+		if err == nil && created[i] {
+			if winner >= 0 {
+				t.Fatalf("writers %d and %d both created m@1", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no writer won: %v", errs)
+	}
+	for i, err := range errs {
+		if i == winner {
+			continue
+		}
+		var ce *registry.ConflictError
+		if !errors.As(err, &ce) || ce.Existing != reqs[winner].Manifest.Digest {
+			t.Fatalf("writer %d: %v, want a conflict with the winner", i, err)
+		}
+	}
+	n := 0
+	for _, e := range f.events(t) {
+		if e.Type == "version.register" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d registrations journaled, want 1", n)
+	}
+}
