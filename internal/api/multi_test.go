@@ -72,7 +72,8 @@ func TestTwoServersOnePostgres(t *testing.T) {
 					errs <- fmt.Errorf("register %d: %d %+v", i, code, env)
 					return
 				}
-				code, env = e.do(admin, "PUT", "/api/v1/models/m/aliases/production", AliasBody{Version: fmt.Sprint((i + w) % versions)})
+				// Point the alias at a version this worker has registered.
+				code, env = e.do(admin, "PUT", "/api/v1/models/m/aliases/production", AliasBody{Version: fmt.Sprint((i * (w + 1)) % (i + 1))})
 				if code != 200 {
 					errs <- fmt.Errorf("alias: %d %+v", code, env)
 					return
