@@ -1,0 +1,185 @@
+package scan
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"compress/zlib"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/custody-ml/custody/internal/scan/zipr"
+	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
+)
+
+// torchData matches PyTorch storage records: <archive>/data/<key>. torch.load
+// reads them as raw bytes (never unpickles them), so they are skipped.
+var torchData = regexp.MustCompile(`^(.*/)?data/[^/]+$`)
+
+func (j *job) scanZip(b blob, member string, depth int) {
+	a, err := zipr.Open(b.ra, b.size, zipr.Limits{MaxMembers: j.s.limits.MaxMembers})
+	if err != nil {
+		j.malformed(member, 0, "zip/malformed", "%v", err)
+		return
+	}
+	j.scanArchive(a, member, depth)
+}
+
+// tailZip looks for a zip archive at the end of content that does not start
+// with one (prepended bytes) and scans it if it is a real archive.
+func (j *job) tailZip(b blob, member string, depth int) bool {
+	a, err := zipr.Open(b.ra, b.size, zipr.Limits{MaxMembers: j.s.limits.MaxMembers})
+	if err != nil || len(a.Members) == 0 {
+		return false
+	}
+	valid := 0
+	for _, m := range a.Members {
+		if m.DataOff > 0 {
+			valid++
+		}
+	}
+	if valid == 0 {
+		return false
+	}
+	j.add(Finding{Verdict: Safe, Rule: "note/zip-prepended", Member: member, Offset: a.Prepended,
+		Message: fmt.Sprintf("zip archive after %d prepended bytes: zipfile-based loaders read the archive, torch.load reads the prefix", a.Prepended)})
+	j.scanArchive(a, member, depth)
+	return true
+}
+
+func (j *job) scanArchive(a *zipr.Archive, member string, depth int) {
+	for _, p := range a.Problems {
+		j.add(Finding{Verdict: Safe, Rule: "note/zip-irregular", Member: member, Message: p})
+	}
+	// PyTorch zip checkpoints: <prefix>/data.pkl and storages under
+	// <prefix>/data/. TorchScript archives also carry code/.
+	torch := false
+	for _, m := range a.Members {
+		if n := m.DisplayName(); n == "data.pkl" || strings.HasSuffix(n, "/data.pkl") {
+			torch = true
+		}
+	}
+	keras := false
+	for _, m := range a.Members {
+		if m.DisplayName() == "config.json" {
+			keras = true
+		}
+	}
+	for _, m := range a.Members {
+		if err := j.ctx.Err(); err != nil {
+			j.malformed(member, 0, "io", "scan interrupted: %v", err)
+			return
+		}
+		name := m.DisplayName()
+		mpath := join(member, name)
+		if torch && torchData.MatchString(m.Name) && torchData.MatchString(m.LocalName) && !strings.HasSuffix(name, ".pkl") {
+			continue // raw tensor storage
+		}
+		if torch && strings.Contains(name, "/code/") && strings.HasSuffix(name, ".py") {
+			j.add(Finding{Verdict: Unknown, Rule: "torch/torchscript", Member: mpath,
+				Message: "TorchScript code: executed by torch.jit.load, not analysed"})
+			continue
+		}
+		if strings.HasSuffix(name, "/") && m.Size == 0 {
+			continue // directory entry
+		}
+		r, err := a.Open(m)
+		if err != nil {
+			j.malformed(mpath, 0, "zip/member", "%v", err)
+			continue
+		}
+		var mb blob
+		if sec, ok := a.Section(m); ok {
+			mb = blob{ra: sec, size: sec.Size()}
+		} else {
+			// The compressed size is known up front: a fixed counter gives
+			// the ratio check its denominator.
+			fixed := &countReader{n: int64(m.CompSize)}
+			mb = blob{r: &countingReader{j: j, r: r, in: fixed, member: mpath}, size: int64(m.Size)}
+		}
+		if keras && name == "config.json" {
+			j.scanKerasConfig(mb.reader(), mpath)
+			continue
+		}
+		j.scan(mb, mpath, depth+1)
+	}
+}
+
+func (j *job) scanTar(b blob, member string, depth int) {
+	tr := tar.NewReader(b.reader())
+	n := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			j.malformed(member, 0, "tar/malformed", "%v", err)
+			return
+		}
+		n++
+		if n > j.s.limits.MaxMembers {
+			j.malformed(member, 0, "limit/members", "more than %d members", j.s.limits.MaxMembers)
+			return
+		}
+		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+			continue
+		}
+		j.scan(blob{r: tr, size: h.Size}, join(member, path.Clean(h.Name)), depth+1)
+	}
+}
+
+// scanCompressed decompresses a gzip, bzip2, xz, zlib or lzma stream (as
+// joblib.dump(compress=...) writes them) and scans what it holds.
+func (j *job) scanCompressed(b blob, head []byte, member string, depth int) string {
+	in := &countReader{r: b.reader()}
+	var (
+		r    io.Reader
+		err  error
+		kind string
+	)
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		kind = "gzip"
+		var gz *gzip.Reader
+		gz, err = gzip.NewReader(in)
+		r = gz
+	case bytes.HasPrefix(head, magicBz2):
+		kind = "bzip2"
+		r = bzip2.NewReader(in)
+	case bytes.HasPrefix(head, magicXz):
+		kind = "xz"
+		r, err = xz.NewReader(in)
+	case isZlib(head):
+		kind = "zlib"
+		r, err = zlib.NewReader(in)
+	default:
+		kind = "lzma"
+		r, err = lzma.NewReader(in)
+	}
+	if err != nil {
+		if kind == "zlib" || kind == "lzma" {
+			// Weak magic: not compressed after all.
+			if isText(head) {
+				return "text"
+			}
+			j.add(Finding{Verdict: Unknown, Rule: "format/unrecognised", Member: member,
+				Message: "unrecognised binary format: not analysed"})
+			return "unrecognised"
+		}
+		j.malformed(member, 0, "compression/malformed", "%s: %v", kind, err)
+		return kind
+	}
+	cr := &countingReader{j: j, r: r, in: in, member: member}
+	inner := j.scan(blob{r: cr, size: -1}, member, depth+1)
+	// Drain to surface corrupt compressed data after the analysed part.
+	if _, err := io.Copy(io.Discard, cr); err != nil && cr.err == nil {
+		j.malformed(member, 0, "compression/malformed", "%s: %v", kind, err)
+	}
+	return kind + ">" + inner
+}

@@ -1,0 +1,59 @@
+package pickle
+
+import (
+	"errors"
+	"io"
+)
+
+// Summary describes a whole stream analysed by [AnalyzeStream].
+type Summary struct {
+	Pickles     int   // complete pickles
+	Protocol    int   // highest protocol seen
+	LegacyTorch bool  // PyTorch legacy (non-zip) serialization
+	Consumed    int64 // bytes analysed; the rest (legacy storage data) is skipped
+}
+
+// legacyPickles is the number of pickles torch.load reads from a legacy file
+// (torch/serialization.py _legacy_load): magic number, protocol version,
+// sys info, the data, the storage keys. Raw storage bytes follow.
+const legacyPickles = 5
+
+// AnalyzeStream analyses every pickle stacked in r, as a loader calling
+// pickle.load repeatedly would see them, until the end of the stream. A
+// stream whose first pickle is PyTorch's legacy magic number is a legacy
+// checkpoint: its five pickles are analysed and the storage bytes after them
+// are not. Bytes after a pickle that do not start another one are an error
+// wrapping [ErrInvalid]. An empty stream is an error wrapping ErrTruncated.
+func AnalyzeStream(r io.Reader, opts Options) (Summary, error) {
+	a := NewAnalyzer(r, opts)
+	var s Summary
+	for {
+		if s.Pickles > 0 && !a.AtEOF() && !IsOpcode(a.Peek(1)[0]) {
+			s.Consumed = a.Offset()
+			return s, &Error{Offset: a.Offset(), Err: ErrInvalid, Detail: "trailing bytes after the last pickle are not a pickle"}
+		}
+		p, err := a.Next()
+		if errors.Is(err, io.EOF) {
+			s.Consumed = a.Offset()
+			if s.Pickles == 0 {
+				return s, &Error{Offset: 0, Err: ErrTruncated, Detail: "empty stream"}
+			}
+			return s, nil
+		}
+		if p.Protocol > s.Protocol {
+			s.Protocol = p.Protocol
+		}
+		if err != nil {
+			s.Consumed = a.Offset()
+			return s, err
+		}
+		s.Pickles++
+		if s.Pickles == 1 && p.LegacyTorchMagic {
+			s.LegacyTorch = true
+		}
+		if s.LegacyTorch && s.Pickles == legacyPickles {
+			s.Consumed = a.Offset()
+			return s, nil
+		}
+	}
+}

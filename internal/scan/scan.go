@@ -1,0 +1,538 @@
+// Package scan decides whether model files can be loaded without running
+// code they carry, without loading them.
+//
+// Every file is identified by its magic bytes, whatever its name, and
+// analysed as what the loaders that accept it would see: pickles (alone,
+// stacked, inside zip, tar, npy/npz, gzip/bz2/xz/zlib/lzma-compressed joblib
+// files and legacy PyTorch files) by the symbolic unpickler of
+// [github.com/custody-ml/custody/internal/scan/pickle], checked against a
+// default-deny [policy.Policy]; safetensors and GGUF headers by strict
+// validators; Keras configurations for Lambda layers; ONNX external data
+// locations for paths escaping the model directory. Tensor bytes are skipped,
+// not parsed.
+//
+// # Verdicts
+//
+// Each file gets the worst verdict of its findings, in the order
+// [Safe] < [Unknown] < [Malformed] < [Dangerous]. Nothing is ever executed.
+// See docs/scan.md.
+package scan
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"unicode/utf8"
+
+	"github.com/custody-ml/custody/internal/scan/pickle"
+	"github.com/custody-ml/custody/internal/scan/policy"
+)
+
+// Verdict is the outcome for one file or finding.
+type Verdict int
+
+const (
+	// Safe: fully analysed, nothing outside the allowlist.
+	Safe Verdict = iota
+	// Unknown: imports or content neither allowed nor known-dangerous.
+	Unknown
+	// Malformed: could not be fully analysed (invalid, truncated, over a
+	// resource limit, or an unsupported encoding).
+	Malformed
+	// Dangerous: imports or calls known to run code, or structure a
+	// benign writer never produces (computed imports, escaping paths).
+	Dangerous
+)
+
+var verdictNames = [...]string{"safe", "unknown", "malformed", "dangerous"}
+
+func (v Verdict) String() string {
+	if v < 0 || int(v) >= len(verdictNames) {
+		return "invalid"
+	}
+	return verdictNames[v]
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *Verdict) UnmarshalText(b []byte) error {
+	for i, n := range verdictNames {
+		if n == string(b) {
+			*v = Verdict(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown verdict %q", b)
+}
+
+// Finding is one reason for a verdict. Verdict Safe marks a note that does
+// not affect the file's verdict (a tolerated irregularity).
+type Finding struct {
+	Verdict Verdict `json:"verdict"`
+	Rule    string  `json:"rule"`
+	// Member is the path inside containers, levels joined by "!"
+	// ("model.zip!archive/data.pkl"); empty for the file itself.
+	Member string `json:"member,omitempty"`
+	// Offset is the byte offset in the member's decoded content (the file
+	// itself when Member is empty).
+	Offset  int64  `json:"offset"`
+	Module  string `json:"module,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Opcode  string `json:"opcode,omitempty"`
+	Message string `json:"message"`
+	Source  string `json:"source,omitempty"`
+}
+
+// Result is the outcome for one file.
+type Result struct {
+	Path     string    `json:"path"`
+	Verdict  Verdict   `json:"verdict"`
+	Format   string    `json:"format"`
+	Findings []Finding `json:"findings"`
+	// Suppressed counts findings beyond Limits.MaxFindings.
+	Suppressed int `json:"suppressed,omitempty"`
+}
+
+// Limits bound the work done on one file.
+type Limits struct {
+	Pickle pickle.Limits
+	// MaxDepth is the deepest nesting of containers (zip in zip, gzip in tar).
+	MaxDepth int
+	// MaxDecompressed caps the bytes produced by decompression per file.
+	MaxDecompressed int64
+	// MaxRatio caps decompressed/compressed once over 64 MiB decompressed.
+	MaxRatio int64
+	// MaxBuffer caps the bytes held in memory to random-access a nested
+	// archive that is compressed (a deflated zip inside a zip).
+	MaxBuffer int64
+	// MaxMembers caps the members of one archive.
+	MaxMembers int
+	// MaxFindings caps the findings listed per file (the verdict still
+	// counts every one).
+	MaxFindings int
+	// H5Window is how many bytes of an HDF5 file are searched for a Keras
+	// model configuration.
+	H5Window int64
+}
+
+// DefaultLimits returns the limits used by the CLI.
+func DefaultLimits() Limits {
+	return Limits{
+		Pickle:          pickle.DefaultLimits(),
+		MaxDepth:        6,
+		MaxDecompressed: 16 << 30,
+		MaxRatio:        1000,
+		MaxBuffer:       256 << 20,
+		MaxMembers:      1 << 16,
+		MaxFindings:     200,
+		H5Window:        1 << 30,
+	}
+}
+
+// Scanner scans files. It is safe for concurrent use.
+type Scanner struct {
+	policy *policy.Policy
+	limits Limits
+}
+
+// New returns a scanner with policy p (nil: [policy.Default]) and limits l
+// (zero fields take their default).
+func New(p *policy.Policy, l Limits) *Scanner {
+	if p == nil {
+		p = policy.Default()
+	}
+	d := DefaultLimits()
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	if l.MaxDecompressed <= 0 {
+		l.MaxDecompressed = d.MaxDecompressed
+	}
+	if l.MaxRatio <= 0 {
+		l.MaxRatio = d.MaxRatio
+	}
+	if l.MaxBuffer <= 0 {
+		l.MaxBuffer = d.MaxBuffer
+	}
+	if l.MaxMembers <= 0 {
+		l.MaxMembers = d.MaxMembers
+	}
+	if l.MaxFindings <= 0 {
+		l.MaxFindings = d.MaxFindings
+	}
+	if l.H5Window <= 0 {
+		l.H5Window = d.H5Window
+	}
+	return &Scanner{policy: p, limits: l}
+}
+
+// ScanFile scans the regular file at path. The error is non-nil only when
+// the file cannot be read at all (open, stat); read errors part-way are
+// reported as Malformed findings.
+func (s *Scanner) ScanFile(ctx context.Context, path string) (Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Result{Path: path}, fmt.Errorf("failed to open: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Result{Path: path}, fmt.Errorf("failed to stat: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return Result{Path: path}, fmt.Errorf("failed to scan %s: not a regular file", path)
+	}
+	return s.Scan(ctx, path, f, st.Size()), nil
+}
+
+// Scan scans size bytes of r, reported under name.
+func (s *Scanner) Scan(ctx context.Context, name string, r io.ReaderAt, size int64) Result {
+	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
+	j.res.Format = j.scan(blob{ra: r, size: size}, "", 0)
+	return *j.res
+}
+
+// job is the state of one file's scan.
+type job struct {
+	s            *Scanner
+	ctx          context.Context
+	res          *Result
+	seen         map[string]bool
+	decompressed int64
+	dir          string
+}
+
+func (j *job) add(f Finding) {
+	key := fmt.Sprintf("%d|%s|%s|%s|%s|%s", f.Verdict, f.Rule, f.Member, f.Module, f.Name, f.Message)
+	if f.Module != "" || f.Name != "" {
+		key = fmt.Sprintf("%d|%s|%s|%s|%s", f.Verdict, f.Rule, f.Member, f.Module, f.Name)
+	}
+	if f.Verdict > j.res.Verdict {
+		j.res.Verdict = f.Verdict
+	}
+	if j.seen[key] {
+		return
+	}
+	j.seen[key] = true
+	if len(j.res.Findings) >= j.s.limits.MaxFindings {
+		j.res.Suppressed++
+		return
+	}
+	j.res.Findings = append(j.res.Findings, f)
+}
+
+func (j *job) malformed(member string, off int64, rule, format string, args ...any) {
+	j.add(Finding{Verdict: Malformed, Rule: rule, Member: member, Offset: off, Message: fmt.Sprintf(format, args...)})
+}
+
+// blob is content to scan: random access when ra is set, else a stream.
+type blob struct {
+	ra   io.ReaderAt
+	size int64 // -1 if unknown (streams only)
+	r    io.Reader
+}
+
+func (b blob) reader() io.Reader {
+	if b.ra != nil {
+		return io.NewSectionReader(b.ra, 0, b.size)
+	}
+	return b.r
+}
+
+// random returns random access to b, buffering a stream up to MaxBuffer.
+func (j *job) random(b blob, member, what string) (blob, bool) {
+	if b.ra != nil {
+		return b, true
+	}
+	lim := j.s.limits.MaxBuffer
+	data, err := io.ReadAll(io.LimitReader(b.r, lim+1))
+	if err != nil {
+		j.malformed(member, 0, "io", "reading %s: %v", what, err)
+		return blob{}, false
+	}
+	if int64(len(data)) > lim {
+		j.malformed(member, 0, "limit/buffer", "%s inside a compressed container is larger than %d bytes; not analysed", what, lim)
+		return blob{}, false
+	}
+	return blob{ra: bytes.NewReader(data), size: int64(len(data))}, true
+}
+
+func join(member, name string) string {
+	if member == "" {
+		return name
+	}
+	return member + "!" + name
+}
+
+// Magic numbers.
+var (
+	magicZip    = []byte("PK\x03\x04")
+	magicZipE   = []byte("PK\x05\x06")
+	magicNpy    = []byte("\x93NUMPY")
+	magicGzip   = []byte{0x1f, 0x8b}
+	magicBz2    = []byte("BZh")
+	magicXz     = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+	magicLzma   = []byte{0x5d, 0, 0}
+	magicHDF5   = []byte("\x89HDF\r\n\x1a\n")
+	magicGGUF   = []byte("GGUF")
+	headPeekLen = 512
+)
+
+// scan identifies b and dispatches; it returns the format name.
+func (j *job) scan(b blob, member string, depth int) string {
+	if err := j.ctx.Err(); err != nil {
+		j.malformed(member, 0, "io", "scan interrupted: %v", err)
+		return "interrupted"
+	}
+	if depth > j.s.limits.MaxDepth {
+		j.malformed(member, 0, "limit/depth", "containers nested deeper than %d", j.s.limits.MaxDepth)
+		return "nested"
+	}
+	var head []byte
+	if b.ra != nil {
+		n := int64(headPeekLen)
+		if b.size < n {
+			n = b.size
+		}
+		head = make([]byte, n)
+		if k, err := b.ra.ReadAt(head, 0); err != nil && !(err == io.EOF && int64(k) == n) {
+			j.malformed(member, 0, "io", "read: %v", err)
+			return "unreadable"
+		}
+	} else {
+		br := bufio.NewReaderSize(b.r, 64<<10)
+		head, _ = br.Peek(headPeekLen)
+		head = append([]byte(nil), head...)
+		b.r = br
+	}
+	if len(head) == 0 {
+		return "empty"
+	}
+	format := j.dispatch(b, head, member, depth)
+	// Bytes prepended to a zip: Python's zipfile (numpy.load, Keras) reads
+	// the archive, PyTorch reads the prefix as a legacy pickle.
+	if b.ra != nil && format != "zip" && !bytes.HasPrefix(head, magicZip) && b.size >= 22 {
+		if j.tailZip(b, member, depth) {
+			format += "+zip"
+		}
+	}
+	return format
+}
+
+func (j *job) dispatch(b blob, head []byte, member string, depth int) string {
+	switch {
+	case bytes.HasPrefix(head, magicZip) || bytes.HasPrefix(head, magicZipE):
+		rb, ok := j.random(b, member, "zip archive")
+		if !ok {
+			return "zip"
+		}
+		j.scanZip(rb, member, depth)
+		return "zip"
+	case bytes.HasPrefix(head, magicNpy):
+		j.scanNpy(b, member)
+		return "npy"
+	case bytes.HasPrefix(head, magicGzip), bytes.HasPrefix(head, magicBz2) && len(head) > 3 && head[3] >= '1' && head[3] <= '9',
+		bytes.HasPrefix(head, magicXz), isZlib(head), isLzma(head):
+		return j.scanCompressed(b, head, member, depth)
+	case len(head) >= 262 && string(head[257:262]) == "ustar":
+		j.scanTar(b, member, depth)
+		return "tar"
+	case bytes.HasPrefix(head, magicHDF5):
+		j.scanH5(b, member)
+		return "hdf5"
+	case bytes.HasPrefix(head, magicGGUF):
+		j.scanGGUF(b, member)
+		return "gguf"
+	case isSafetensors(head):
+		j.scanSafetensors(b, member)
+		return "safetensors"
+	case len(head) >= 2 && head[0] == pickleProto && head[1] <= 5:
+		j.scanPickle(b.reader(), member, 0, false)
+		return "pickle"
+	}
+	if head[0] == 0x08 && b.ra != nil && j.scanONNX(b, member) {
+		return "onnx"
+	}
+	if pickle.IsOpcode(head[0]) && j.scanPickle(b.reader(), member, 0, true) {
+		return "pickle"
+	}
+	if isText(head) {
+		return "text"
+	}
+	j.add(Finding{Verdict: Unknown, Rule: "format/unrecognised", Member: member,
+		Message: "unrecognised binary format: not analysed"})
+	return "unrecognised"
+}
+
+const pickleProto = 0x80
+
+func isZlib(h []byte) bool {
+	// joblib's zlib files start with 0x78 (deflate, 32 KiB window); the
+	// header checksum makes the 16-bit value a multiple of 31.
+	return len(h) >= 2 && h[0] == 0x78 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0
+}
+
+func isLzma(h []byte) bool {
+	// .lzma ("LZMA alone"), as joblib writes it: properties byte 0x5d, then
+	// the dictionary size; joblib uses the default preset.
+	return len(h) >= 13 && bytes.HasPrefix(h, magicLzma)
+}
+
+func isSafetensors(h []byte) bool {
+	if len(h) < 9 {
+		return false
+	}
+	n := uint64(h[0]) | uint64(h[1])<<8 | uint64(h[2])<<16 | uint64(h[3])<<24 |
+		uint64(h[4])<<32 | uint64(h[5])<<40 | uint64(h[6])<<48 | uint64(h[7])<<56
+	return h[8] == '{' && n > 1 && n < 1<<40
+}
+
+// isText reports whether head looks like UTF-8 text (config, README).
+func isText(head []byte) bool {
+	// A multi-byte rune may be cut at the end of the peek window.
+	for i := 0; i < 4 && len(head) > 0 && !utf8.Valid(head); i++ {
+		head = head[:len(head)-1]
+	}
+	if !utf8.Valid(head) {
+		return false
+	}
+	for _, c := range head {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f' {
+			return false
+		}
+		if c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// scanPickle analyses the pickles of r. In speculative mode (content that
+// merely starts with an opcode byte) a stream that fails before any import,
+// call or complete pickle is not a pickle: it reports false and nothing.
+func (j *job) scanPickle(r io.Reader, member string, base int64, speculative bool) bool {
+	var events []pickle.Event
+	opts := pickle.Options{Limits: j.s.limits.Pickle, Joblib: true}
+	if speculative {
+		opts.OnEvent = func(e pickle.Event) { e.Offset += base; events = append(events, e) }
+	} else {
+		opts.OnEvent = func(e pickle.Event) { e.Offset += base; j.event(member, e) }
+	}
+	sum, err := pickle.AnalyzeStream(r, opts)
+	if speculative {
+		if err != nil && len(events) == 0 && sum.Pickles == 0 {
+			return false
+		}
+		for _, e := range events {
+			j.event(member, e)
+		}
+	}
+	if err != nil {
+		var pe *pickle.Error
+		off := int64(0)
+		if errors.As(err, &pe) {
+			off = pe.Offset + base
+		}
+		rule := "pickle/malformed"
+		if errors.Is(err, pickle.ErrLimit) {
+			rule = "limit/pickle"
+		} else if errors.Is(err, pickle.ErrTruncated) {
+			rule = "pickle/truncated"
+		}
+		j.malformed(member, off, rule, "%v", err)
+	}
+	if sum.LegacyTorch {
+		j.add(Finding{Verdict: Safe, Rule: "note/legacy-torch", Member: member, Offset: base + sum.Consumed,
+			Message: "PyTorch legacy format: storage bytes after the 5th pickle are raw tensor data, not analysed"})
+	}
+	return true
+}
+
+// event turns a pickle event into a finding under the policy.
+func (j *job) event(member string, e pickle.Event) {
+	f := Finding{Member: member, Offset: e.Offset, Opcode: e.Op}
+	switch e.Kind {
+	case pickle.Import:
+		d := j.s.policy.Check(e.Module, e.Name)
+		f.Module, f.Name = e.Module, e.Name
+		full := e.Module + "." + e.Name
+		switch d.Class {
+		case policy.Allowed:
+			return
+		case policy.Denied:
+			f.Verdict, f.Rule, f.Source = Dangerous, "pickle/denied-import", d.Entry.Source
+			f.Message = fmt.Sprintf("imports %s, denied by %q: %s", full, d.Entry.Name, d.Entry.Reason)
+		default:
+			f.Verdict, f.Rule = Unknown, "pickle/unknown-import"
+			f.Message = fmt.Sprintf("imports %s, which the policy neither allows nor denies", full)
+		}
+	case pickle.Extension:
+		f.Verdict, f.Rule = Unknown, "pickle/extension-code"
+		f.Name = fmt.Sprint(e.Code)
+		f.Message = fmt.Sprintf("%s imports extension code %d from copyreg's registry, which cannot be resolved statically", e.Op, e.Code)
+	case pickle.ComputedImport:
+		f.Verdict, f.Rule = Dangerous, "pickle/computed-import"
+		f.Message = "STACK_GLOBAL operands are not literal strings: the import name is computed at load time"
+	case pickle.ComputedCall:
+		f.Verdict, f.Rule = Unknown, "pickle/computed-call"
+		f.Message = e.Op + " calls a value that is not an imported global"
+	case pickle.BuildGlobal:
+		f.Verdict, f.Rule = Dangerous, "pickle/build-global"
+		f.Module, f.Name = e.Module, e.Name
+		f.Message = "BUILD sets attributes on an imported object, mutating module state"
+	}
+	j.add(f)
+}
+
+// countingReader counts decompressed bytes and enforces the bomb limits.
+type countingReader struct {
+	j      *job
+	r      io.Reader
+	in     *countReader
+	member string
+	out    int64
+	err    error
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var errBomb = errors.New("decompression limit exceeded")
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if err := c.j.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.j.decompressed += int64(n)
+	c.out += int64(n)
+	l := c.j.s.limits
+	if c.j.decompressed > l.MaxDecompressed {
+		c.err = fmt.Errorf("%w: more than %d bytes", errBomb, l.MaxDecompressed)
+		c.j.malformed(c.member, 0, "limit/decompression", "%v", c.err)
+		return n, c.err
+	}
+	if c.in != nil && c.out > 64<<20 && c.out/(c.in.n+1) > l.MaxRatio {
+		c.err = fmt.Errorf("%w: ratio over %d", errBomb, l.MaxRatio)
+		c.j.malformed(c.member, 0, "limit/decompression", "%v", c.err)
+		return n, c.err
+	}
+	return n, err
+}
