@@ -145,13 +145,13 @@ type Pickle struct {
 
 // Analyzer reads pickles from a stream, one per [Analyzer.Next] call.
 type Analyzer struct {
-	r      *bufio.Reader
-	off    int64
-	opts   Options
-	ops    int64
-	npick  int
-	nested int
-	scratch []byte
+	r        *bufio.Reader
+	off      int64
+	opts     Options
+	ops      int64
+	npick    int
+	nested   int
+	scratch  []byte
 	frameEnd int64
 }
 
