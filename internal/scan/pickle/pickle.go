@@ -71,7 +71,7 @@ func (e *Error) Unwrap() error { return e.Err }
 type Limits struct {
 	MaxStack   int   // live stack slots
 	MaxMarks   int   // nested marks
-	MaxMemo    int   // highest memo index + 1
+	MaxMemo    int   // memo entries
 	MaxLine    int   // bytes in a protocol 0 text argument
 	MaxKeep    int   // longest string kept for import resolution
 	MaxItems   int   // tuple/dict items tracked
@@ -153,6 +153,7 @@ type Analyzer struct {
 	nested   int
 	scratch  []byte
 	frameEnd int64
+	trace    func(op byte) // tests: every opcode executed
 }
 
 // NewAnalyzer returns an analyzer reading r. Limits left zero take their
@@ -251,11 +252,12 @@ var legacyMagic = string([]byte{0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 
 // machine is the state of one pickle.
 type machine struct {
-	stack []*value
-	marks []int
-	memo  []*value
-	nmemo int
-	proto int
+	stack  []*value
+	marks  []int
+	memo   []*value
+	sparse map[uint64]*value
+	nmemo  int
+	proto  int
 }
 
 func (m *machine) fence() int {
@@ -374,6 +376,9 @@ func (a *Analyzer) run() (Pickle, error) {
 		a.off++
 		a.ops++
 		p.Ops++
+		if a.trace != nil {
+			a.trace(op)
+		}
 		if a.ops > lim.MaxOps {
 			return p, a.fail(start, op, ErrLimit, "more than %d opcodes", lim.MaxOps)
 		}
@@ -436,32 +441,54 @@ func (a *Analyzer) run() (Pickle, error) {
 			return m.stack[k-1], nil
 		}
 		memoPut := func(idx uint64, v *value) error {
-			if idx >= uint64(lim.MaxMemo) {
-				return a.fail(start, op, ErrLimit, "memo index %d over %d", idx, lim.MaxMemo)
+			// Dense indices (what picklers write) live in a slice; a
+			// far-away index goes to a map, so one LONG_BINPUT cannot make
+			// the analysis allocate a huge slice.
+			fresh := false
+			if idx < uint64(len(m.memo)) {
+				fresh = m.memo[idx] == nil
+			} else {
+				_, ok := m.sparse[idx]
+				fresh = !ok
 			}
-			if idx >= uint64(len(m.memo)) {
-				n := len(m.memo)*2 + 16
-				if uint64(n) <= idx {
-					n = int(idx) + 16
+			if fresh {
+				if m.nmemo >= lim.MaxMemo {
+					return a.fail(start, op, ErrLimit, "more than %d memo entries", lim.MaxMemo)
 				}
-				if n > lim.MaxMemo {
-					n = lim.MaxMemo
-				}
-				nm := make([]*value, n)
-				copy(nm, m.memo)
-				m.memo = nm
-			}
-			if m.memo[idx] == nil {
 				m.nmemo++
 			}
-			m.memo[idx] = v
+			if idx < uint64(len(m.memo)) {
+				m.memo[idx] = v
+				return nil
+			}
+			if idx < uint64(2*len(m.memo)+1024) {
+				n := 2*len(m.memo) + 1024
+				nm := make([]*value, n)
+				copy(nm, m.memo)
+				for k, sv := range m.sparse {
+					if k < uint64(n) {
+						nm[k] = sv
+						delete(m.sparse, k)
+					}
+				}
+				m.memo = nm
+				m.memo[idx] = v
+				return nil
+			}
+			if m.sparse == nil {
+				m.sparse = map[uint64]*value{}
+			}
+			m.sparse[idx] = v
 			return nil
 		}
 		memoGet := func(idx uint64) error {
-			if idx >= uint64(len(m.memo)) || m.memo[idx] == nil {
-				return a.fail(start, op, ErrInvalid, "memo value not found at index %d", idx)
+			if idx < uint64(len(m.memo)) && m.memo[idx] != nil {
+				return push(m.memo[idx])
 			}
-			return push(m.memo[idx])
+			if v, ok := m.sparse[idx]; ok {
+				return push(v)
+			}
+			return a.fail(start, op, ErrInvalid, "memo value not found at index %d", idx)
 		}
 		call := func(fn *value, args *value) *value {
 			if fn.kind != vGlobal {

@@ -1,0 +1,243 @@
+package scan
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/custody-ml/custody/internal/scan/policy"
+)
+
+func scanFile(t *testing.T, s *Scanner, path string) Result {
+	t.Helper()
+	r, err := s.ScanFile(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func hasFinding(r Result, rule string, v Verdict) bool {
+	for _, f := range r.Findings {
+		if f.Rule == rule && f.Verdict == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBenignFixtures: files written by the real libraries
+// (testdata/make_fixtures.py) are safe, or unknown when they hold library
+// classes, and safe once a policy allows those.
+func TestBenignFixtures(t *testing.T) {
+	def := New(nil, Limits{})
+	pol, err := policy.Parse([]byte(`{"allow": ["sklearn.*", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"]}`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowing := New(pol, Limits{})
+	want := map[string]struct {
+		verdict Verdict
+		format  string
+	}{
+		"array.npy":                  {Safe, "npy"},
+		"arrays.npz":                 {Safe, "zip"},
+		"arrays_compressed.npz":      {Safe, "zip"},
+		"config.json":                {Safe, "text"},
+		"containers_p5.pkl":          {Safe, "pickle"},
+		"dense.h5":                   {Safe, "hdf5"},
+		"dense.keras":                {Safe, "zip"},
+		"model.gguf":                 {Safe, "gguf"},
+		"model.onnx":                 {Safe, "onnx"},
+		"model.safetensors":          {Safe, "safetensors"},
+		"numpy_arrays.pkl":           {Safe, "pickle"},
+		"object_array.npy":           {Safe, "npy"},
+		"sklearn_logreg.joblib":      {Unknown, "pickle"},
+		"sklearn_logreg.joblib.bz2":  {Unknown, "bzip2>pickle"},
+		"sklearn_logreg.joblib.gz":   {Unknown, "gzip>pickle"},
+		"sklearn_logreg.joblib.lzma": {Unknown, "lzma>pickle"},
+		"sklearn_logreg.joblib.xz":   {Unknown, "xz>pickle"},
+		"sklearn_logreg.joblib.z":    {Unknown, "zlib>pickle"},
+		"sklearn_logreg.pkl":         {Unknown, "pickle"},
+		"sklearn_logreg_p0.pkl":      {Unknown, "pickle"},
+		"sklearn_logreg_p2.pkl":      {Unknown, "pickle"},
+		"torch_checkpoint_p4.pt":     {Safe, "zip"},
+		"torch_legacy.pt":            {Safe, "pickle"},
+		"torch_state_dict.pt":        {Safe, "zip"},
+		"xgboost_classifier.pkl":     {Unknown, "pickle"},
+	}
+	entries, err := os.ReadDir("testdata/benign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(want) {
+		t.Errorf("testdata/benign has %d files, the table %d", len(entries), len(want))
+	}
+	for name, w := range want {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join("testdata/benign", name)
+			r := scanFile(t, def, p)
+			if r.Verdict != w.verdict || r.Format != w.format {
+				t.Errorf("default policy: %s (%s), want %s (%s); findings %+v", r.Verdict, r.Format, w.verdict, w.format, r.Findings)
+			}
+			if r2 := scanFile(t, allowing, p); r2.Verdict != Safe {
+				t.Errorf("allowing policy: %s, want safe; findings %+v", r2.Verdict, r2.Findings)
+			}
+		})
+	}
+}
+
+// TestMaliciousFixtures: one file per technique, built from raw opcodes.
+func TestMaliciousFixtures(t *testing.T) {
+	s := New(nil, Limits{})
+	want := map[string]struct {
+		verdict Verdict
+		rule    string // a finding that must be present
+	}{
+		"build_global.pkl":                         {Dangerous, "pickle/build-global"},
+		"computed_import.pkl":                      {Dangerous, "pickle/computed-import"},
+		"dotted_collections_os.pkl":                {Dangerous, "pickle/denied-import"},
+		"dotted_pathlib_os_system.pkl":             {Dangerous, "pickle/denied-import"},
+		"ext1.pkl":                                 {Unknown, "pickle/extension-code"},
+		"ext2.pkl":                                 {Unknown, "pickle/extension-code"},
+		"ext4.pkl":                                 {Unknown, "pickle/extension-code"},
+		"frame_overlong.pkl":                       {Dangerous, "pickle/denied-import"},
+		"getattr_chain.pkl":                        {Dangerous, "pickle/denied-import"},
+		"gguf_bad_type.gguf":                       {Malformed, "gguf/invalid"},
+		"gguf_bad_version.gguf":                    {Malformed, "gguf/invalid"},
+		"gguf_truncated.gguf":                      {Malformed, "gguf/invalid"},
+		"global_os_system.pkl":                     {Dangerous, "pickle/denied-import"},
+		"inst.pkl":                                 {Dangerous, "pickle/denied-import"},
+		"joblib_evil.joblib.bz2":                   {Dangerous, "pickle/denied-import"},
+		"joblib_evil.joblib.gz":                    {Dangerous, "pickle/denied-import"},
+		"joblib_evil.joblib.lzma":                  {Dangerous, "pickle/denied-import"},
+		"joblib_evil.joblib.xz":                    {Dangerous, "pickle/denied-import"},
+		"joblib_evil.joblib.z":                     {Dangerous, "pickle/denied-import"},
+		"keras_lambda.keras":                       {Dangerous, "keras/lambda"},
+		"lambda.h5":                                {Dangerous, "keras/lambda"},
+		"newobj.pkl":                               {Dangerous, "pickle/denied-import"},
+		"newobj_ex.pkl":                            {Dangerous, "pickle/denied-import"},
+		"npz_evil.npz":                             {Dangerous, "pickle/denied-import"},
+		"obj.pkl":                                  {Dangerous, "pickle/denied-import"},
+		"object_array_evil.npy":                    {Dangerous, "pickle/denied-import"},
+		"onnx_absolute.onnx":                       {Dangerous, "onnx/external-data-escape"},
+		"onnx_escape.onnx":                         {Dangerous, "onnx/external-data-escape"},
+		"safetensors_bad_dtype.safetensors":        {Malformed, "safetensors/invalid"},
+		"safetensors_gap.safetensors":              {Malformed, "safetensors/invalid"},
+		"safetensors_header_too_big.safetensors":   {Malformed, "safetensors/invalid"},
+		"safetensors_metadata_not_str.safetensors": {Malformed, "safetensors/invalid"},
+		"safetensors_overlap.safetensors":          {Malformed, "safetensors/invalid"},
+		"stack_global_longmemo.pkl":                {Dangerous, "pickle/denied-import"},
+		"stack_global_memo.pkl":                    {Dangerous, "pickle/denied-import"},
+		"stacked_second_evil.pkl":                  {Dangerous, "pickle/denied-import"},
+		"tar_evil.tar":                             {Dangerous, "pickle/denied-import"},
+		"tar_evil.tar.gz":                          {Dangerous, "pickle/denied-import"},
+		"torch_legacy_evil.pt":                     {Dangerous, "pickle/denied-import"},
+		"truncated_after_reduce.pkl":               {Dangerous, "pickle/truncated"},
+		"zip64_evil.pt":                            {Dangerous, "pickle/denied-import"},
+		"zip_bad_crc.pt":                           {Dangerous, "pickle/denied-import"},
+		"zip_flags_deflate.pt":                     {Dangerous, "pickle/denied-import"},
+		"zip_hidden_member.zip":                    {Dangerous, "pickle/denied-import"},
+		"zip_name_mismatch.pt":                     {Dangerous, "pickle/denied-import"},
+		"zip_nested.zip":                           {Dangerous, "pickle/denied-import"},
+		"zip_prepended.pt":                         {Dangerous, "pickle/denied-import"},
+		"zip_renamed_member.zip":                   {Dangerous, "pickle/denied-import"},
+	}
+	entries, err := os.ReadDir("testdata/malicious")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(want) {
+		t.Errorf("testdata/malicious has %d files, the table %d", len(entries), len(want))
+	}
+	for name, w := range want {
+		t.Run(name, func(t *testing.T) {
+			r := scanFile(t, s, filepath.Join("testdata/malicious", name))
+			if r.Verdict != w.verdict {
+				t.Errorf("verdict %s, want %s; findings %+v", r.Verdict, w.verdict, r.Findings)
+			}
+			found := false
+			for _, f := range r.Findings {
+				if f.Rule == w.rule {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no %s finding in %+v", w.rule, r.Findings)
+			}
+		})
+	}
+}
+
+func TestDangerousFindingLocatesMember(t *testing.T) {
+	r := scanFile(t, New(nil, Limits{}), "testdata/malicious/zip_nested.zip")
+	for _, f := range r.Findings {
+		if f.Verdict == Dangerous {
+			if f.Member != "inner.zip!deep/model.bin" || f.Module != "posix" || f.Name != "system" || f.Offset != 2 {
+				t.Errorf("finding %+v: want member inner.zip!deep/model.bin, posix.system at offset 2", f)
+			}
+			return
+		}
+	}
+	t.Fatal("no dangerous finding")
+}
+
+func TestPolicyCannotAllowDenied(t *testing.T) {
+	pol, err := policy.Parse([]byte(`{"allow": ["posix.*", "os.system", "pathlib.*"]}`), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(pol, Limits{})
+	for _, name := range []string{"global_os_system.pkl", "dotted_pathlib_os_system.pkl", "joblib_evil.joblib.gz"} {
+		if r := scanFile(t, s, filepath.Join("testdata/malicious", name)); r.Verdict != Dangerous {
+			t.Errorf("%s: %s under a policy allowing it, want dangerous", name, r.Verdict)
+		}
+	}
+}
+
+func TestDecompressionBomb(t *testing.T) {
+	var buf bytes.Buffer
+	zw := mustGzip(t, &buf)
+	zeros := make([]byte, 1<<20)
+	for i := 0; i < 80; i++ { // 80 MiB of zeros, ~80 KiB compressed
+		if _, err := zw.Write(zeros); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := New(nil, Limits{MaxRatio: 100})
+	r := s.Scan(t.Context(), "bomb.gz", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if r.Verdict == Safe || !hasFinding(r, "limit/decompression", Malformed) {
+		t.Errorf("bomb: %s %+v, want a limit/decompression finding", r.Verdict, r.Findings)
+	}
+}
+
+func TestTextAndUnknownBinary(t *testing.T) {
+	s := New(nil, Limits{})
+	cases := []struct {
+		data string
+		want Verdict
+	}{
+		{"# README\nhello\n", Safe},
+		{"", Safe},
+		{"\x00\x01\x02\xff binary", Unknown},
+		// Text that is a protocol 0 pickle importing os.system.
+		{"cos\nsystem\n(S'ls'\ntR.", Dangerous},
+	}
+	for _, c := range cases {
+		r := s.Scan(t.Context(), "x", strings.NewReader(c.data), int64(len(c.data)))
+		if r.Verdict != c.want {
+			t.Errorf("%q: %s, want %s (%+v)", c.data, r.Verdict, c.want, r.Findings)
+		}
+	}
+}
+
+func mustGzip(t *testing.T, w *bytes.Buffer) *gzip.Writer {
+	t.Helper()
+	return gzip.NewWriter(w)
+}
