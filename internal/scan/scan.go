@@ -447,6 +447,10 @@ func (j *job) scanPickle(r io.Reader, member string, base int64, speculative boo
 		}
 		j.malformed(member, off, rule, "%v", err)
 	}
+	if sum.Trailing {
+		j.add(Finding{Verdict: Safe, Rule: "note/trailing-bytes", Member: member, Offset: base + sum.Consumed,
+			Message: "bytes after the last pickle do not start another one; no unpickler runs them"})
+	}
 	if sum.LegacyTorch {
 		j.add(Finding{Verdict: Safe, Rule: "note/legacy-torch", Member: member, Offset: base + sum.Consumed,
 			Message: "PyTorch legacy format: storage bytes after the 5th pickle are raw tensor data, not analysed"})

@@ -141,9 +141,14 @@ func TestStackedAndTrailing(t *testing.T) {
 	if err != nil || s.Pickles != 3 {
 		t.Fatalf("stacked: %v %d", err, s.Pickles)
 	}
-	_, _, err = analyze(t, []byte("N.\x00garbage"), Limits{})
-	if !errors.Is(err, ErrInvalid) {
-		t.Fatalf("trailing: %v", err)
+	_, s, err = analyze(t, []byte("N.\x00garbage"), Limits{})
+	if err != nil || !s.Trailing || s.Consumed != 2 {
+		t.Fatalf("trailing: %v %+v", err, s)
+	}
+	// Trailing bytes that start with an opcode are another pickle.
+	_, _, err = analyze(t, []byte("N.N"), Limits{})
+	if !errors.Is(err, ErrTruncated) {
+		t.Fatalf("trailing opcode: %v", err)
 	}
 	_, _, err = analyze(t, nil, Limits{})
 	if !errors.Is(err, ErrTruncated) {

@@ -11,6 +11,9 @@ type Summary struct {
 	Protocol    int   // highest protocol seen
 	LegacyTorch bool  // PyTorch legacy (non-zip) serialization
 	Consumed    int64 // bytes analysed; the rest (legacy storage data) is skipped
+	// Trailing: bytes follow the last pickle that cannot start another
+	// one (not an opcode); they are not analysed.
+	Trailing bool
 }
 
 // legacyPickles is the number of pickles torch.load reads from a legacy file
@@ -22,15 +25,19 @@ const legacyPickles = 5
 // pickle.load repeatedly would see them, until the end of the stream. A
 // stream whose first pickle is PyTorch's legacy magic number is a legacy
 // checkpoint: its five pickles are analysed and the storage bytes after them
-// are not. Bytes after a pickle that do not start another one are an error
-// wrapping [ErrInvalid]. An empty stream is an error wrapping ErrTruncated.
+// are not. Bytes after a pickle whose first byte is not an opcode end the
+// analysis ([Summary.Trailing]): no loader can execute them. An empty stream
+// is an error wrapping ErrTruncated.
 func AnalyzeStream(r io.Reader, opts Options) (Summary, error) {
 	a := NewAnalyzer(r, opts)
 	var s Summary
 	for {
 		if s.Pickles > 0 && !a.AtEOF() && !IsOpcode(a.Peek(1)[0]) {
+			// No unpickler can run anything from here: pickle.load stops
+			// at STOP, and a repeated load fails on the first byte.
 			s.Consumed = a.Offset()
-			return s, &Error{Offset: a.Offset(), Err: ErrInvalid, Detail: "trailing bytes after the last pickle are not a pickle"}
+			s.Trailing = true
+			return s, nil
 		}
 		p, err := a.Next()
 		if errors.Is(err, io.EOF) {
