@@ -2,6 +2,7 @@ package scan
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/bzip2"
 	"compress/gzip"
@@ -127,7 +128,7 @@ func (j *job) scanTar(b blob, member string, depth int) {
 			j.malformed(member, 0, "limit/members", "more than %d members", j.s.limits.MaxMembers)
 			return
 		}
-		if h.Typeflag != tar.TypeReg && h.Typeflag != tar.TypeRegA {
+		if h.Typeflag != tar.TypeReg {
 			continue
 		}
 		j.scan(blob{r: tr, size: h.Size}, join(member, path.Clean(h.Name)), depth+1)
@@ -161,6 +162,14 @@ func (j *job) scanCompressed(b blob, head []byte, member string, depth int) stri
 	default:
 		kind = "lzma"
 		r, err = lzma.NewReader(in)
+	}
+	if err == nil && (kind == "zlib" || kind == "lzma") {
+		// Weak magic: commit only if the first bytes decompress.
+		br := bufio.NewReader(r)
+		if _, perr := br.Peek(1); perr != nil {
+			err = perr
+		}
+		r = br
 	}
 	if err != nil {
 		if kind == "zlib" || kind == "lzma" {

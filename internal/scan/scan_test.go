@@ -226,6 +226,9 @@ func TestTextAndUnknownBinary(t *testing.T) {
 		{"# README\nhello\n", Safe},
 		{"", Safe},
 		{"\x00\x01\x02\xff binary", Unknown},
+		// Text whose first bytes pass zlib's header check.
+		{"x^ not compressed at all", Safe},
+		{"x not compressed at all", Safe},
 		// Text that is a protocol 0 pickle importing os.system.
 		{"cos\nsystem\n(S'ls'\ntR.", Dangerous},
 	}
