@@ -145,6 +145,7 @@ func TestMaliciousFixtures(t *testing.T) {
 		"zip_nested.zip":                           {Dangerous, "pickle/denied-import"},
 		"zip_prepended.pt":                         {Dangerous, "pickle/denied-import"},
 		"zip_renamed_member.zip":                   {Dangerous, "pickle/denied-import"},
+		"zip_storage_record.pt":                    {Dangerous, "pickle/denied-import"},
 	}
 	entries, err := os.ReadDir("testdata/malicious")
 	if err != nil {

@@ -4,7 +4,7 @@
 Run with Debian's interpreter (python3-torch, python3-sklearn, python3-numpy,
 python3-joblib, python3-xgboost, python3-h5py):
 
-    /usr/bin/python3 internal/scan/testdata/make_fixtures.py
+    /usr/bin/python3 internal/scan/testdata/make_fixtures.py [malicious]
 
 Benign fixtures are written by the real libraries. Malicious fixtures are
 built byte by byte from pickle opcodes: nothing here ever unpickles, and no
@@ -205,9 +205,9 @@ def keras_config(lambda_layer):
 def keras_zip(cfg):
     b = io.BytesIO()
     with zipfile.ZipFile(b, "w") as z:
-        z.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
-        z.writestr("config.json", json.dumps(cfg))
-        z.writestr("model.weights.h5", b"")
+        for name, data in (("metadata.json", json.dumps({"keras_version": "3.0.0"})),
+                           ("config.json", json.dumps(cfg)), ("model.weights.h5", b"")):
+            z.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
     return b.getvalue()
 
 
@@ -275,6 +275,9 @@ def malicious():
     w("zip_bad_crc.pt", zbytes(torchlike, bad_crc=True))
     w("zip_name_mismatch.pt", zbytes([("archive/data.pkl", pickle.dumps({}, protocol=2)),
                                       ("archive/data/0", EVIL_P2)], local_names={"archive/data/0": "archive/evil.pkl"}))
+    # Evil pickle stored as a tensor storage record of a torch archive.
+    w("zip_storage_record.pt", zbytes([("archive/data.pkl", pickle.dumps({}, protocol=2)),
+                                       ("archive/data/0", EVIL_P2)]))
     w("zip_prepended.pt", b"JUNK" * 16 + zbytes(torchlike, prepended=64))
     w("zip_nested.zip", zbytes([("inner.zip", zbytes([("deep/model.bin", EVIL_P2)]))]))
     w("zip_hidden_member.zip", zbytes([("ok.txt", b"hello\n")], hidden=[("hidden.pkl", EVIL_P2)]))
@@ -370,8 +373,10 @@ def zbytes(members, bad_crc=False, local_names=None, prepended=0, hidden=(), def
 
 
 if __name__ == "__main__":
+    # "malicious" alone rewrites only the raw-opcode fixtures (stdlib only).
     malicious()
-    benign()
+    if sys.argv[1:] != ["malicious"]:
+        benign()
     big = [p for d in (BENIGN, EVIL) for p in (os.path.join(d, f) for f in os.listdir(d)) if os.path.getsize(p) > 100_000]
     if big:
         sys.exit("fixtures over 100 KB: %s" % big)

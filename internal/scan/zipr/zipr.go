@@ -325,11 +325,10 @@ func (a *Archive) walkLocal(start, stop int64, lim Limits) {
 		if m, ok := known[off]; ok {
 			// Skip by the central directory's size, which is authoritative
 			// (and the only one set when a data descriptor is used).
-			off = m.DataOff + int64(m.CompSize)
-			off = a.skipDescriptor(off, flags)
-			if m.DataOff == 0 || m.DataOff+int64(m.CompSize) > a.size {
+			if m.DataOff <= off || m.CompSize > uint64(a.size-m.DataOff) {
 				return
 			}
+			off = a.skipDescriptor(m.DataOff+int64(m.CompSize), flags)
 			continue
 		}
 		if off+localLen+nameLen+extraLen > a.size {
@@ -351,11 +350,14 @@ func (a *Archive) walkLocal(start, stop int64, lim Limits) {
 		if flags&8 != 0 && csize == 0 {
 			// Size only in a trailing data descriptor: not walkable further.
 			a.Problems = append(a.Problems, fmt.Sprintf("hidden member %q: size unknown (data descriptor)", m.LocalName))
+			if stop <= m.DataOff {
+				return
+			}
 			m.CompSize = uint64(stop - m.DataOff)
 			a.Members = append(a.Members, m)
 			return
 		}
-		if m.DataOff+int64(csize) > a.size {
+		if m.DataOff > a.size || csize > uint64(a.size-m.DataOff) {
 			return
 		}
 		a.Problems = append(a.Problems, fmt.Sprintf("member %q is not in the central directory", m.LocalName))
@@ -395,10 +397,10 @@ func (a *Archive) Open(m *Member) (io.Reader, error) {
 	if m.Encrypted {
 		return nil, fmt.Errorf("%w: encrypted", ErrUnsupported)
 	}
-	csize := int64(m.CompSize)
-	if m.DataOff+csize > a.size || csize < 0 {
+	if m.DataOff > a.size || m.CompSize > uint64(a.size-m.DataOff) {
 		return nil, fmt.Errorf("%w: member data out of range", ErrFormat)
 	}
+	csize := int64(m.CompSize)
 	sr := io.NewSectionReader(a.r, m.DataOff, csize)
 	switch m.Method {
 	case 0:
@@ -411,7 +413,7 @@ func (a *Archive) Open(m *Member) (io.Reader, error) {
 
 // Section returns the stored bytes of a stored member for random access.
 func (a *Archive) Section(m *Member) (*io.SectionReader, bool) {
-	if !m.localValid || m.Method != 0 || m.Encrypted || m.DataOff+int64(m.CompSize) > a.size {
+	if !m.localValid || m.Method != 0 || m.Encrypted || m.DataOff > a.size || m.CompSize > uint64(a.size-m.DataOff) {
 		return nil, false
 	}
 	return io.NewSectionReader(a.r, m.DataOff, int64(m.CompSize)), true
