@@ -241,12 +241,12 @@ func writeScanSARIF(w io.Writer, results []scanFileResult) error {
 			rules[id] = true
 			var loc location
 			loc.Physical.Artifact.URI = filepath.ToSlash(r.Path)
-			props := map[string]any{"verdict": r.Verdict.String()}
+			props := map[string]any{"fileVerdict": r.Verdict.String()}
 			if f != nil {
 				if f.Member == "" {
 					loc.Physical.Region = &region{ByteOffset: f.Offset}
 				} else {
-					loc.Logical = []logical{{FQN: f.Member, Kind: "member"}}
+					loc.Logical = []logical{{FQN: f.Member, Kind: "resource"}}
 					props["memberOffset"] = f.Offset
 				}
 				if f.Module != "" || f.Name != "" {
