@@ -424,18 +424,15 @@ func (a *Analyzer) run() (Pickle, error) {
 			m.stack = m.stack[:k]
 			return items, nil
 		}
-		// below returns the value just below the current mark's items
-		// (the list/dict of APPENDS/SETITEMS/ADDITEMS).
+		// belowMark returns the value just below the current mark's items
+		// (the list/dict/set of APPENDS/SETITEMS/ADDITEMS). As in
+		// _pickle.c do_append, it may lie below an enclosing mark.
 		belowMark := func() (*value, error) {
 			if len(m.marks) == 0 {
 				return nil, a.fail(start, op, ErrInvalid, "could not find MARK")
 			}
 			k := m.marks[len(m.marks)-1]
-			prev := 0
-			if len(m.marks) > 1 {
-				prev = m.marks[len(m.marks)-2]
-			}
-			if k <= prev {
+			if k < 1 {
 				return nil, a.fail(start, op, ErrInvalid, "unpickling stack underflow")
 			}
 			return m.stack[k-1], nil

@@ -136,6 +136,18 @@ func TestMarkIsAFence(t *testing.T) {
 	}
 }
 
+// TestAppendsBelowEnclosingMark: the list of APPENDS may sit below an
+// enclosing mark (_pickle.c do_append checks only x > 0), so analysis goes on
+// to the import after it.
+func TestAppendsBelowEnclosingMark(t *testing.T) {
+	data := []byte("](((NeN0000cos\nsystem\n.")
+	data = bytes.ReplaceAll(data, []byte("0000"), []byte("1"))
+	evs, _, err := analyze(t, data, Limits{})
+	if err != nil || len(evs) != 1 || evs[0].Name != "system" {
+		t.Fatalf("err %v events %+v", err, evs)
+	}
+}
+
 func TestStackedAndTrailing(t *testing.T) {
 	_, s, err := analyze(t, []byte("N.N.N."), Limits{})
 	if err != nil || s.Pickles != 3 {
