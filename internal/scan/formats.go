@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -140,9 +141,26 @@ func (j *job) kerasWalk(v any, member string, off int64, depth int) {
 	}
 }
 
-// h5Candidate finds the start of JSON objects that may be a Keras config:
-// '{' then optional whitespace then '"'.
-var h5Candidate = regexp.MustCompile(`\{\s*"`)
+// h5Candidates returns the offsets in data of '{' followed by optional JSON
+// whitespace and '"': where a JSON object with keys may start.
+func h5Candidates(data []byte) []int {
+	var out []int
+	for i := 0; i < len(data); {
+		k := bytes.IndexByte(data[i:], '{')
+		if k < 0 {
+			break
+		}
+		p := i + k + 1
+		for p < len(data) && (data[p] == ' ' || data[p] == '\t' || data[p] == '\n' || data[p] == '\r') {
+			p++
+		}
+		if p < len(data) && data[p] == '"' {
+			out = append(out, i+k)
+		}
+		i += k + 1
+	}
+	return out
+}
 
 // scanH5 searches the first H5Window bytes of an HDF5 file for JSON
 // objects (the model_config attribute Keras writes is one) and checks every
@@ -165,8 +183,8 @@ func (j *job) scanH5(b blob, member string) {
 	for off := int64(0); off < window; off += chunk {
 		n, _ := rb.ra.ReadAt(buf, off)
 		data := buf[:n]
-		for _, loc := range h5Candidate.FindAllIndex(data, -1) {
-			if loc[0] >= chunk {
+		for _, c := range h5Candidates(data) {
+			if c >= chunk {
 				break
 			}
 			attempts++
@@ -174,7 +192,7 @@ func (j *job) scanH5(b blob, member string) {
 				j.malformed(member, off, "limit/h5", "too many JSON candidates")
 				return
 			}
-			start := off + int64(loc[0])
+			start := off + int64(c)
 			dec := json.NewDecoder(io.NewSectionReader(rb.ra, start, 64<<20))
 			var v map[string]any
 			if err := dec.Decode(&v); err != nil {
