@@ -11,6 +11,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/custody-ml/custody/internal/scan/pickle"
@@ -72,6 +73,7 @@ func (j *job) scanArchive(a *zipr.Archive, member string, depth int) {
 			keras = true
 		}
 	}
+	overlapping := overlaps(a)
 	for _, m := range a.Members {
 		if err := j.ctx.Err(); err != nil {
 			j.malformed(member, 0, "io", "scan interrupted: %v", err)
@@ -79,6 +81,17 @@ func (j *job) scanArchive(a *zipr.Archive, member string, depth int) {
 		}
 		name := m.DisplayName()
 		mpath := join(member, name)
+		if overlapping[m] {
+			// No writer produces overlapping members; scanning each would
+			// let one archive (a zip quine) cost exponential work.
+			j.malformed(mpath, 0, "zip/overlap", "member data overlaps another member; not analysed")
+			continue
+		}
+		j.members++
+		if j.members > j.s.limits.MaxMembers {
+			j.malformed(member, 0, "limit/members", "more than %d archive members in one file", j.s.limits.MaxMembers)
+			return
+		}
 		if torch && torchData.MatchString(m.Name) && torchData.MatchString(m.LocalName) && !strings.HasSuffix(name, ".pkl") {
 			// Raw tensor storage: torch.load never unpickles it. Still
 			// sniffed: one that holds a complete pickle is reported.
@@ -219,4 +232,27 @@ func (j *job) sniffStorage(sec *io.SectionReader, member string) {
 	for _, e := range events {
 		j.event(member, e)
 	}
+}
+
+// overlaps returns the members whose header-to-end range overlaps an
+// earlier member's (by offset).
+func overlaps(a *zipr.Archive) map[*zipr.Member]bool {
+	ms := make([]*zipr.Member, 0, len(a.Members))
+	for _, m := range a.Members {
+		if m.DataOff > 0 {
+			ms = append(ms, m)
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].HeaderOff < ms[j].HeaderOff })
+	out := map[*zipr.Member]bool{}
+	var end int64 = -1
+	for _, m := range ms {
+		if m.HeaderOff < end {
+			out[m] = true
+		}
+		if e := m.DataOff + int64(m.CompSize); e > end {
+			end = e
+		}
+	}
+	return out
 }

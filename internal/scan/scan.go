@@ -205,6 +205,8 @@ type job struct {
 	res          *Result
 	seen         map[string]bool
 	decompressed int64
+	buffered     int64 // bytes held by random() across nesting levels
+	members      int   // archive members scanned, across nesting levels
 	dir          string
 }
 
@@ -250,16 +252,19 @@ func (j *job) random(b blob, member, what string) (blob, bool) {
 	if b.ra != nil {
 		return b, true
 	}
-	lim := j.s.limits.MaxBuffer
+	// One budget for the whole file, so nested compressed archives cannot
+	// multiply it.
+	lim := j.s.limits.MaxBuffer - j.buffered
 	data, err := io.ReadAll(io.LimitReader(b.r, lim+1))
 	if err != nil {
 		j.malformed(member, 0, "io", "reading %s: %v", what, err)
 		return blob{}, false
 	}
 	if int64(len(data)) > lim {
-		j.malformed(member, 0, "limit/buffer", "%s inside a compressed container is larger than %d bytes; not analysed", what, lim)
+		j.malformed(member, 0, "limit/buffer", "%s inside a compressed container exceeds the %d-byte buffer budget; not analysed", what, j.s.limits.MaxBuffer)
 		return blob{}, false
 	}
+	j.buffered += int64(len(data))
 	return blob{ra: bytes.NewReader(data), size: int64(len(data))}, true
 }
 

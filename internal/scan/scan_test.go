@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,4 +245,28 @@ func TestTextAndUnknownBinary(t *testing.T) {
 func mustGzip(t *testing.T, w *bytes.Buffer) *gzip.Writer {
 	t.Helper()
 	return gzip.NewWriter(w)
+}
+
+// TestOverlappingMembers: two central directory entries sharing one local
+// header (the building block of zip quines) are malformed, not scanned twice.
+func TestOverlappingMembers(t *testing.T) {
+	data, err := os.ReadFile("testdata/malicious/zip_renamed_member.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cd := bytes.Index(data, []byte("PK\x01\x02"))
+	end := bytes.LastIndex(data, []byte("PK\x05\x06"))
+	entry := data[cd:end]
+	var z []byte
+	z = append(z, data[:end]...)
+	z = append(z, entry...) // the same entry again
+	eocd := append([]byte(nil), data[end:]...)
+	binary.LittleEndian.PutUint16(eocd[8:], 2)
+	binary.LittleEndian.PutUint16(eocd[10:], 2)
+	binary.LittleEndian.PutUint32(eocd[12:], uint32(2*len(entry)))
+	z = append(z, eocd...)
+	r := New(nil, Limits{}).Scan(t.Context(), "quine.zip", bytes.NewReader(z), int64(len(z)))
+	if !hasFinding(r, "zip/overlap", Malformed) || !hasFinding(r, "pickle/denied-import", Dangerous) {
+		t.Errorf("%s %+v", r.Verdict, r.Findings)
+	}
 }
