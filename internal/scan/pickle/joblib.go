@@ -87,28 +87,35 @@ func dtypeSize(dt *value) (size uint64, object bool, problem string) {
 		return 0, false, "dtype type string unknown"
 	}
 	kind := ts.s[0]
-	n, perr := strconv.ParseUint(ts.s[1:], 10, 32)
 	if kind == 'O' {
 		return 0, true, ""
 	}
-	if st := dt.state; st != nil && st.kind == vTuple && st.items != nil {
-		if len(st.items) >= 4 && st.items[3].kind != vNone {
-			return 0, false, "structured dtypes are not analysed"
+	// BUILD state (version, byteorder, subarray, names, fields, elsize,
+	// alignment, flags): elsize is set (> 0) for flexible, structured and
+	// subarray dtypes; flags bit 0 is NPY_ITEM_HASOBJECT (an object field).
+	haveState := false
+	if st := dt.state; st != nil && st.kind == vTuple && len(st.items) >= 8 {
+		haveState = true
+		if f := st.items[7]; f.kind == vInt && f.i&1 != 0 {
+			return 0, true, ""
 		}
-		if len(st.items) >= 3 && st.items[2].kind != vNone {
-			return 0, false, "subarray dtypes are not analysed"
-		}
-		if kind == 'V' && len(st.items) >= 6 && st.items[5].kind == vInt && st.items[5].i > 0 {
-			return uint64(st.items[5].i), false, ""
+		if e := st.items[5]; e.kind == vInt && e.i > 0 {
+			return uint64(e.i), false, ""
 		}
 	}
+	n, perr := strconv.ParseUint(ts.s[1:], 10, 32)
 	if perr != nil {
 		return 0, false, "dtype size unknown"
 	}
 	switch kind {
+	case 'V':
+		if !haveState {
+			return 0, false, "void dtype without state"
+		}
+		return n, false, ""
 	case 'U':
 		return 4 * n, false, ""
-	case 'b', 'i', 'u', 'f', 'c', 'S', 'a', 'V', 'M', 'm':
+	case 'b', 'i', 'u', 'f', 'c', 'S', 'a', 'M', 'm':
 		return n, false, ""
 	}
 	return 0, false, "dtype kind unknown"

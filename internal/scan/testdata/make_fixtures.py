@@ -83,6 +83,18 @@ def benign():
     jdump("sklearn_logreg.joblib.lzma", compress=("lzma", 3))
     jdump("sklearn_logreg.joblib.z", compress=("zlib", 3))
 
+    # joblib inline arrays of every layout joblib.load reads back: aligned
+    # and compressed numeric arrays, structured, subarray, unicode, datetime
+    # and object arrays (a nested pickle).
+    mixed = {
+        "f": np.linspace(0, 1, 50).reshape(5, 10), "fortran": np.asfortranarray(np.ones((3, 4), dtype=np.int16)),
+        "rec": np.zeros(3, dtype=[("a", "f8"), ("b", "i4")]), "sub": np.zeros(2, dtype=("f4", (3,))),
+        "u": np.array(["ab", "cde"]), "t": np.array(["2020-01-01"], dtype="M8[s]"), "b": np.array([True, False]),
+        "obj": np.array([1, "x", None], dtype=object), "scalar": np.float32(1.5), "empty": np.zeros((0, 3)),
+    }
+    joblib.dump(mixed, os.path.join(BENIGN, "joblib_arrays.joblib"))
+    joblib.dump(mixed, os.path.join(BENIGN, "joblib_arrays.joblib.gz"), compress=("gzip", 1))
+
     arr = np.arange(24, dtype=np.float32).reshape(4, 6)
     b = io.BytesIO()
     np.save(b, arr)
@@ -288,6 +300,12 @@ def malicious():
     hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
     w("object_array_evil.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + EVIL_P2)
     w("npz_evil.npz", zbytes([("arr_0.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + EVIL_P2)]))
+    # joblib object array: the nested pickle after the wrapper's BUILD.
+    wrapper = (b"\x80\x04" + su("joblib.numpy_pickle") + su("NumpyArrayWrapper") + b"\x93)\x81}(" +
+               su("subclass") + su("numpy") + su("ndarray") + b"\x93" + su("shape") + b"K\x01\x85" +
+               su("order") + su("C") + su("dtype") + su("numpy") + su("dtype") + b"\x93" + su("O8") +
+               b"\x89\x88\x87R" + su("allow_mmap") + b"\x89ub")
+    w("joblib_object_array_evil.joblib", wrapper + EVIL_P2 + b".")
     w("joblib_evil.joblib.gz", gzip.compress(EVIL_P2, mtime=0))
     w("joblib_evil.joblib.bz2", bz2.compress(EVIL_P2))
     w("joblib_evil.joblib.xz", lzma.compress(EVIL_P2, format=lzma.FORMAT_XZ))
