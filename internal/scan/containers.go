@@ -7,6 +7,7 @@ import (
 	"compress/bzip2"
 	"compress/gzip"
 	"compress/zlib"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -131,7 +132,15 @@ func (j *job) scanArchive(a *zipr.Archive, member string, depth int) {
 }
 
 func (j *job) scanTar(b blob, member string, depth int) {
-	tr := tar.NewReader(b.reader())
+	// With random access the reader seeks over member data (archive/tar
+	// uses io.Seeker) and each member is scanned in place.
+	var pos *posReader
+	src := b.reader()
+	if b.ra != nil {
+		pos = &posReader{ra: b.ra, size: b.size}
+		src = pos
+	}
+	tr := tar.NewReader(src)
 	n := 0
 	for {
 		h, err := tr.Next()
@@ -150,8 +159,51 @@ func (j *job) scanTar(b blob, member string, depth int) {
 		if h.Typeflag != tar.TypeReg {
 			continue
 		}
-		j.scan(blob{r: tr, size: h.Size}, join(member, path.Clean(h.Name)), depth+1)
+		name := join(member, path.Clean(h.Name))
+		_, sparse := h.PAXRecords["GNU.sparse.major"]
+		if pos != nil && !sparse && pos.off <= b.size && h.Size <= b.size-pos.off {
+			j.scan(blob{ra: io.NewSectionReader(b.ra, pos.off, h.Size), size: h.Size}, name, depth+1)
+			continue
+		}
+		j.scan(blob{r: tr, size: h.Size}, name, depth+1)
 	}
+}
+
+// posReader reads and seeks over a ReaderAt, exposing its position.
+type posReader struct {
+	ra   io.ReaderAt
+	off  int64
+	size int64
+}
+
+func (p *posReader) Read(b []byte) (int, error) {
+	if p.off >= p.size {
+		return 0, io.EOF
+	}
+	if int64(len(b)) > p.size-p.off {
+		b = b[:p.size-p.off]
+	}
+	n, err := p.ra.ReadAt(b, p.off)
+	p.off += int64(n)
+	if err == io.EOF && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+func (p *posReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += p.off
+	case io.SeekEnd:
+		offset += p.size
+	}
+	if offset < 0 {
+		return 0, errors.New("negative position")
+	}
+	p.off = offset
+	return offset, nil
 }
 
 // scanCompressed decompresses a gzip, bzip2, xz, zlib or lzma stream (as

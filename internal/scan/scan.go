@@ -108,8 +108,9 @@ type Limits struct {
 	MaxDecompressed int64
 	// MaxRatio caps decompressed/compressed once over 64 MiB decompressed.
 	MaxRatio int64
-	// MaxBuffer caps the bytes held in memory to random-access a nested
-	// archive that is compressed (a deflated zip inside a zip).
+	// MaxBuffer caps the bytes copied per file to random-access archives
+	// inside compressed streams (a zip in a tar.gz, a deflated zip in a
+	// zip): up to 32 MiB each in memory, beyond that in a temporary file.
 	MaxBuffer int64
 	// MaxMembers caps the members of one archive.
 	MaxMembers int
@@ -128,7 +129,7 @@ func DefaultLimits() Limits {
 		MaxDepth:        6,
 		MaxDecompressed: 16 << 30,
 		MaxRatio:        1000,
-		MaxBuffer:       256 << 20,
+		MaxBuffer:       16 << 30,
 		MaxMembers:      1 << 16,
 		MaxFindings:     200,
 		H5Window:        1 << 30,
@@ -194,6 +195,7 @@ func (s *Scanner) ScanFile(ctx context.Context, path string) (Result, error) {
 // Scan scans size bytes of r, reported under name.
 func (s *Scanner) Scan(ctx context.Context, name string, r io.ReaderAt, size int64) Result {
 	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
+	defer j.cleanup()
 	j.res.Format = j.scan(blob{ra: r, size: size}, "", 0)
 	return *j.res
 }
@@ -205,7 +207,8 @@ type job struct {
 	res          *Result
 	seen         map[string]bool
 	decompressed int64
-	buffered     int64 // bytes held by random() across nesting levels
+	buffered     int64 // bytes copied by random() across nesting levels
+	temps        []*os.File
 	members      int   // archive members scanned, across nesting levels
 	dir          string
 }
@@ -247,7 +250,13 @@ func (b blob) reader() io.Reader {
 	return b.r
 }
 
-// random returns random access to b, buffering a stream up to MaxBuffer.
+// memBuffer is the largest stream random() keeps in memory; bigger ones go
+// to a temporary file, removed when the file's scan ends.
+const memBuffer = 32 << 20
+
+// random returns random access to b, copying a stream (a member of a
+// compressed container) into memory or a temporary file, within the file's
+// MaxBuffer budget.
 func (j *job) random(b blob, member, what string) (blob, bool) {
 	if b.ra != nil {
 		return b, true
@@ -255,17 +264,45 @@ func (j *job) random(b blob, member, what string) (blob, bool) {
 	// One budget for the whole file, so nested compressed archives cannot
 	// multiply it.
 	lim := j.s.limits.MaxBuffer - j.buffered
-	data, err := io.ReadAll(io.LimitReader(b.r, lim+1))
+	over := func() (blob, bool) {
+		j.malformed(member, 0, "limit/buffer", "%s inside a compressed container exceeds the %d-byte buffer budget; not analysed", what, j.s.limits.MaxBuffer)
+		return blob{}, false
+	}
+	data, err := io.ReadAll(io.LimitReader(b.r, min(lim, memBuffer)+1))
 	if err != nil {
 		j.malformed(member, 0, "io", "reading %s: %v", what, err)
 		return blob{}, false
 	}
 	if int64(len(data)) > lim {
-		j.malformed(member, 0, "limit/buffer", "%s inside a compressed container exceeds the %d-byte buffer budget; not analysed", what, j.s.limits.MaxBuffer)
+		return over()
+	}
+	if len(data) <= memBuffer {
+		j.buffered += int64(len(data))
+		return blob{ra: bytes.NewReader(data), size: int64(len(data))}, true
+	}
+	f, err := os.CreateTemp("", "custody-scan-*")
+	if err != nil {
+		j.malformed(member, 0, "io", "buffering %s: %v", what, err)
 		return blob{}, false
 	}
-	j.buffered += int64(len(data))
-	return blob{ra: bytes.NewReader(data), size: int64(len(data))}, true
+	j.temps = append(j.temps, f)
+	n, err := io.Copy(f, io.MultiReader(bytes.NewReader(data), io.LimitReader(b.r, lim+1-int64(len(data)))))
+	if err != nil {
+		j.malformed(member, 0, "io", "buffering %s: %v", what, err)
+		return blob{}, false
+	}
+	if n > lim {
+		return over()
+	}
+	j.buffered += n
+	return blob{ra: f, size: n}, true
+}
+
+func (j *job) cleanup() {
+	for _, f := range j.temps {
+		f.Close()
+		os.Remove(f.Name())
+	}
 }
 
 func join(member, name string) string {

@@ -1,9 +1,12 @@
 package scan
 
 import (
+	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,5 +274,64 @@ func TestOverlappingMembers(t *testing.T) {
 	r := New(nil, Limits{}).Scan(t.Context(), "quine.zip", bytes.NewReader(z), int64(len(z)))
 	if !hasFinding(r, "zip/overlap", Malformed) || !hasFinding(r, "pickle/denied-import", Dangerous) {
 		t.Errorf("%s %+v", r.Verdict, r.Findings)
+	}
+}
+
+// TestArchivesInTar: zips inside a plain tar are scanned in place; inside a
+// tar.gz they are copied (memory, or a temporary file past 32 MiB).
+func TestArchivesInTar(t *testing.T) {
+	good, err := os.ReadFile("testdata/benign/torch_state_dict.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil, err := os.ReadFile("testdata/malicious/zip_bad_crc.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A torch-style zip over 32 MiB: evil data.pkl and a large storage.
+	var big bytes.Buffer
+	zw := zip.NewWriter(&big)
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "archive/data.pkl", Method: zip.Store})
+	w.Write([]byte("cos\nsystem\n(S'id'\ntR."))
+	w, _ = zw.CreateHeader(&zip.FileHeader{Name: "archive/data/0", Method: zip.Store})
+	w.Write(make([]byte, 33<<20))
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(files map[string][]byte, gz bool) []byte {
+		var buf bytes.Buffer
+		var out io.Writer = &buf
+		var g *gzip.Writer
+		if gz {
+			g = gzip.NewWriter(&buf)
+			out = g
+		}
+		tw := tar.NewWriter(out)
+		for name, data := range files {
+			tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+			tw.Write(data)
+		}
+		tw.Close()
+		if g != nil {
+			g.Close()
+		}
+		return buf.Bytes()
+	}
+	s := New(nil, Limits{})
+	for _, gz := range []bool{false, true} {
+		for _, c := range []struct {
+			files map[string][]byte
+			want  Verdict
+		}{
+			{map[string][]byte{"m/good.pt": good}, Safe},
+			{map[string][]byte{"m/good.pt": good, "m/evil.pt": evil}, Dangerous},
+			{map[string][]byte{"m/big.pt": big.Bytes()}, Dangerous},
+		} {
+			data := mk(c.files, gz)
+			r := s.Scan(t.Context(), "x.tar", bytes.NewReader(data), int64(len(data)))
+			if r.Verdict != c.want {
+				t.Errorf("gz=%v %d files: %s, want %s (%+v)", gz, len(c.files), r.Verdict, c.want, r.Findings)
+			}
+		}
 	}
 }
