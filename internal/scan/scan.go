@@ -209,7 +209,7 @@ type job struct {
 	decompressed int64
 	buffered     int64 // bytes copied by random() across nesting levels
 	temps        []*os.File
-	members      int   // archive members scanned, across nesting levels
+	members      int // archive members scanned, across nesting levels
 	dir          string
 }
 
