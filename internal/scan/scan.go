@@ -196,7 +196,7 @@ func (s *Scanner) ScanFile(ctx context.Context, path string) (Result, error) {
 func (s *Scanner) Scan(ctx context.Context, name string, r io.ReaderAt, size int64) Result {
 	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
 	defer j.cleanup()
-	j.res.Format = j.scan(blob{ra: r, size: size}, "", 0)
+	j.res.Format = j.scan(blob{ra: ctxReaderAt{ctx, r}, size: size}, "", 0)
 	return *j.res
 }
 
@@ -581,4 +581,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		return n, c.err
 	}
 	return n, err
+}
+
+// ctxReaderAt fails reads once ctx is done, so a long scan stops promptly
+// on SIGINT.
+type ctxReaderAt struct {
+	ctx context.Context
+	ra  io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.ra.ReadAt(p, off)
 }

@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"io"
 	"os"
@@ -333,5 +334,18 @@ func TestArchivesInTar(t *testing.T) {
 				t.Errorf("gz=%v %d files: %s, want %s (%+v)", gz, len(c.files), r.Verdict, c.want, r.Findings)
 			}
 		}
+	}
+}
+
+func TestCancelledScanIsNotSafe(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	data, err := os.ReadFile("testdata/benign/torch_state_dict.pt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(nil, Limits{}).Scan(ctx, "x.pt", bytes.NewReader(data), int64(len(data)))
+	if r.Verdict == Safe {
+		t.Fatalf("cancelled scan is safe: %+v", r.Findings)
 	}
 }
