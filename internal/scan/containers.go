@@ -160,6 +160,16 @@ func (j *job) scanTar(b blob, member string, depth int) {
 			continue
 		}
 		name := join(member, path.Clean(h.Name))
+		if base := path.Clean(h.Name); base == "storages" || base == "tensors" {
+			// Pre-1.0 torch.save tar: pickles interleaved with raw data.
+			br := bufio.NewReader(io.LimitReader(tr, h.Size))
+			if head, _ := br.Peek(2); len(head) == 2 && head[0] == pickleProto {
+				j.scanLegacyTarMember(br, name, base)
+				continue
+			}
+			j.scan(blob{r: br, size: h.Size}, name, depth+1)
+			continue
+		}
 		_, sparse := h.PAXRecords["GNU.sparse.major"]
 		if pos != nil && !sparse && pos.off <= b.size && h.Size <= b.size-pos.off {
 			j.scan(blob{ra: io.NewSectionReader(b.ra, pos.off, h.Size), size: h.Size}, name, depth+1)

@@ -476,18 +476,7 @@ func (j *job) scanPickle(r io.Reader, member string, base int64, speculative boo
 		}
 	}
 	if err != nil {
-		var pe *pickle.Error
-		off := int64(0)
-		if errors.As(err, &pe) {
-			off = pe.Offset + base
-		}
-		rule := "pickle/malformed"
-		if errors.Is(err, pickle.ErrLimit) {
-			rule = "limit/pickle"
-		} else if errors.Is(err, pickle.ErrTruncated) {
-			rule = "pickle/truncated"
-		}
-		j.malformed(member, off, rule, "%v", err)
+		j.pickleErr(member, base, err)
 	}
 	if sum.Trailing {
 		j.add(Finding{Verdict: Safe, Rule: "note/trailing-bytes", Member: member, Offset: base + sum.Consumed,
@@ -498,6 +487,22 @@ func (j *job) scanPickle(r io.Reader, member string, base int64, speculative boo
 			Message: "PyTorch legacy format: storage bytes after the 5th pickle are raw tensor data, not analysed"})
 	}
 	return true
+}
+
+// pickleErr reports a pickle analysis error as a malformed finding.
+func (j *job) pickleErr(member string, base int64, err error) {
+	var pe *pickle.Error
+	off := int64(0)
+	if errors.As(err, &pe) {
+		off = pe.Offset + base
+	}
+	rule := "pickle/malformed"
+	if errors.Is(err, pickle.ErrLimit) {
+		rule = "limit/pickle"
+	} else if errors.Is(err, pickle.ErrTruncated) {
+		rule = "pickle/truncated"
+	}
+	j.malformed(member, off, rule, "%v", err)
 }
 
 // event turns a pickle event into a finding under the policy.

@@ -144,6 +144,7 @@ func TestMaliciousFixtures(t *testing.T) {
 		"tar_evil.tar":                             {Dangerous, "pickle/denied-import"},
 		"tar_evil.tar.gz":                          {Dangerous, "pickle/denied-import"},
 		"torch_legacy_evil.pt":                     {Dangerous, "pickle/denied-import"},
+		"torch_legacy_tar_evil.tar":                {Dangerous, "pickle/denied-import"},
 		"truncated_after_reduce.pkl":               {Dangerous, "pickle/truncated"},
 		"zip64_evil.pt":                            {Dangerous, "pickle/denied-import"},
 		"zip_bad_crc.pt":                           {Dangerous, "pickle/denied-import"},
@@ -347,5 +348,32 @@ func TestCancelledScanIsNotSafe(t *testing.T) {
 	r := New(nil, Limits{}).Scan(ctx, "x.pt", bytes.NewReader(data), int64(len(data)))
 	if r.Verdict == Safe {
 		t.Fatalf("cancelled scan is safe: %+v", r.Findings)
+	}
+}
+
+// TestLegacyTorchTar: records separated by raw storage bytes are all read;
+// a benign one is safe.
+func TestLegacyTorchTar(t *testing.T) {
+	rec := []byte("\x80\x02X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nFloatStorage\n\x87.")
+	storages := append([]byte("\x80\x02K\x01."), rec...)
+	storages = append(storages, 2, 0, 0, 0, 0, 0, 0, 0)
+	storages = append(storages, make([]byte, 8)...)
+	tensors := []byte("\x80\x02K\x01.\x80\x02X\x01\x00\x00\x001X\x01\x00\x00\x000ctorch\nFloatTensor\n\x87.")
+	tensors = append(tensors, 1, 0, 0, 0, 0, 0, 0, 0) // ndim 1, 4 skipped bytes
+	tensors = append(tensors, make([]byte, 8+8+8)...) // size, stride, offset
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"sys_info", []byte("\x80\x02}.")}, {"tensors", tensors}, {"storages", storages}} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write(f.data)
+	}
+	tw.Close()
+	r := New(nil, Limits{}).Scan(t.Context(), "old.pt", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if r.Verdict != Unknown || len(r.Findings) != 1 || r.Findings[0].Name != "FloatTensor" {
+		// torch.FloatTensor is not on the allowlist: unknown, and nothing else.
+		t.Fatalf("%s %+v", r.Verdict, r.Findings)
 	}
 }

@@ -141,7 +141,62 @@ type Pickle struct {
 	// 0x1950a86a20f9469cfc6c (torch.save with _use_new_zipfile_serialization
 	// =False writes it as the first of its stacked pickles).
 	LegacyTorchMagic bool
+	// Value summarises the pickle's value: ints, strings, globals and
+	// tuples of them (two levels deep); everything else is ValueOther.
+	Value Value
 }
+
+// ValueKind is the kind of a [Value].
+type ValueKind int
+
+const (
+	ValueOther ValueKind = iota
+	ValueInt
+	ValueStr
+	ValueGlobal
+	ValueTuple
+)
+
+// Value is what the analysis knows of a pickled value.
+type Value struct {
+	Kind  ValueKind
+	Int   int64
+	Str   string // ValueStr content; ValueGlobal module
+	Name  string // ValueGlobal name
+	Items []Value
+}
+
+func summarize(v *value, depth int) Value {
+	switch {
+	case v.kind == vInt:
+		return Value{Kind: ValueInt, Int: v.i}
+	case v.kind == vStr && v.known:
+		return Value{Kind: ValueStr, Str: v.s}
+	case v.kind == vGlobal && !v.ext:
+		return Value{Kind: ValueGlobal, Str: v.s, Name: v.name}
+	case v.kind == vTuple && v.items != nil && depth < 2:
+		t := Value{Kind: ValueTuple}
+		for _, it := range v.items {
+			t.Items = append(t.Items, summarize(it, depth+1))
+		}
+		return t
+	}
+	return Value{}
+}
+
+// ReadFull reads exactly len(b) raw bytes that follow the last pickle (a
+// loader reading its own data between pickles).
+func (a *Analyzer) ReadFull(b []byte) error {
+	n, err := io.ReadFull(a.r, b)
+	a.off += int64(n)
+	if err != nil {
+		return ErrTruncated
+	}
+	return nil
+}
+
+// Discard skips n raw bytes that follow the last pickle.
+func (a *Analyzer) Discard(n uint64) error { return a.discard(n) }
 
 // Analyzer reads pickles from a stream, one per [Analyzer.Next] call.
 type Analyzer struct {
@@ -512,6 +567,7 @@ func (a *Analyzer) run() (Pickle, error) {
 			p.End = a.off
 			p.Protocol = m.proto
 			p.LegacyTorchMagic = v.kind == vLong && v.s == legacyMagic
+			p.Value = summarize(v, 0)
 			return p, nil
 		case opPOP:
 			if len(m.stack) > m.fence() {

@@ -319,6 +319,19 @@ def malicious():
         t.addfile(ti, io.BytesIO(EVIL_P2))
     w("tar_evil.tar", tb.getvalue())
     w("tar_evil.tar.gz", gzip.compress(tb.getvalue(), mtime=0))
+    # Pre-1.0 torch.save tar: in "storages", raw storage bytes separate the
+    # record pickles; the second record's pickle calls posix.system.
+    rec1 = b"\x80\x02X\x01\x00\x00\x000X\x03\x00\x00\x00cpuctorch\nFloatStorage\n\x87."
+    rec2 = b"\x80\x02X\x01\x00\x00\x001X\x03\x00\x00\x00cpucposix\nsystem\nX\x02\x00\x00\x00id\x85R\x87."
+    storages = b"\x80\x02K\x02." + rec1 + struct.pack("<q", 2) + b"\0" * 8 + rec2 + struct.pack("<q", 0)
+    tb = io.BytesIO()
+    with tarfile.open(fileobj=tb, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in (("sys_info", b"\x80\x02}."), ("pickle", b"\x80\x02}."), ("storages", storages)):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mtime = 0
+            t.addfile(ti, io.BytesIO(data))
+    w("torch_legacy_tar_evil.tar", tb.getvalue())
 
     w("keras_lambda.keras", keras_zip(keras_config(lambda_layer=True)))
     w("onnx_escape.onnx", onnx_model("../../../../etc/passwd"))
