@@ -478,9 +478,15 @@ func (j *job) scanPickle(r io.Reader, member string, base int64, speculative boo
 	if err != nil {
 		j.pickleErr(member, base, err)
 	}
-	if sum.Trailing {
+	switch {
+	case sum.Trailing && sum.TrailingBlank:
 		j.add(Finding{Verdict: Safe, Rule: "note/trailing-bytes", Member: member, Offset: base + sum.Consumed,
-			Message: "bytes after the last pickle do not start another one; no unpickler runs them"})
+			Message: "whitespace after the last pickle"})
+	case sum.Trailing:
+		// pickle.load ignores them, but a loader with its own framing
+		// (raw data, then more pickles) could read further pickles.
+		j.add(Finding{Verdict: Unknown, Rule: "pickle/trailing-data", Member: member, Offset: base + sum.Consumed,
+			Message: "data after the last pickle is not a pickle and is not analysed"})
 	}
 	if sum.LegacyTorch {
 		j.add(Finding{Verdict: Safe, Rule: "note/legacy-torch", Member: member, Offset: base + sum.Consumed,

@@ -239,6 +239,10 @@ func TestTextAndUnknownBinary(t *testing.T) {
 		// Text whose first bytes pass zlib's header check.
 		{"x^ not compressed at all", Safe},
 		{"x not compressed at all", Safe},
+		// Trailing data after a pickle: whitespace is fine, anything else
+		// is not analysed, hence not safe.
+		{"\x80\x02N.\n", Safe},
+		{"\x80\x02N.\x00\x01raw", Unknown},
 		// Text that is a protocol 0 pickle importing os.system.
 		{"cos\nsystem\n(S'ls'\ntR.", Dangerous},
 	}

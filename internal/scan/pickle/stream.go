@@ -1,6 +1,7 @@
 package pickle
 
 import (
+	"bytes"
 	"errors"
 	"io"
 )
@@ -14,6 +15,9 @@ type Summary struct {
 	// Trailing: bytes follow the last pickle that cannot start another
 	// one (not an opcode); they are not analysed.
 	Trailing bool
+	// TrailingBlank: those bytes are only whitespace (a text pickle's
+	// final newline).
+	TrailingBlank bool
 }
 
 // legacyPickles is the number of pickles torch.load reads from a legacy file
@@ -37,6 +41,8 @@ func AnalyzeStream(r io.Reader, opts Options) (Summary, error) {
 			// at STOP, and a repeated load fails on the first byte.
 			s.Consumed = a.Offset()
 			s.Trailing = true
+			rest := a.Peek(4096)
+			s.TrailingBlank = len(rest) < 4096 && len(bytes.Trim(rest, " \t\r\n")) == 0
 			return s, nil
 		}
 		p, err := a.Next()
