@@ -243,6 +243,9 @@ func TestTextAndUnknownBinary(t *testing.T) {
 		// is not analysed, hence not safe.
 		{"\x80\x02N.\n", Safe},
 		{"\x80\x02N.\x00\x01raw", Unknown},
+		// Text starting with GLOBAL's opcode: the "names" are not
+		// importable, so no unpickler gets past them.
+		{"cuda 11.8\nbuilt with gcc\n", Safe},
 		// Text that is a protocol 0 pickle importing os.system.
 		{"cos\nsystem\n(S'ls'\ntR.", Dangerous},
 	}

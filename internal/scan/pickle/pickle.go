@@ -39,6 +39,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -549,6 +550,11 @@ func (a *Analyzer) run() (Pickle, error) {
 			return &value{kind: vObj, fn: fn, args: args}
 		}
 		importGlobal := func(module, name string) (*value, error) {
+			// Python's importer resolves only identifier paths: any other
+			// name fails to import, and unpickling stops there.
+			if !dottedIdent(module) || !dottedIdent(name) {
+				return nil, a.fail(start, op, ErrInvalid, "%q.%q is not an importable name", module, name)
+			}
 			emit(Event{Kind: Import, Offset: start, Op: OpName(op), Module: module, Name: name})
 			return &value{kind: vGlobal, s: module, name: name}, nil
 		}
@@ -849,7 +855,10 @@ func (a *Analyzer) run() (Pickle, error) {
 			if !utf8.ValidString(module) || !utf8.Valid(name) {
 				return p, a.fail(start, op, ErrInvalid, "GLOBAL name is not UTF-8")
 			}
-			v, _ := importGlobal(module, string(name))
+			v, err := importGlobal(module, string(name))
+			if err != nil {
+				return p, err
+			}
 			if err := push(v); err != nil {
 				return p, err
 			}
@@ -872,7 +881,10 @@ func (a *Analyzer) run() (Pickle, error) {
 				}
 				break
 			}
-			v, _ := importGlobal(mod.s, name.s)
+			v, err := importGlobal(mod.s, name.s)
+			if err != nil {
+				return p, err
+			}
 			if err := push(v); err != nil {
 				return p, err
 			}
@@ -971,7 +983,10 @@ func (a *Analyzer) run() (Pickle, error) {
 			if err != nil {
 				return p, err
 			}
-			cls, _ := importGlobal(module, string(name))
+			cls, err := importGlobal(module, string(name))
+			if err != nil {
+				return p, err
+			}
 			if err := push(call(cls, tuple(items, lim.MaxItems))); err != nil {
 				return p, err
 			}
@@ -1223,4 +1238,34 @@ func rawUnicodeEscape(b []byte) (string, bool) {
 		out = append(out, rune(b[i]))
 	}
 	return string(out), true
+}
+
+// dottedIdent reports whether s is a dot-separated path of Python
+// identifiers (ASCII letters, digits, underscore, or any non-ASCII letter;
+// not starting with a digit).
+func dottedIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	start := true
+	for _, r := range s {
+		switch {
+		case r == '.':
+			if start {
+				return false
+			}
+			start = true
+			continue
+		case r == '_' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'):
+		case r >= '0' && r <= '9':
+			if start {
+				return false
+			}
+		case r > 0x7f && unicode.IsLetter(r) || r > 0x7f && !start && (unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r)):
+		default:
+			return false
+		}
+		start = false
+	}
+	return !start
 }

@@ -119,6 +119,19 @@ func TestStackGlobalFromMemo(t *testing.T) {
 	}
 }
 
+func TestNonIdentifierImportsFail(t *testing.T) {
+	for _, data := range []string{"cos \nsystem\n.", "cos\nsystem\r\n.", "c1os\nsystem\n.", "cos.\nsystem\n.", "c\nsystem\n."} {
+		evs, _, err := analyze(t, []byte(data), Limits{})
+		if !errors.Is(err, ErrInvalid) || len(evs) != 0 {
+			t.Errorf("%q: err %v events %+v", data, err, evs)
+		}
+	}
+	evs, _, err := analyze(t, []byte("cnumpy.core.multiarray\n_reconstruct\n.cmódulo\nfunción\n."), Limits{})
+	if err != nil || len(evs) != 2 {
+		t.Errorf("valid names: err %v events %+v", err, evs)
+	}
+}
+
 func TestStackGlobalRejectsNonStr(t *testing.T) {
 	data := []byte{opPROTO, 4, opNONE, opNONE, opSTACK_GLOBAL, opSTOP}
 	if _, _, err := analyze(t, data, Limits{}); !errors.Is(err, ErrInvalid) {
