@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/custody-ml/custody/internal/scan"
 	"github.com/custody-ml/custody/internal/scan/policy"
@@ -170,15 +172,15 @@ func writeScanText(w io.Writer, results []scanFileResult) error {
 			}
 			continue
 		}
-		if _, err := fmt.Fprintf(w, "%s: %s (%s)\n", r.Path, r.Verdict, r.Format); err != nil {
+		if _, err := fmt.Fprintf(w, "%s: %s (%s)\n", printable(r.Path), r.Verdict, r.Format); err != nil {
 			return err
 		}
 		for _, f := range r.Findings {
 			where := fmt.Sprintf("offset %d", f.Offset)
 			if f.Member != "" {
-				where = f.Member + " " + where
+				where = printable(f.Member) + " " + where
 			}
-			if _, err := fmt.Fprintf(w, "  %s %s [%s]: %s\n", f.Verdict, f.Rule, where, f.Message); err != nil {
+			if _, err := fmt.Fprintf(w, "  %s %s [%s]: %s\n", f.Verdict, f.Rule, where, printable(f.Message)); err != nil {
 				return err
 			}
 		}
@@ -189,6 +191,23 @@ func writeScanText(w io.Writer, results []scanFileResult) error {
 		}
 	}
 	return nil
+}
+
+// printable escapes control characters (terminal escape sequences in
+// attacker-chosen member names) for text output.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func writeScanJSON(w io.Writer, results []scanFileResult) error {

@@ -116,3 +116,9 @@ func TestScanReportsEveryFile(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintableEscapesControls(t *testing.T) {
+	if got := printable("a\x1b[31mb\u0085c\n"); got != `a\x1b[31mb\x85c\x0a` {
+		t.Errorf("got %q", got)
+	}
+}

@@ -127,6 +127,7 @@ func (j *job) kerasWalk(v any, member string, off int64, depth int) {
 			name := ""
 			if c, ok := t["config"].(map[string]any); ok {
 				name, _ = c["name"].(string)
+				name = clip(name)
 			}
 			j.add(Finding{Verdict: Dangerous, Rule: "keras/lambda", Member: member, Offset: off, Name: name,
 				Message: "Keras Lambda layer " + name + ": its Python code runs when the model is loaded"})

@@ -517,8 +517,8 @@ func (j *job) event(member string, e pickle.Event) {
 	switch e.Kind {
 	case pickle.Import:
 		d := j.s.policy.Check(e.Module, e.Name)
-		f.Module, f.Name = e.Module, e.Name
-		full := e.Module + "." + e.Name
+		f.Module, f.Name = clip(e.Module), clip(e.Name)
+		full := f.Module + "." + f.Name
 		switch d.Class {
 		case policy.Allowed:
 			return
@@ -606,4 +606,18 @@ func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	return c.ra.ReadAt(p, off)
+}
+
+// clip shortens attacker-sized names (a GLOBAL argument may be 1 MiB) for
+// findings.
+func clip(s string) string {
+	const max = 256
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
