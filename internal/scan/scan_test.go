@@ -61,6 +61,7 @@ func TestBenignFixtures(t *testing.T) {
 		"model.onnx":                 {Safe, "onnx"},
 		"model.safetensors":          {Safe, "safetensors"},
 		"numpy_arrays.pkl":           {Safe, "pickle"},
+		"numpy_arrays_p5.pkl":        {Safe, "pickle"},
 		"object_array.npy":           {Safe, "npy"},
 		"sklearn_logreg.joblib":      {Unknown, "pickle"},
 		"sklearn_logreg.joblib.bz2":  {Unknown, "bzip2>pickle"},

@@ -26,8 +26,10 @@ func TestCheck(t *testing.T) {
 		{"mylib", "A.B", Allowed},
 		{"mylib", "bad", Denied},
 		{"os", "system", Denied}, // deny wins over an exact allow
-		{"pathlib", "Path", Denied},
-		{"pathlib", "os.system", Denied},
+		{"pathlib", "PosixPath", Allowed}, // allowed by the test policy; harmless constructor
+		{"pathlib", "os.system", Denied},   // traversal to os is still denied
+		{"types", "SimpleNamespace", Unknown},
+		{"types", "FunctionType", Denied},
 		{"collections", "OrderedDict.__globals__", Denied},
 		{"numpy", "eval", Denied}, // *.eval
 		{"builtins", "getattr", Denied},

@@ -111,6 +111,7 @@ def benign():
 
     # Plain numpy / container pickles.
     write(BENIGN, "numpy_arrays.pkl", pickle.dumps({"w": arr, "b": np.float64(2.5), "i": np.int64(3)}, protocol=2))
+    write(BENIGN, "numpy_arrays_p5.pkl", pickle.dumps({"w": arr, "t": arr.T, "o": np.array([1, "x"], dtype=object), "i": np.int32(3)}, protocol=5))
     write(BENIGN, "containers_p5.pkl", pickle.dumps({"a": [1, 2.5, "x", b"raw", None, True], "s": {1, 2}, "t": (1,), "f": frozenset([3])}, protocol=5))
 
     try:
