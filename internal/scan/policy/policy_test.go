@@ -25,9 +25,9 @@ func TestCheck(t *testing.T) {
 		{"xgboost.core", "DMatrix", Unknown},
 		{"mylib", "A.B", Allowed},
 		{"mylib", "bad", Denied},
-		{"os", "system", Denied}, // deny wins over an exact allow
+		{"os", "system", Denied},          // deny wins over an exact allow
 		{"pathlib", "PosixPath", Allowed}, // allowed by the test policy; harmless constructor
-		{"pathlib", "os.system", Denied},   // traversal to os is still denied
+		{"pathlib", "os.system", Denied},  // traversal to os is still denied
 		{"types", "SimpleNamespace", Unknown},
 		{"types", "FunctionType", Denied},
 		{"collections", "OrderedDict.__globals__", Denied},
