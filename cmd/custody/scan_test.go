@@ -56,6 +56,17 @@ func TestScanExitCodes(t *testing.T) {
 	if err := os.WriteFile(policy, []byte(`{"allow": ["sklearn.*", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Every benign file but TorchScript, whose code is never analysed.
+	var analysable []string
+	entries, err := os.ReadDir(benign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "torchscript_linear.pt" {
+			analysable = append(analysable, filepath.Join(benign, e.Name()))
+		}
+	}
 	badPolicy := filepath.Join(t.TempDir(), "bad.json")
 	if err := os.WriteFile(badPolicy, []byte(`{"allow": ["*.x"]}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -68,7 +79,8 @@ func TestScanExitCodes(t *testing.T) {
 	}{
 		{"safe file", scanOptions{}, []string{filepath.Join(benign, "torch_state_dict.pt")}, 0},
 		{"benign dir, default policy", scanOptions{}, []string{benign}, 1},
-		{"benign dir, allowing policy", scanOptions{Policy: policy}, []string{benign}, 0},
+		{"benign files, allowing policy", scanOptions{Policy: policy}, analysable, 0},
+		{"TorchScript, allowing policy", scanOptions{Policy: policy}, []string{filepath.Join(benign, "torchscript_linear.pt")}, 1},
 		{"dangerous", scanOptions{}, []string{filepath.Join(evil, "inst.pkl")}, 1},
 		{"malformed", scanOptions{}, []string{filepath.Join(evil, "gguf_truncated.gguf")}, 1},
 		{"unknown", scanOptions{}, []string{filepath.Join(evil, "ext1.pkl")}, 1},

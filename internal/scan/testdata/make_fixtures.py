@@ -65,6 +65,11 @@ def benign():
     torch.save({"step": 3, "weights": sd, "lr": 0.1, "half": torch.ones(3, dtype=torch.float16)}, buf, pickle_protocol=4)
     write(BENIGN, "torch_checkpoint_p4.pt", buf.getvalue())
 
+    # TorchScript: code the scanner does not analyse, hence unknown.
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(torch.nn.Linear(3, 2)), buf)
+    write(BENIGN, "torchscript_linear.pt", buf.getvalue())
+
     X = np.random.RandomState(0).randn(40, 3)
     y = (X[:, 0] > 0).astype(int)
     clf = LogisticRegression().fit(X, y)
