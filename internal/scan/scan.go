@@ -404,6 +404,12 @@ func (j *job) dispatch(b blob, head []byte, member string, depth int) string {
 	if pickle.IsOpcode(head[0]) && j.scanPickle(b.reader(), member, 0, true) {
 		return "pickle"
 	}
+	if isImage(head) {
+		return "image"
+	}
+	if head[0] == 0x0a && isSentencePiece(b) {
+		return "sentencepiece"
+	}
 	if isText(head) {
 		return "text"
 	}

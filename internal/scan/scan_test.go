@@ -54,6 +54,7 @@ func TestBenignFixtures(t *testing.T) {
 		"array.npy":                  {Safe, "npy", false},
 		"arrays.npz":                 {Safe, "zip", false},
 		"arrays_compressed.npz":      {Safe, "zip", false},
+		"card.png":                   {Safe, "image", false},
 		"config.json":                {Safe, "text", false},
 		"containers_p5.pkl":          {Safe, "pickle", false},
 		"dense.h5":                   {Safe, "hdf5", false},
@@ -75,6 +76,7 @@ func TestBenignFixtures(t *testing.T) {
 		"sklearn_logreg.pkl":         {Unknown, "pickle", false},
 		"sklearn_logreg_p0.pkl":      {Unknown, "pickle", false},
 		"sklearn_logreg_p2.pkl":      {Unknown, "pickle", false},
+		"tokenizer.model":            {Safe, "sentencepiece", false},
 		"torch_checkpoint_p4.pt":     {Safe, "zip", false},
 		"torch_legacy.pt":            {Safe, "pickle", false},
 		"torch_state_dict.pt":        {Safe, "zip", false},
@@ -387,5 +389,22 @@ func TestLegacyTorchTar(t *testing.T) {
 	if r.Verdict != Unknown || len(r.Findings) != 1 || r.Findings[0].Name != "FloatTensor" {
 		// torch.FloatTensor is not on the allowlist: unknown, and nothing else.
 		t.Fatalf("%s %+v", r.Verdict, r.Findings)
+	}
+}
+
+// TestPolyglotImage: a PNG with an evil zip appended is not an image.
+func TestPolyglotImage(t *testing.T) {
+	png, err := os.ReadFile("testdata/benign/card.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := os.ReadFile("testdata/malicious/zip_renamed_member.zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := append(png, z...)
+	r := New(nil, Limits{}).Scan(t.Context(), "card.png", bytes.NewReader(data), int64(len(data)))
+	if r.Verdict != Dangerous || r.Format != "image+zip" {
+		t.Fatalf("%s %s %+v", r.Verdict, r.Format, r.Findings)
 	}
 }

@@ -2,7 +2,7 @@
 """Writes the scanner's fixtures into internal/scan/testdata/{benign,malicious}.
 
 Run with Debian's interpreter (python3-torch, python3-sklearn, python3-numpy,
-python3-joblib, python3-xgboost, python3-h5py):
+python3-joblib, python3-xgboost, python3-h5py, python3-sentencepiece):
 
     /usr/bin/python3 internal/scan/testdata/make_fixtures.py [malicious]
 
@@ -135,6 +135,20 @@ def benign():
     write(BENIGN, "model.safetensors", safetensors(tensors, {"format": "pt"}))
 
     write(BENIGN, "model.gguf", gguf_file())
+    try:
+        import sentencepiece as spm
+
+        corpus = io.StringIO("\n".join("the quick brown fox jumps over the lazy dog %d times" % i for i in range(200)))
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(corpus.getvalue().splitlines()), model_writer=model,
+                                       vocab_size=40, minloglevel=2,
+                                       normalization_rule_name="identity")
+        write(BENIGN, "tokenizer.model", model.getvalue())
+    except ImportError:
+        print("sentencepiece missing: tokenizer fixture skipped", file=sys.stderr)
+    # A model card image (1x1 PNG).
+    write(BENIGN, "card.png", bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                                            "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"))
     write(BENIGN, "config.json", json.dumps({"hidden_size": 8, "architectures": ["Tiny"]}).encode())
     write(BENIGN, "model.onnx", onnx_model("weights.bin"))
     write(BENIGN, "dense.keras", keras_zip(keras_config(lambda_layer=False)))
