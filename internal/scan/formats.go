@@ -10,11 +10,9 @@ import (
 	"strings"
 
 	"github.com/custody-ml/custody/internal/scan/gguf"
+	"github.com/custody-ml/custody/internal/scan/pickle"
 	"github.com/custody-ml/custody/internal/scan/safetensors"
 )
-
-// npyObject matches an object type code in a .npy descr: '|O', 'O', '<O8'.
-var npyObject = regexp.MustCompile(`['"][<>|=]?O\d*['"]`)
 
 // scanNpy reads a .npy header (numpy/lib/format.py): magic, version, header
 // length (u16 for 1.0, u32 for 2.0/3.0), then a Python dict literal. An
@@ -58,21 +56,53 @@ func (j *job) scanNpy(b blob, member string) {
 		j.malformed(member, off, "npy/malformed", "header cut short")
 		return
 	}
-	hs := string(h)
-	di := strings.Index(hs, "'descr'")
-	if di < 0 || !strings.Contains(hs, "'shape'") || !strings.Contains(hs, "'fortran_order'") {
+	plain, ok := npyPlainDescr(string(h))
+	if !ok {
 		j.malformed(member, off, "npy/malformed", "header lacks descr, shape or fortran_order")
 		return
 	}
-	descr := hs[di+len("'descr'"):]
-	if k := strings.Index(descr, "'fortran_order'"); k >= 0 && !strings.HasPrefix(strings.TrimLeft(descr, " :"), "[") {
-		descr = descr[:k]
+	if plain {
+		return // a plain numeric dtype: the data is never unpickled
 	}
-	if !npyObject.MatchString(descr) {
-		return // plain data: nothing runs at load time
-	}
+	// Object dtype, or a descr too unusual to be sure it is not one (numpy
+	// accepts any dtype spelling: 'object', 'O', structured fields):
 	// numpy.load(allow_pickle=True) unpickles what follows the header.
-	j.scanPickle(r, member, off+int64(hlen), false)
+	if next, err := r.Peek(1); err == nil && pickle.IsOpcode(next[0]) {
+		j.scanPickle(r, member, off+int64(hlen), false)
+		return
+	}
+	if npyObjectDescr.MatchString(string(h)) {
+		j.malformed(member, off+int64(hlen), "npy/malformed", "object array without a pickle after the header")
+		return
+	}
+	j.add(Finding{Verdict: Unknown, Rule: "npy/dtype", Member: member, Offset: off,
+		Message: "dtype not recognised as plain numeric data; not analysed"})
+}
+
+// npyPlainString matches the plain numeric dtype strings numpy writes:
+// byte order, kind, item size, and a unit for datetimes.
+var npyPlainString = regexp.MustCompile(`^[<>|=]?(b1|\?|[iu][1248]|f(2|4|8|16)|c(8|16|32)|[SUV][0-9]+|[mM]8(\[[0-9]*[a-zA-Z]+\])?)$`)
+
+// npyObjectDescr spots an explicit object type code.
+var npyObjectDescr = regexp.MustCompile(`['"][<>|=]?O[0-9]*['"]|object`)
+
+// npyDescrRE extracts a single-string descr: 'descr': '<f4' (either quote).
+var npyDescrRE = regexp.MustCompile(`['"]descr['"]\s*:\s*(?:'([^']*)'|"([^"]*)")`)
+
+// npyPlainDescr reports whether the header's descr is a plain numeric dtype
+// string. ok is false when the header lacks a required key.
+func npyPlainDescr(h string) (plain, ok bool) {
+	for _, k := range []string{"descr", "shape", "fortran_order"} {
+		if !strings.Contains(h, "'"+k+"'") && !strings.Contains(h, `"`+k+`"`) {
+			return false, false
+		}
+	}
+	m := npyDescrRE.FindStringSubmatch(h)
+	if m == nil {
+		return false, true // a list (structured) or other literal
+	}
+	d := m[1] + m[2]
+	return npyPlainString.MatchString(d), true
 }
 
 func (j *job) size(b blob, member string) (int64, bool) {

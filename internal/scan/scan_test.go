@@ -138,6 +138,7 @@ func TestMaliciousFixtures(t *testing.T) {
 		"npz_evil.npz":                             {Dangerous, "pickle/denied-import"},
 		"obj.pkl":                                  {Dangerous, "pickle/denied-import"},
 		"object_array_evil.npy":                    {Dangerous, "pickle/denied-import"},
+		"object_array_spelled_evil.npy":            {Dangerous, "pickle/denied-import"},
 		"onnx_absolute.onnx":                       {Dangerous, "onnx/external-data-escape"},
 		"onnx_escape.onnx":                         {Dangerous, "onnx/external-data-escape"},
 		"safetensors_bad_dtype.safetensors":        {Malformed, "safetensors/invalid"},
@@ -406,5 +407,40 @@ func TestPolyglotImage(t *testing.T) {
 	r := New(nil, Limits{}).Scan(t.Context(), "card.png", bytes.NewReader(data), int64(len(data)))
 	if r.Verdict != Dangerous || r.Format != "image+zip" {
 		t.Fatalf("%s %s %+v", r.Verdict, r.Format, r.Findings)
+	}
+}
+
+// TestNpyDescr: numpy accepts any dtype spelling in the header; only plain
+// numeric dtypes skip the data.
+func TestNpyDescr(t *testing.T) {
+	evil := []byte("\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.")
+	npy := func(header string, data []byte) []byte {
+		b := []byte("\x93NUMPY\x01\x00")
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(header)))
+		return append(append(b, header...), data...)
+	}
+	cases := []struct {
+		header string
+		data   []byte
+		want   Verdict
+	}{
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n", make([]byte, 8), Safe},
+		{"{'descr': '<M8[ns]', 'fortran_order': False, 'shape': (1,), }\n", make([]byte, 8), Safe},
+		{"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }\n", evil, Dangerous},
+		{"{'descr': 'object', 'fortran_order': False, 'shape': (1,), }\n", evil, Dangerous},
+		{`{"descr": "O", "fortran_order": False, "shape": (1,)}` + "\n", evil, Dangerous},
+		{"{'descr': [('a', '<f8'), ('b', 'O')], 'fortran_order': False, 'shape': (1,), }\n", evil, Dangerous},
+		// Looks plain, but the data is what numpy reads raw: not a pickle.
+		{"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }\n", evil, Safe},
+		// Unusual spelling, raw data: not analysed.
+		{"{'descr': 'float32', 'fortran_order': False, 'shape': (1,), }\n", []byte{0, 0, 0, 0}, Unknown},
+		{"{'descr': '<f4', 'shape': (1,), }\n", nil, Malformed},
+	}
+	s := New(nil, Limits{})
+	for _, c := range cases {
+		data := npy(c.header, c.data)
+		if r := s.Scan(t.Context(), "a.npy", bytes.NewReader(data), int64(len(data))); r.Verdict != c.want {
+			t.Errorf("%s: %s, want %s (%+v)", c.header, r.Verdict, c.want, r.Findings)
+		}
 	}
 }

@@ -319,6 +319,10 @@ def malicious():
     hdr = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
     hdr += " " * ((64 - (10 + len(hdr) + 1) % 64) % 64) + "\n"
     w("object_array_evil.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + EVIL_P2)
+    # numpy accepts any dtype spelling: 'object' is an object array too.
+    hdr2 = "{'descr': 'object', 'fortran_order': False, 'shape': (1,), }"
+    hdr2 += " " * ((64 - (10 + len(hdr2) + 1) % 64) % 64) + "\n"
+    w("object_array_spelled_evil.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr2)) + hdr2.encode() + EVIL_P2)
     w("npz_evil.npz", zbytes([("arr_0.npy", b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr.encode() + EVIL_P2)]))
     # joblib object array: the nested pickle after the wrapper's BUILD.
     wrapper = (b"\x80\x04" + su("joblib.numpy_pickle") + su("NumpyArrayWrapper") + b"\x93)\x81}(" +
