@@ -40,7 +40,7 @@ func (a *Analyzer) joblibArray(start int64, state *value) error {
 	if !ok {
 		return bad("no dtype")
 	}
-	itemsize, object, err := dtypeSize(dt)
+	itemsize, object, err := dtypeSize(dt, 0)
 	if err != "" {
 		return bad("%s", err)
 	}
@@ -77,7 +77,10 @@ func (a *Analyzer) joblibArray(start int64, state *value) error {
 // dtypeSize returns the item size of a pickled numpy.dtype: REDUCE of
 // numpy.dtype with args (typestr, align, copy) and BUILD state
 // (version, byteorder, subarray, names, fields, elsize, alignment, flags).
-func dtypeSize(dt *value) (size uint64, object bool, problem string) {
+func dtypeSize(dt *value, depth int) (size uint64, object bool, problem string) {
+	if depth > 4 {
+		return 0, false, "dtype nested too deep"
+	}
 	if dt.kind != vObj || dt.fn.kind != vGlobal || dt.fn.name != "dtype" ||
 		dt.args == nil || dt.args.kind != vTuple || len(dt.args.items) < 1 {
 		return 0, false, "dtype is not numpy.dtype(...)"
@@ -98,6 +101,30 @@ func dtypeSize(dt *value) (size uint64, object bool, problem string) {
 		haveState = true
 		if f := st.items[7]; f.kind == vInt && f.i&1 != 0 {
 			return 0, true, ""
+		}
+		// Do not trust the flags alone: numpy may derive hasobject from
+		// the fields and subarray base, so look at those too.
+		if sub := st.items[2]; sub.kind != vNone {
+			if sub.kind != vTuple || len(sub.items) < 1 {
+				return 0, false, "subarray dtype not understood"
+			}
+			if _, obj, p := dtypeSize(sub.items[0], depth+1); p != "" || obj {
+				return 0, obj, p
+			}
+		}
+		if st.items[3].kind != vNone {
+			fields := st.items[4]
+			if fields.kind != vDict || len(fields.keys) == 0 || len(fields.keys) >= 64 {
+				return 0, false, "structured dtype fields not understood"
+			}
+			for _, f := range fields.items {
+				if f.kind != vTuple || len(f.items) < 2 {
+					return 0, false, "structured dtype field not understood"
+				}
+				if _, obj, p := dtypeSize(f.items[0], depth+1); p != "" || obj {
+					return 0, obj, p
+				}
+			}
 		}
 		if e := st.items[5]; e.kind == vInt && e.i > 0 {
 			return uint64(e.i), false, ""
