@@ -11,6 +11,26 @@ func isJoblibWrapper(module, name string) bool {
 		(module == "joblib.numpy_pickle" || module == "sklearn.externals.joblib.numpy_pickle")
 }
 
+// wrapperInstance reports whether obj is a NumpyArrayWrapper instance made
+// by calling the class, or by copyreg._reconstructor(cls, base, state) (the
+// allowed protocol 0-1 way to make an instance): joblib's load_build checks
+// the instance's type, however it was made.
+func wrapperInstance(obj *value) bool {
+	fn := obj.fn
+	if fn == nil || fn.kind != vGlobal {
+		return false
+	}
+	if isJoblibWrapper(fn.s, fn.name) {
+		return true
+	}
+	if (fn.s == "copyreg" || fn.s == "copy_reg") && fn.name == "_reconstructor" &&
+		obj.args != nil && obj.args.kind == vTuple && len(obj.args.items) >= 1 {
+		c := obj.args.items[0]
+		return c.kind == vGlobal && isJoblibWrapper(c.s, c.name)
+	}
+	return false
+}
+
 // joblibArray skips the array that joblib.load reads from the stream right
 // after BUILD of a NumpyArrayWrapper (NumpyArrayWrapper.read_array):
 //

@@ -836,7 +836,7 @@ func (a *Analyzer) run() (Pickle, error) {
 				emit(Event{Kind: BuildGlobal, Offset: start, Op: OpName(op), Module: obj.s, Name: obj.name})
 			case vObj:
 				obj.state = state
-				if a.opts.Joblib && obj.fn.kind == vGlobal && isJoblibWrapper(obj.fn.s, obj.fn.name) {
+				if a.opts.Joblib && wrapperInstance(obj) {
 					if err := a.joblibArray(start, state); err != nil {
 						return p, err
 					}

@@ -251,3 +251,16 @@ func TestReaderErrorIsTruncation(t *testing.T) {
 type errReader struct{}
 
 func (*errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
+
+// TestJoblibWrapperViaReconstructor: an array wrapper made by
+// copyreg._reconstructor is still followed by raw array bytes for joblib.
+func TestJoblibWrapperViaReconstructor(t *testing.T) {
+	data := cat([]byte("ccopyreg\n_reconstructor\n(cjoblib.numpy_pickle\nNumpyArrayWrapper\ncbuiltins\nobject\nNtR"),
+		[]byte("}("), su("shape"), []byte{opBININT1, 2, opTUPLE1}, su("dtype"), []byte("cnumpy\ndtype\n"), su("u1"),
+		[]byte{opNEWFALSE, opNEWTRUE, opTUPLE3, opREDUCE, opSETITEMS, opBUILD},
+		[]byte{0x00, 0xff}, // two raw array bytes, not opcodes
+		[]byte{opSTOP})
+	if _, s, err := analyze(t, data, Limits{}); err != nil || s.Pickles != 1 {
+		t.Fatalf("err %v summary %+v", err, s)
+	}
+}
