@@ -23,6 +23,7 @@ func init() { register(newScanCommand) }
 type scanOptions struct {
 	Format string
 	Policy string
+	Stdin  io.Reader // for the path "-"
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -36,14 +37,14 @@ func (o *scanOptions) AddFlags(cmd *cobra.Command) {
 func newScanCommand() *cobra.Command {
 	opts := &scanOptions{}
 	cmd := &cobra.Command{
-		Use:   "scan PATH...",
+		Use:   "scan PATH... (- for standard input)",
 		Short: "Check model files for code that would run when they are loaded, without loading them",
 		Long: `Scan files and directories (every regular file, whatever its name) and give each a
 verdict: safe, dangerous, unknown or malformed. Exit status: 0 if every file is
 safe, 1 if any is not, 2 for usage or I/O errors. See docs/scan.md.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			opts.Stdin, opts.Stdout, opts.Stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runScan(cmd.Context(), opts, args)
 		},
 	}
@@ -87,7 +88,12 @@ func runScan(ctx context.Context, opts *scanOptions, args []string) error {
 
 	var files []string
 	var ioErrs []scanFileResult
+	stdin := false
 	for _, arg := range args {
+		if arg == "-" {
+			stdin = true
+			continue
+		}
 		st, err := os.Stat(arg)
 		if err != nil {
 			ioErrs = append(ioErrs, scanFileResult{Result: scan.Result{Path: arg, Findings: []scan.Finding{}}, Error: err.Error()})
@@ -129,6 +135,13 @@ func runScan(ctx context.Context, opts *scanOptions, args []string) error {
 			fr.Findings = []scan.Finding{}
 		}
 		results = append(results, fr)
+	}
+	if stdin {
+		in := opts.Stdin
+		if in == nil {
+			in = os.Stdin
+		}
+		results = append(results, scanFileResult{Result: sc.ScanReader(ctx, "-", in)})
 	}
 	results = append(results, ioErrs...)
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Path < results[j].Path })

@@ -105,30 +105,31 @@ func npyPlainDescr(h string) (plain, ok bool) {
 	return npyPlainString.MatchString(d), true
 }
 
-func (j *job) size(b blob, member string) (int64, bool) {
+// sized returns b with a known size, copying a stream of unknown length
+// (inside a compressed container) within the buffer budget.
+func (j *job) sized(b blob, member, what string) (blob, bool) {
 	if b.size >= 0 {
-		return b.size, true
+		return b, true
 	}
-	j.malformed(member, 0, "io", "size unknown")
-	return 0, false
+	return j.random(b, member, what)
 }
 
 func (j *job) scanSafetensors(b blob, member string) {
-	size, ok := j.size(b, member)
+	b, ok := j.sized(b, member, "safetensors file")
 	if !ok {
 		return
 	}
-	if _, err := safetensors.Validate(b.reader(), size); err != nil {
+	if _, err := safetensors.Validate(b.reader(), b.size); err != nil {
 		j.malformed(member, 0, "safetensors/invalid", "%v", err)
 	}
 }
 
 func (j *job) scanGGUF(b blob, member string) {
-	size, ok := j.size(b, member)
+	b, ok := j.sized(b, member, "GGUF file")
 	if !ok {
 		return
 	}
-	if _, err := gguf.Validate(b.reader(), size); err != nil {
+	if _, err := gguf.Validate(b.reader(), b.size); err != nil {
 		j.malformed(member, 0, "gguf/invalid", "%v", err)
 	}
 }

@@ -192,6 +192,16 @@ func (s *Scanner) ScanFile(ctx context.Context, path string) (Result, error) {
 	return s.Scan(ctx, path, f, st.Size()), nil
 }
 
+// ScanReader scans the stream r (standard input, a pipe), reported under
+// name. Formats that need random access (zip) or a known size (safetensors,
+// GGUF) are copied within Limits.MaxBuffer first.
+func (s *Scanner) ScanReader(ctx context.Context, name string, r io.Reader) Result {
+	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
+	defer j.cleanup()
+	j.res.Format = j.scan(blob{r: &ctxReader{ctx, r}, size: -1}, "", 0)
+	return *j.res
+}
+
 // Scan scans size bytes of r, reported under name.
 func (s *Scanner) Scan(ctx context.Context, name string, r io.ReaderAt, size int64) Result {
 	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
@@ -626,4 +636,16 @@ func clip(s string) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

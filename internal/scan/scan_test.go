@@ -444,3 +444,27 @@ func TestNpyDescr(t *testing.T) {
 		}
 	}
 }
+
+// TestScanReader: a stream gets the same verdicts as random access.
+func TestScanReader(t *testing.T) {
+	s := New(nil, Limits{})
+	for _, p := range []string{
+		"testdata/benign/torch_state_dict.pt", "testdata/benign/model.safetensors", "testdata/benign/model.gguf",
+		"testdata/benign/sklearn_logreg.joblib.gz", "testdata/malicious/zip_prepended.pt", "testdata/malicious/safetensors_gap.safetensors",
+		"testdata/malicious/inst.pkl", "testdata/malicious/tar_evil.tar.gz",
+	} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := scanFile(t, s, p).Verdict
+		if p == "testdata/malicious/zip_prepended.pt" {
+			// The appended-zip check needs random access: a stream sees the
+			// unrecognised prefix only.
+			want = Unknown
+		}
+		if got := s.ScanReader(t.Context(), p, bytes.NewReader(data)); got.Verdict != want {
+			t.Errorf("%s: stream %s, file %s (%+v)", p, got.Verdict, want, got.Findings)
+		}
+	}
+}
