@@ -196,7 +196,7 @@ func (s *Scanner) ScanFile(ctx context.Context, path string) (Result, error) {
 // name. Formats that need random access (zip) or a known size (safetensors,
 // GGUF) are copied within Limits.MaxBuffer first.
 func (s *Scanner) ScanReader(ctx context.Context, name string, r io.Reader) Result {
-	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
+	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}}
 	defer j.cleanup()
 	j.res.Format = j.scan(blob{r: &ctxReader{ctx, r}, size: -1}, "", 0)
 	return *j.res
@@ -204,7 +204,7 @@ func (s *Scanner) ScanReader(ctx context.Context, name string, r io.Reader) Resu
 
 // Scan scans size bytes of r, reported under name.
 func (s *Scanner) Scan(ctx context.Context, name string, r io.ReaderAt, size int64) Result {
-	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}, dir: name}
+	j := &job{s: s, ctx: ctx, res: &Result{Path: name, Findings: []Finding{}}, seen: map[string]bool{}}
 	defer j.cleanup()
 	j.res.Format = j.scan(blob{ra: ctxReaderAt{ctx, r}, size: size}, "", 0)
 	return *j.res
@@ -220,7 +220,6 @@ type job struct {
 	buffered     int64 // bytes copied by random() across nesting levels
 	temps        []*os.File
 	members      int // archive members scanned, across nesting levels
-	dir          string
 }
 
 func (j *job) add(f Finding) {
