@@ -410,11 +410,11 @@ func (j *job) dispatch(b blob, head []byte, member string, depth int) string {
 	if head[0] == 0x08 && b.ra != nil && j.scanONNX(b, member) {
 		return "onnx"
 	}
-	if isImage(head) {
-		return "image"
-	}
 	if pickle.IsOpcode(head[0]) && j.scanPickle(b.reader(), member, 0, true) {
 		return "pickle"
+	}
+	if isImage(head) {
+		return "image"
 	}
 	if head[0] == 0x0a && isSentencePiece(b) {
 		return "sentencepiece"
