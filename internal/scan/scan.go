@@ -410,6 +410,9 @@ func (j *job) dispatch(b blob, head []byte, member string, depth int) string {
 	if head[0] == 0x08 && b.ra != nil && j.scanONNX(b, member) {
 		return "onnx"
 	}
+	// The pickle check comes first: a GIF header ("G" is BINFLOAT) can run
+	// on into attacker-chosen opcodes, so an image is only an image if it
+	// is not also a pickle.
 	if pickle.IsOpcode(head[0]) && j.scanPickle(b.reader(), member, 0, true) {
 		return "pickle"
 	}

@@ -468,3 +468,17 @@ func TestScanReader(t *testing.T) {
 		}
 	}
 }
+
+// TestGIFPickle: "GIF89a" + 3 bytes is one BINFLOAT; what follows can be
+// opcodes. Such a polyglot is a pickle, not an image.
+func TestGIFPickle(t *testing.T) {
+	data := []byte("GIF89a\x01\x00\x01" + "cos\nsystem\n(S'id'\ntR.")
+	r := New(nil, Limits{}).Scan(t.Context(), "a.gif", bytes.NewReader(data), int64(len(data)))
+	if r.Verdict != Dangerous {
+		t.Fatalf("%s %s %+v", r.Verdict, r.Format, r.Findings)
+	}
+	gif := []byte("GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+	if r := New(nil, Limits{}).Scan(t.Context(), "b.gif", bytes.NewReader(gif), int64(len(gif))); r.Verdict != Safe || r.Format != "image" {
+		t.Fatalf("plain gif: %s %s %+v", r.Verdict, r.Format, r.Findings)
+	}
+}
