@@ -366,6 +366,12 @@ func (j *job) scan(b blob, member string, depth int) string {
 		return "empty"
 	}
 	format := j.dispatch(b, head, member, depth)
+	// Polyglots: a file that is also a pickle from byte 0 runs under
+	// torch.load or pickle.load whatever its declared format (a renamed
+	// .bin, a tar whose first member name is opcodes).
+	if b.ra != nil && format != "pickle" && pickle.IsOpcode(head[0]) {
+		j.polyglot(b, member, format)
+	}
 	// Bytes prepended to a zip: Python's zipfile (numpy.load, Keras) reads
 	// the archive, PyTorch reads the prefix as a legacy pickle.
 	if b.ra != nil && format != "zip" && !bytes.HasPrefix(head, magicZip) && b.size >= 22 {
@@ -527,6 +533,28 @@ func (j *job) pickleErr(member string, base int64, err error) {
 		rule = "pickle/truncated"
 	}
 	j.malformed(member, off, rule, "%v", err)
+}
+
+// polyglot reads b as a pickle from byte 0 and reports imports (and
+// computed imports, BUILD on globals) found before the first error. Extension
+// codes and calls alone are not reported: random binary data produces them
+// and a stock interpreter fails on them.
+func (j *job) polyglot(b blob, member, format string) {
+	var events []pickle.Event
+	_, _ = pickle.AnalyzeStream(b.reader(), pickle.Options{Limits: j.s.limits.Pickle,
+		OnEvent: func(e pickle.Event) {
+			if e.Kind == pickle.Import || e.Kind == pickle.ComputedImport || e.Kind == pickle.BuildGlobal {
+				events = append(events, e)
+			}
+		}})
+	if len(events) == 0 {
+		return
+	}
+	j.add(Finding{Verdict: Unknown, Rule: "format/polyglot", Member: member,
+		Message: "the " + format + " file is also a pickle from its first byte; pickle.load and torch.load would run it"})
+	for _, e := range events {
+		j.event(member, e)
+	}
 }
 
 // event turns a pickle event into a finding under the policy.

@@ -482,3 +482,17 @@ func TestGIFPickle(t *testing.T) {
 		t.Fatalf("plain gif: %s %s %+v", r.Verdict, r.Format, r.Findings)
 	}
 }
+
+// TestTarPolyglot: a tar whose first member name is a protocol 0 pickle is
+// a pickle too (pickle.load reads the name field as opcodes).
+func TestTarPolyglot(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "cos\nsystem\n(S'id'\ntR.", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg, Format: tar.FormatUSTAR})
+	tw.Write([]byte("hi"))
+	tw.Close()
+	r := New(nil, Limits{}).Scan(t.Context(), "x.tar", bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if r.Verdict != Dangerous || !hasFinding(r, "format/polyglot", Unknown) {
+		t.Fatalf("%s %s %+v", r.Verdict, r.Format, r.Findings)
+	}
+}
