@@ -58,6 +58,12 @@ type scanFileResult struct {
 	Error string `json:"error,omitempty"`
 }
 
+// ioError is the result for a file that could not be read: not analysed, so
+// malformed, with the error set (the exit code is 2).
+func ioError(path string, err error) scanFileResult {
+	return scanFileResult{Result: scan.Result{Path: path, Verdict: scan.Malformed, Format: "unread", Findings: []scan.Finding{}}, Error: err.Error()}
+}
+
 func runScan(ctx context.Context, opts *scanOptions, args []string) error {
 	if len(args) == 0 {
 		return usagef("scan: at least one PATH is required")
@@ -96,7 +102,7 @@ func runScan(ctx context.Context, opts *scanOptions, args []string) error {
 		}
 		st, err := os.Stat(arg)
 		if err != nil {
-			ioErrs = append(ioErrs, scanFileResult{Result: scan.Result{Path: arg, Findings: []scan.Finding{}}, Error: err.Error()})
+			ioErrs = append(ioErrs, ioError(arg, err))
 			continue
 		}
 		if !st.IsDir() {
@@ -105,7 +111,7 @@ func runScan(ctx context.Context, opts *scanOptions, args []string) error {
 		}
 		err = filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				ioErrs = append(ioErrs, scanFileResult{Result: scan.Result{Path: p, Findings: []scan.Finding{}}, Error: err.Error()})
+				ioErrs = append(ioErrs, ioError(p, err))
 				return nil
 			}
 			if d.Type().IsRegular() {
@@ -129,12 +135,11 @@ func runScan(ctx context.Context, opts *scanOptions, args []string) error {
 			return err
 		}
 		r, err := sc.ScanFile(ctx, f)
-		fr := scanFileResult{Result: r}
 		if err != nil {
-			fr.Error = err.Error()
-			fr.Findings = []scan.Finding{}
+			results = append(results, ioError(f, err))
+			continue
 		}
-		results = append(results, fr)
+		results = append(results, scanFileResult{Result: r})
 	}
 	if stdin {
 		in := opts.Stdin
