@@ -14,6 +14,7 @@ func init() { register(newVerifyCommand) }
 
 type verifyOptions struct {
 	manifestOptions
+	sig        verifySigOptions
 	Digest     string
 	DigestFile string
 }
@@ -41,10 +42,17 @@ custody refuses to hash), 2 it could not be checked.`,
 	opts.manifestOptions.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&opts.Digest, "digest", "", "the expected digest, sha256:<hex>")
 	cmd.Flags().StringVar(&opts.DigestFile, "digest-file", "", "read the expected digest (or manifest) from this file")
+	opts.sig.AddFlags(cmd.Flags())
 	return cmd
 }
 
 func runVerify(ctx context.Context, stdout io.Writer, opts verifyOptions, path string) error {
+	if opts.sig.active() {
+		if opts.Digest != "" || opts.DigestFile != "" {
+			return usagef("--digest/--digest-file and signature flags are separate checks; run verify twice")
+		}
+		return runVerifySignature(ctx, stdout, opts.sig, opts.manifestOptions, path)
+	}
 	exp, err := expectedFromFlags(opts.Digest, opts.DigestFile)
 	if err != nil {
 		return err
