@@ -31,7 +31,7 @@ func newKeygenCommand() *cobra.Command {
 
 PREFIX.key is the private key in PKCS#8 PEM, file mode 0600. When
 CUSTODY_PASSWORD is set it is encrypted ("ENCRYPTED PRIVATE KEY": PBES2 with
-scrypt N=2^15 r=8 p=1 and AES-256-CBC, the format of 'openssl pkcs8 -scrypt';
+scrypt N=2^14 r=8 p=1 and AES-256-CBC, the format of 'openssl pkcs8 -scrypt';
 see docs/signing.md). PREFIX.pub is the public key in PKIX PEM, for
 'custody verify --key' and 'cosign verify-blob-attestation --key'.
 

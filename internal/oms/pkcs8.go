@@ -24,13 +24,15 @@ import (
 //	EncryptedPrivateKeyInfo {
 //	  encryptionAlgorithm: id-PBES2 (1.2.840.113549.1.5.13) {
 //	    keyDerivationFunc: id-scrypt (1.3.6.1.4.1.11591.4.11)   RFC 7914 §7
-//	      { salt: 16 random bytes, N: 2^15, r: 8, p: 1, keyLength: 32 }
+//	      { salt: 16 random bytes, N: 2^14, r: 8, p: 1, keyLength: 32 }
 //	    encryptionScheme: aes256-CBC (2.16.840.1.101.3.4.1.42) { iv: 16 random bytes }
 //	  }
 //	  encryptedData: AES-256-CBC(PKCS#8 DER, PKCS#7 padding)
 //	}
 //
-// scrypt makes each passphrase guess cost 32 MiB of memory; the format is the
+// scrypt makes each passphrase guess cost 16 MiB of memory (N = 2^14 is the
+// most OpenSSL accepts under its default 32 MiB scrypt memory limit); the
+// format is the
 // one `openssl pkcs8 -topk8 -scrypt` writes, so OpenSSL reads custody's keys.
 // For reading, custody also accepts PBKDF2 (HMAC-SHA1/SHA-256/SHA-512) and
 // AES-128-CBC, which OpenSSL writes by default.
@@ -47,7 +49,7 @@ var (
 
 // scrypt cost custody writes (RFC 7914 parameters).
 const (
-	scryptN = 1 << 15
+	scryptN = 1 << 14
 	scryptR = 8
 	scryptP = 1
 )
