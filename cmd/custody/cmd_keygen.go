@@ -71,10 +71,10 @@ func runKeygen(_ context.Context, stdout io.Writer, opts keygenOptions) error {
 	if _, err := os.Lstat(pubPath); err == nil {
 		return fmt.Errorf("%s already exists; refusing to overwrite it", pubPath)
 	}
-	if err := writeFileDurable(keyPath, priv, 0o600, true); err != nil {
+	if err := writeNewFileDurable(keyPath, priv, 0o600); err != nil {
 		return err
 	}
-	if err := writeFileDurable(pubPath, pub, 0o644, true); err != nil {
+	if err := writeNewFileDurable(pubPath, pub, 0o644); err != nil {
 		return err
 	}
 	id, err := oms.KeyID(key.Public())

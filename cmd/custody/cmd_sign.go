@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/oms"
 	"github.com/spf13/cobra"
 )
@@ -113,7 +114,7 @@ func runSign(ctx context.Context, stdout io.Writer, opts signOptions, path strin
 	if err != nil {
 		return err
 	}
-	if err := writeFileDurable(sigPath, out, 0o644, false); err != nil {
+	if err := fileutil.WriteFileAtomic(sigPath, out, 0o644); err != nil {
 		return err
 	}
 	method := "key"

@@ -65,25 +65,22 @@ func loadPublicKeys(paths []string) ([]crypto.PublicKey, error) {
 	return keys, nil
 }
 
-// writeFileDurable writes data to path through a temporary file in the same
-// directory: write, fsync, rename, fsync the directory. A crash leaves
-// either the old file or the new one, never a torn signature. With excl,
-// an existing path is an error (keys are never overwritten).
-func writeFileDurable(path string, data []byte, perm os.FileMode, excl bool) error {
+// writeNewFileDurable creates path with data, durably (temporary file in
+// the same directory, fsync, hard link into place, fsync the directory), and
+// fails if path exists: keys are never overwritten, not even in a race.
+func writeNewFileDurable(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	if excl {
-		if _, err := os.Lstat(path); err == nil {
-			return fmt.Errorf("%s already exists; refusing to overwrite it", path)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s already exists; refusing to overwrite it", path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	defer os.Remove(tmp) // no-op once renamed
+	defer os.Remove(tmp) // the link below keeps the data
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		return err
@@ -99,20 +96,16 @@ func writeFileDurable(path string, data []byte, perm os.FileMode, excl bool) err
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if excl {
-		// link fails if path appeared meanwhile; rename would replace it.
-		if err := os.Link(tmp, path); err != nil {
-			return err
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s already exists; refusing to overwrite it", path)
 		}
-	} else if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return err
-		}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer d.Close()
+	return d.Sync()
 }
