@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // maxJSONDepth bounds the nesting of any JSON document custody parses, so a
@@ -13,7 +14,8 @@ import (
 const maxJSONDepth = 32
 
 // checkStrictJSON reports an error unless data is exactly one JSON value,
-// with no object that repeats a key, and nesting at most maxJSONDepth.
+// with no object that repeats a key (ignoring case), and nesting at most
+// maxJSONDepth.
 //
 // Duplicate keys matter for signatures: two parsers that pick different
 // copies of a repeated key would disagree about what was signed, so they are
@@ -44,6 +46,9 @@ func walkJSON(dec *json.Decoder, depth int) error {
 	}
 	switch delim {
 	case '{':
+		// Keys are compared case-insensitively because encoding/json
+		// matches struct fields that way: "payload" and "Payload" in one
+		// object would otherwise be a duplicate in disguise.
 		seen := map[string]bool{}
 		for dec.More() {
 			kt, err := dec.Token()
@@ -54,10 +59,11 @@ func walkJSON(dec *json.Decoder, depth int) error {
 			if !ok {
 				return errors.New("invalid JSON: object key is not a string")
 			}
-			if seen[key] {
+			fold := strings.ToLower(key)
+			if seen[fold] {
 				return fmt.Errorf("duplicate JSON key %q", key)
 			}
-			seen[key] = true
+			seen[fold] = true
 			if err := walkJSON(dec, depth+1); err != nil {
 				return err
 			}

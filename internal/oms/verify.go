@@ -138,6 +138,7 @@ func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, err
 		return nil, err
 	}
 	pae := dsse.PAE(env.PayloadType, payload)
+	digests := map[crypto.Hash][]byte{} // the PAE hashed once per algorithm
 	var legacyPAE []byte
 	ids := map[string]bool{}
 	var signers []string
@@ -152,7 +153,7 @@ func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, err
 			if err != nil {
 				return nil, err
 			}
-			ok := verifyMessage(k, h, pae, sig) == nil
+			ok := verifyPAE(k, h, pae, digests, sig) == nil
 			if !ok {
 				// model_signing 0.2.0 signed a malformed PAE with SHA-256
 				// whatever the curve; accepted only for its own v0.1
@@ -190,6 +191,22 @@ func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, err
 		return nil, errors.New("a signature in the legacy model_signing 0.2.0 encoding covers a current statement")
 	}
 	return &Verified{Statement: st, SignerIDs: signers}, nil
+}
+
+// verifyPAE checks sig over the PAE with key k, hashing the PAE at most
+// once per algorithm across all signatures and keys (payloads can be large).
+func verifyPAE(k crypto.PublicKey, h crypto.Hash, pae []byte, digests map[crypto.Hash][]byte, sig []byte) error {
+	if h == 0 {
+		return verifyDigest(k, 0, pae, sig)
+	}
+	d, ok := digests[h]
+	if !ok {
+		w := h.New()
+		w.Write(pae)
+		d = w.Sum(nil)
+		digests[h] = d
+	}
+	return verifyDigest(k, h, d, sig)
 }
 
 // compatPAE is the pre-authentication encoding model_signing 0.2.0 signed
