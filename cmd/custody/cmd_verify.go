@@ -22,8 +22,8 @@ type verifyOptions struct {
 func newVerifyCommand() *cobra.Command {
 	var opts verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify PATH (--digest sha256:HEX | --digest-file FILE)",
-		Short: "Check a model against its pinned digest",
+		Use:   "verify PATH (--digest sha256:HEX | --digest-file FILE | [--sig SIG]... (--key PUB... | --cert-chain ROOTS | --trusted-root JSON --identity ID --issuer URL))",
+		Short: "Check a model against its pinned digest or its signatures",
 		Long: `Recompute a model's digest and compare it with the expected one.
 
 --digest takes the pinned digest ("sha256:<hex>"). --digest-file takes either
@@ -31,6 +31,15 @@ a file whose first word is the digest, or the manifest printed by
 'custody hash --json': then the model is hashed the way the manifest records
 (shard size, symlinks, ignored paths) and a mismatch lists the files that
 changed, were added or are missing.
+
+With --sig (default: model.sig inside a model directory, next to a single
+file) it checks OpenSSF Model Signing signatures (custody, model_signing,
+Sigstore keyless) or cosign blob signatures instead, trusting --key public
+keys, --cert-chain CA certificates, or a Sigstore trusted root with an exact
+--identity and --issuer. The model is hashed the way each signature records
+and must equal the signed files exactly (--ignore-unsigned-files accepts
+extra files). --threshold K requires K distinct trusted keys. See
+docs/signing.md.
 
 Exit status: 0 the model matches, 1 it does not (or it contains something
 custody refuses to hash), 2 it could not be checked.`,
