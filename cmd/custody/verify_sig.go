@@ -170,13 +170,27 @@ func runVerifySignature(ctx context.Context, stdout io.Writer, sig verifySigOpti
 	return err
 }
 
-// readCapped reads a whole file, refusing files larger than limit.
+// readCapped reads a whole regular file, refusing larger than limit (and
+// FIFOs or devices, which could block or never end).
 func readCapped(path string, limit int64) ([]byte, error) {
+	// Stat before opening: opening a FIFO for reading blocks.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
