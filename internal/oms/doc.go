@@ -5,8 +5,9 @@
 // that verify them. It also verifies cosign "sign-blob" signatures over single
 // files, in the old and the bundle form.
 //
-// The package does no file-system walking: callers hash the model (package
-// digest) and compare the [Statement]'s resources with what is on disk.
+// [SignModel] and [VerifyModel] tie it to the model on disk: they hash it
+// with package digest (for verification, with the serialization each
+// signature records) and compare the signed resources with the files.
 //
 // # Layers
 //
@@ -25,4 +26,6 @@
 // Every error returned by a Verify function means "the signature does not
 // hold" unless errors.Is(err, [ErrUnsupported]), which means the signature
 // uses something custody cannot check (for example a blake3 manifest).
+// [VerifyModel] wraps the former in [ErrNotVerified]; its other errors come
+// from reading or hashing the model (package digest's sentinels).
 package oms
