@@ -158,8 +158,16 @@ func runVerifySignature(ctx context.Context, stdout io.Writer, sig verifySigOpti
 	}
 	var signers []string
 	for _, s := range res.Signatures {
-		if s.Verified != nil {
-			signers = append(signers, fmt.Sprintf("  %s: %s", s.Path, s.Verified.Signer))
+		if s.Verified == nil {
+			continue
+		}
+		signers = append(signers, fmt.Sprintf("  %s: %s", s.Path, s.Verified.Signer))
+		// What the signature did not cover, for whoever decides to trust it.
+		if len(s.Ignored) > 0 {
+			signers = append(signers, "    not covered (ignored): "+strings.Join(s.Ignored, ", "))
+		}
+		if len(s.Unsigned) > 0 {
+			signers = append(signers, "    not covered (unsigned, accepted by --ignore-unsigned-files): "+strings.Join(s.Unsigned, ", "))
 		}
 	}
 	what := fmt.Sprintf("%d resources, oms_root %s", len(res.Manifest.Resources), res.Manifest.OMSRoot)

@@ -142,6 +142,11 @@ type SignatureResult struct {
 	Path     string
 	Verified *Verified // nil when the signature failed
 	Err      error     // why it failed, nil when it held
+	// Ignored are the paths excluded from the comparison beyond the OMS
+	// defaults (the signature's ignore_paths, --ignore, signature files),
+	// and Unsigned the files on disk accepted by IgnoreUnsignedFiles: what
+	// a reviewer should know was not covered by the signature.
+	Ignored, Unsigned []string
 }
 
 // ModelResult is the outcome of VerifyModel.
@@ -202,17 +207,18 @@ func VerifyModel(ctx context.Context, path string, sigs []SignatureFile, trust T
 	signers := map[string]bool{}
 	var unsupported error
 	for _, s := range sigs {
-		v, m, err := verifyOne(s, trust, opts, sigIgnores, hash)
+		v, m, cov, err := verifyOne(s, trust, opts, sigIgnores, hash)
 		if err != nil && !errors.Is(err, ErrNotVerified) && !errors.Is(err, ErrUnsupported) {
 			return nil, err // I/O or hashing: the model could not be checked
 		}
 		if errors.Is(err, ErrUnsupported) && unsupported == nil {
 			unsupported = fmt.Errorf("%s: %w", s.Path, err)
 		}
-		res.Signatures = append(res.Signatures, SignatureResult{Path: s.Path, Verified: v, Err: err})
 		if err != nil {
+			res.Signatures = append(res.Signatures, SignatureResult{Path: s.Path, Err: err})
 			continue
 		}
+		res.Signatures = append(res.Signatures, SignatureResult{Path: s.Path, Verified: v, Ignored: cov.ignored, Unsigned: cov.unsigned})
 		if res.Manifest == nil {
 			res.Manifest = m
 		}
@@ -256,23 +262,27 @@ type notVerifiedError struct{ err error }
 func (e *notVerifiedError) Error() string   { return e.err.Error() }
 func (e *notVerifiedError) Unwrap() []error { return []error{e.err, ErrNotVerified} }
 
-func verifyOne(s SignatureFile, trust Trust, opts VerifyOptions, sigIgnores []string, hash func(digest.Options) (*digest.Manifest, error)) (*Verified, *digest.Manifest, error) {
+// coverage is what a holding signature did not cover.
+type coverage struct{ ignored, unsigned []string }
+
+func verifyOne(s SignatureFile, trust Trust, opts VerifyOptions, sigIgnores []string, hash func(digest.Options) (*digest.Manifest, error)) (*Verified, *digest.Manifest, coverage, error) {
+	var cov coverage
 	// cosign blob signatures cover the file bytes, not a manifest.
 	if len(trust.Keys) > 0 {
 		blob, ok, err := ParseBlobSignature(s.Data)
 		if err != nil {
-			return nil, nil, notVerified(err)
+			return nil, nil, cov, notVerified(err)
 		}
 		if ok {
 			m, err := hash(digest.Options{Workers: opts.Workers})
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, cov, err
 			}
 			if m.Kind != digest.KindFile {
-				return nil, nil, notVerified(errors.New("a cosign blob signature covers a single file, but the model is a directory"))
+				return nil, nil, cov, notVerified(errors.New("a cosign blob signature covers a single file, but the model is a directory"))
 			}
 			v, err := VerifyBlob(blob, m.Digest, trust.Keys)
-			return v, m, notVerified(err)
+			return v, m, cov, notVerified(err)
 		}
 	}
 
@@ -301,11 +311,11 @@ func verifyOne(s SignatureFile, trust Trust, opts VerifyOptions, sigIgnores []st
 		}
 	}
 	if err != nil {
-		return nil, nil, notVerified(err)
+		return nil, nil, cov, notVerified(err)
 	}
 	st := v.Statement
 	if err := st.CheckSupported(); err != nil {
-		return nil, nil, err
+		return nil, nil, cov, err
 	}
 
 	ser := st.Serialization
@@ -316,7 +326,7 @@ func verifyOne(s SignatureFile, trust Trust, opts VerifyOptions, sigIgnores []st
 	for _, p := range ser.IgnorePaths {
 		n, err := digest.NormalizeIgnore(".", p)
 		if err != nil {
-			return nil, nil, notVerified(fmt.Errorf("signed ignore path %q: %w", p, err))
+			return nil, nil, cov, notVerified(fmt.Errorf("signed ignore path %q: %w", p, err))
 		}
 		dopts.Ignore = append(dopts.Ignore, n)
 	}
@@ -327,16 +337,22 @@ func verifyOne(s SignatureFile, trust Trust, opts VerifyOptions, sigIgnores []st
 
 	m, err := hash(dopts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, cov, err
 	}
 	d := digest.DiffResources(toDigestResources(st.Resources), m.Resources, ser.Method == digest.MethodShards)
 	if opts.IgnoreUnsignedFiles {
+		cov.unsigned = d.Added
 		d.Added = nil
 	}
 	if !d.Empty() {
-		return nil, nil, notVerified(fmt.Errorf("model does not match the signed manifest (%s)", diffSummary(d)))
+		return nil, nil, cov, notVerified(fmt.Errorf("model does not match the signed manifest (%s)", diffSummary(d)))
 	}
-	return v, m, nil
+	for _, p := range dopts.Ignore {
+		if !slices.Contains(digest.DefaultIgnores, p) {
+			cov.ignored = append(cov.ignored, p)
+		}
+	}
+	return v, m, cov, nil
 }
 
 func diffSummary(d digest.Diff) string {
