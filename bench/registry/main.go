@@ -14,7 +14,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
+	"crypto"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -35,12 +35,13 @@ import (
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/client"
 	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/registry"
-	"github.com/custody-ml/custody/internal/sigcheck"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/postgres"
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/custody-ml/custody/internal/store/sqlite"
+	"github.com/custody-ml/custody/internal/trust"
 )
 
 func main() {
@@ -110,12 +111,11 @@ func manifest(i int) *digest.Manifest {
 }
 
 func bench(ctx context.Context, name string, st store.Store, n, conc, rate int, dur time.Duration) error {
-	key, pub, err := sigcheck.GenerateKey()
+	key, err := oms.GenerateKey(oms.AlgoECDSAP256)
 	if err != nil {
 		return err
 	}
-	keys, _ := sigcheck.ParsePublicKeys(pub)
-	ver, _ := sigcheck.New(keys)
+	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
 	svc := registry.New(st, registry.Options{Verifier: ver})
 	h, err := api.New(svc, api.Options{RatePerSecond: 1e9, RateBurst: 1e9})
 	if err != nil {
@@ -143,7 +143,7 @@ func bench(ctx context.Context, name string, st store.Store, n, conc, rate int, 
 	bodies := make([]*api.RegisterBody, n)
 	for i := range bodies {
 		m := manifest(i)
-		b, err := sigcheck.Sign((*ecdsa.PrivateKey)(key), m)
+		b, err := trust.SignManifest(ctx, key, m)
 		if err != nil {
 			return err
 		}

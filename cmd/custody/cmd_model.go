@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
+	"github.com/custody-ml/custody/internal/trust"
 	"github.com/spf13/cobra"
 )
 
@@ -70,36 +70,6 @@ image_digest, env_lock, inputs) and --dataset NAME@VER adds input datasets.`,
 	return cmd
 }
 
-// signedSerialization reads the serialization recorded in an OMS bundle's
-// statement, so that the model is hashed the way it was signed. A bundle
-// without one (or not parseable here) yields the defaults; the server's
-// verifier decides whether the signature holds.
-//
-// TODO(lead): use internal/oms's statement parser once merged.
-func signedSerialization(bundle []byte) *digest.Serialization {
-	var b struct {
-		DSSEEnvelope struct {
-			Payload string `json:"payload"`
-		} `json:"dsseEnvelope"`
-	}
-	if json.Unmarshal(bundle, &b) != nil {
-		return nil
-	}
-	payload, err := base64.StdEncoding.DecodeString(b.DSSEEnvelope.Payload)
-	if err != nil {
-		return nil
-	}
-	var st struct {
-		Predicate struct {
-			Serialization *digest.Serialization `json:"serialization"`
-		} `json:"predicate"`
-	}
-	if json.Unmarshal(payload, &st) != nil {
-		return nil
-	}
-	return st.Predicate.Serialization
-}
-
 func runModelRegister(ctx context.Context, stdout io.Writer, opts modelRegisterOptions, name string) error {
 	if err := registry.CheckName(name); err != nil {
 		return usagef("%v", err)
@@ -123,7 +93,10 @@ func runModelRegister(ctx context.Context, stdout io.Writer, opts modelRegisterO
 		}
 		body.Signatures = append(body.Signatures, json.RawMessage(b))
 		if ser == nil {
-			ser = signedSerialization(b)
+			// Hash the model the way it was signed; the server verifies.
+			if ser, err = trust.Serialization(b); err != nil {
+				return usagef("--sig %s: %v", p, err)
+			}
 		}
 	}
 	dopts := digest.Options{}

@@ -17,7 +17,7 @@ import (
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/registry"
-	"github.com/custody-ml/custody/internal/sigcheck"
+	"github.com/custody-ml/custody/internal/trust"
 	"github.com/spf13/cobra"
 )
 
@@ -158,8 +158,6 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 
 	var verifier registry.SignatureVerifier
 	if len(opts.TrustedKeys) > 0 {
-		// TODO(lead): replace sigcheck with the internal/oms verifier once
-		// branch "sign" is merged (see internal/sigcheck).
 		var keys = []byte{}
 		for _, p := range opts.TrustedKeys {
 			b, err := os.ReadFile(p)
@@ -168,11 +166,11 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 			}
 			keys = append(append(keys, b...), '\n')
 		}
-		pub, err := sigcheck.ParsePublicKeys(keys)
+		pub, err := trust.ParseKeys(keys)
 		if err != nil {
 			return usagef("--trusted-key: %v", err)
 		}
-		if verifier, err = sigcheck.New(pub); err != nil {
+		if verifier, err = trust.NewKeys(pub); err != nil {
 			return err
 		}
 	} else {

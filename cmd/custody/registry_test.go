@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/custody-ml/custody/internal/digest"
-	"github.com/custody-ml/custody/internal/sigcheck"
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -88,43 +82,5 @@ func init() {
 		d, err := time.ParseDuration(args[0])
 		ts.Check(err)
 		time.Sleep(d)
-	}
-	// omskeygen PRIV PUB: write a P-256 signing key and its public key.
-	// TEMPORARY until `custody keygen` (branch sign) is merged.
-	scriptCmds["omskeygen"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) != 2 {
-			ts.Fatalf("usage: omskeygen PRIV PUB")
-		}
-		key, pub, err := sigcheck.GenerateKey()
-		ts.Check(err)
-		der, err := x509.MarshalECPrivateKey(key)
-		ts.Check(err)
-		ts.Check(os.WriteFile(ts.MkAbs(args[0]), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600))
-		ts.Check(os.WriteFile(ts.MkAbs(args[1]), pub, 0o644))
-	}
-	// omssign PRIV MODEL OUT [SHARDSIZE]: write an OMS bundle signing
-	// MODEL (hashed as shards of SHARDSIZE bytes if given).
-	// TEMPORARY until `custody sign` (branch sign) is merged.
-	scriptCmds["omssign"] = func(ts *testscript.TestScript, neg bool, args []string) {
-		if neg || len(args) < 3 || len(args) > 4 {
-			ts.Fatalf("usage: omssign PRIV MODEL OUT [SHARDSIZE]")
-		}
-		var opts digest.Options
-		if len(args) == 4 {
-			n, err := strconv.ParseInt(args[3], 10, 64)
-			ts.Check(err)
-			opts.ShardSize = n
-		}
-		blk, _ := pem.Decode([]byte(ts.ReadFile(args[0])))
-		if blk == nil {
-			ts.Fatalf("omssign: %s is not PEM", args[0])
-		}
-		key, err := x509.ParseECPrivateKey(blk.Bytes)
-		ts.Check(err)
-		m, err := digest.Hash(context.Background(), ts.MkAbs(args[1]), opts)
-		ts.Check(err)
-		b, err := sigcheck.Sign((*ecdsa.PrivateKey)(key), m)
-		ts.Check(err)
-		ts.Check(os.WriteFile(ts.MkAbs(args[2]), b, 0o644))
 	}
 }

@@ -2,7 +2,7 @@ package api
 
 import (
 	"bytes"
-	"crypto/ecdsa"
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,10 +15,11 @@ import (
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/dvc"
+	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/registry"
-	"github.com/custody-ml/custody/internal/sigcheck"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlite"
+	"github.com/custody-ml/custody/internal/trust"
 	"go.uber.org/goleak"
 )
 
@@ -29,7 +30,7 @@ type env struct {
 	srv    *httptest.Server
 	svc    *registry.Service
 	st     store.Store
-	key    *ecdsa.PrivateKey
+	key    crypto.Signer
 	tokens map[registry.Role]string
 }
 
@@ -39,12 +40,11 @@ func newEnv(t *testing.T, opts Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, pub, err := sigcheck.GenerateKey()
+	key, err := oms.GenerateKey(oms.AlgoECDSAP256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, _ := sigcheck.ParsePublicKeys(pub)
-	ver, _ := sigcheck.New(keys)
+	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
 	svc := registry.New(st, registry.Options{Verifier: ver})
 	opts.Ready = st.Ping
 	h, err := New(svc, opts)
@@ -102,7 +102,7 @@ func (e *env) registerBody(content string) RegisterBody {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	b, err := sigcheck.Sign(e.key, m)
+	b, err := trust.SignManifest(e.t.Context(), e.key, m)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,16 +1,18 @@
 package api
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
 
+	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/registry"
-	"github.com/custody-ml/custody/internal/sigcheck"
 	"github.com/custody-ml/custody/internal/store/postgres"
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
+	"github.com/custody-ml/custody/internal/trust"
 )
 
 // TestTwoServersOnePostgres runs two API servers, each with its own store
@@ -31,9 +33,11 @@ func TestTwoServersOnePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, pub, _ := sigcheck.GenerateKey()
-	keys, _ := sigcheck.ParsePublicKeys(pub)
-	ver, _ := sigcheck.New(keys)
+	key, err := oms.GenerateKey(oms.AlgoECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
 
 	var servers [2]*env
 	for i := range servers {
