@@ -35,6 +35,7 @@ type modelRegisterOptions struct {
 	ScanVerdict string
 	Run         string
 	Datasets    []string
+	Ignore      []string
 	JSON        bool
 }
 
@@ -66,6 +67,7 @@ image_digest, env_lock, inputs) and --dataset NAME@VER adds input datasets.`,
 	f.StringVar(&opts.ScanVerdict, "scan-verdict", "", "scan verdict: safe, suspicious, unsafe or unknown")
 	f.StringVar(&opts.Run, "run", "", "training run description (JSON file)")
 	f.StringArrayVar(&opts.Datasets, "dataset", nil, "input dataset NAME@VERSION (repeatable)")
+	f.StringArrayVar(&opts.Ignore, "ignore", nil, "leave this path (relative to the model root) out, in addition to the signature's ignore paths (repeatable)")
 	f.BoolVar(&opts.JSON, "json", false, "print the registered version as JSON")
 	return cmd
 }
@@ -105,6 +107,7 @@ func runModelRegister(ctx context.Context, stdout io.Writer, opts modelRegisterO
 			return err
 		}
 	}
+	dopts.Ignore = append(dopts.Ignore, opts.Ignore...)
 	// Signature files inside the model directory are not part of it.
 	for _, p := range opts.Sigs {
 		if rel, err := filepath.Rel(opts.Model, p); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/fileutil"
+	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/trust"
 	"github.com/spf13/cobra"
@@ -29,10 +30,71 @@ type serverOptions struct {
 	Listen      string
 	AddrFile    string
 	TrustedKeys []string
+	TrustedCAs  []string
+	Sigstore    sigstoreFlags
 	Rate        float64
 	Burst       int
 	LogFormat   string
 	Shutdown    time.Duration
+
+	extraSigstore []sigstoreFlags // from --config
+}
+
+// sigstoreFlags is one accepted Sigstore keyless identity.
+type sigstoreFlags struct {
+	TrustedRoot string `json:"trusted_root"`
+	Identity    string `json:"identity"`
+	Issuer      string `json:"issuer"`
+}
+
+// trustConfig reads the trusted keys, CA certificates and Sigstore
+// identities the flags and the config file name.
+func (o *serverOptions) trustConfig() (trust.Config, error) {
+	var c trust.Config
+	read := func(p string) ([]byte, error) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read trust material: %w", err)
+		}
+		return b, nil
+	}
+	for _, p := range o.TrustedKeys {
+		b, err := read(p)
+		if err != nil {
+			return c, err
+		}
+		keys, err := trust.ParseKeys(b)
+		if err != nil {
+			return c, usagef("--trusted-key %s: %v", p, err)
+		}
+		c.Keys = append(c.Keys, keys...)
+	}
+	for _, p := range o.TrustedCAs {
+		b, err := read(p)
+		if err != nil {
+			return c, err
+		}
+		certs, err := trust.ParseCertificates(b)
+		if err != nil {
+			return c, usagef("--trusted-ca %s: %v", p, err)
+		}
+		c.Roots = append(c.Roots, certs...)
+	}
+	sig := o.extraSigstore
+	if o.Sigstore != (sigstoreFlags{}) {
+		sig = append(sig, o.Sigstore)
+	}
+	for _, s := range sig {
+		if s.TrustedRoot == "" || s.Identity == "" || s.Issuer == "" {
+			return c, usagef("a Sigstore identity needs a trusted root, an identity and an issuer")
+		}
+		b, err := read(s.TrustedRoot)
+		if err != nil {
+			return c, err
+		}
+		c.Keyless = append(c.Keyless, oms.KeylessPolicy{TrustedRoot: b, Identity: s.Identity, Issuer: s.Issuer})
+	}
+	return c, nil
 }
 
 func (o *serverOptions) AddFlags(cmd *cobra.Command) {
@@ -42,6 +104,10 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.Listen, "listen", "127.0.0.1:8420", "address to serve on (port 0 picks a free port)")
 	f.StringVar(&o.AddrFile, "addr-file", "", "write the address actually listened on to this file once serving")
 	f.StringArrayVar(&o.TrustedKeys, "trusted-key", nil, "PEM public key whose OMS signatures are trusted for registration (repeatable)")
+	f.StringArrayVar(&o.TrustedCAs, "trusted-ca", nil, "PEM CA certificate anchoring certificate-method OMS signatures (repeatable)")
+	f.StringVar(&o.Sigstore.TrustedRoot, "sigstore-trusted-root", "", "Sigstore trusted_root.json for keyless OMS signatures (with --sigstore-identity and --sigstore-issuer)")
+	f.StringVar(&o.Sigstore.Identity, "sigstore-identity", "", "exact certificate identity (e-mail or URI) of the accepted keyless signer")
+	f.StringVar(&o.Sigstore.Issuer, "sigstore-issuer", "", "exact OIDC issuer of the accepted keyless signer")
 	f.Float64Var(&o.Rate, "rate", 200, "requests per second allowed per token")
 	f.IntVar(&o.Burst, "burst", 400, "request burst allowed per token")
 	f.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
@@ -84,14 +150,16 @@ and waits for in-flight requests. Logs are structured, on stderr.`,
 // Relative paths are relative to the file's directory. Unknown fields are
 // errors. Trusted keys from the file and from --trusted-key add up.
 type serverConfig struct {
-	Data            string   `json:"data"`
-	DB              string   `json:"db"`
-	Listen          string   `json:"listen"`
-	TrustedKeys     []string `json:"trusted_keys"`
-	Rate            *float64 `json:"rate"`
-	Burst           *int     `json:"burst"`
-	LogFormat       string   `json:"log_format"`
-	ShutdownTimeout string   `json:"shutdown_timeout"`
+	Data            string          `json:"data"`
+	DB              string          `json:"db"`
+	Listen          string          `json:"listen"`
+	TrustedKeys     []string        `json:"trusted_keys"`
+	TrustedCAs      []string        `json:"trusted_cas"`
+	Sigstore        []sigstoreFlags `json:"sigstore"`
+	Rate            *float64        `json:"rate"`
+	Burst           *int            `json:"burst"`
+	LogFormat       string          `json:"log_format"`
+	ShutdownTimeout string          `json:"shutdown_timeout"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
@@ -125,6 +193,13 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	for _, k := range c.TrustedKeys {
 		o.TrustedKeys = append(o.TrustedKeys, abs(k))
 	}
+	for _, k := range c.TrustedCAs {
+		o.TrustedCAs = append(o.TrustedCAs, abs(k))
+	}
+	for _, s := range c.Sigstore {
+		s.TrustedRoot = abs(s.TrustedRoot)
+		o.extraSigstore = append(o.extraSigstore, s)
+	}
 	if !set("rate") && c.Rate != nil {
 		o.Rate = *c.Rate
 	}
@@ -157,24 +232,16 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	log := slog.New(h)
 
 	var verifier registry.SignatureVerifier
-	if len(opts.TrustedKeys) > 0 {
-		var keys = []byte{}
-		for _, p := range opts.TrustedKeys {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return fmt.Errorf("failed to read trusted key: %w", err)
-			}
-			keys = append(append(keys, b...), '\n')
-		}
-		pub, err := trust.ParseKeys(keys)
-		if err != nil {
-			return usagef("--trusted-key: %v", err)
-		}
-		if verifier, err = trust.NewKeys(pub); err != nil {
-			return err
+	tc, err := opts.trustConfig()
+	if err != nil {
+		return err
+	}
+	if len(tc.Keys)+len(tc.Roots)+len(tc.Keyless) > 0 {
+		if verifier, err = trust.New(tc); err != nil {
+			return usagef("%v", err)
 		}
 	} else {
-		log.Warn("no --trusted-key: every registration will be refused as unverifiable")
+		log.Warn("nothing trusted (no --trusted-key, --trusted-ca or --sigstore-*): every registration will be refused as unverifiable")
 	}
 
 	st, err := opts.open(ctx)
@@ -212,7 +279,7 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	if opts.DB != "" {
 		store = "postgres"
 	}
-	log.Info("serving", "addr", addr, "store", store, "trusted_keys", len(opts.TrustedKeys))
+	log.Info("serving", "addr", addr, "store", store, "trusted_keys", len(tc.Keys), "trusted_cas", len(tc.Roots), "sigstore_identities", len(tc.Keyless))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -38,6 +38,7 @@ func TestRegistryScripts(t *testing.T) {
 				Cmds:                scriptCmds,
 				Setup: func(env *testscript.Env) error {
 					env.Setenv("BACKEND", backend)
+					env.Setenv("VECTORS", vectorsDir(t))
 					if cluster == nil {
 						env.Setenv("STORE", "--data="+filepath.Join(env.WorkDir, "srvdata"))
 						return nil
