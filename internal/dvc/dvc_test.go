@@ -1,8 +1,12 @@
 package dvc
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -52,5 +56,38 @@ func TestFileMD5(t *testing.T) {
 	got, err := FileMD5(strings.NewReader("hello\n"))
 	if err != nil || got != "b1946ac92492d2347c6235b4d2611184" { // md5sum of "hello\n"
 		t.Fatalf("FileMD5 = %s, %v", got, err)
+	}
+}
+
+// TestDirObjectAgainstPython checks the .dir serialization against Python's
+// own json.dumps (the code DVC runs), on awkward names, when python3 is
+// installed.
+func TestDirObjectAgainstPython(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	names := []string{"a.csv", "a-b/x", "a/b", "Ünïcödé/ß.txt", "emoji \U0001F600", "tab\tand\"quote\\", "del\x7f", "ctrl\x01", "z", "日本/語"}
+	var entries []Entry
+	for i, n := range names {
+		entries = append(entries, Entry{RelPath: n, MD5: fmt.Sprintf("%032x", i)})
+	}
+	got, err := DirObject(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := json.Marshal(entries)
+	script := `import json, sys
+es = json.load(sys.stdin)
+lst = sorted(({"md5": e["MD5"], "relpath": e["RelPath"]} for e in es), key=lambda d: d["relpath"])
+sys.stdout.write(json.dumps(lst, sort_keys=True))`
+	cmd := exec.Command(py, "-c", script)
+	cmd.Stdin = bytes.NewReader(in)
+	want, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("DirObject differs from Python:\n got %s\nwant %s", got, want)
 	}
 }
