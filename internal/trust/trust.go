@@ -93,7 +93,7 @@ func (v *Verifier) Verify(_ context.Context, bundle []byte, m *digest.Manifest) 
 		ver, err = oms.VerifyCertChain(b, v.c.Roots, v.c.Now())
 	case oms.MethodSigstore:
 		if len(v.c.Keyless) == 0 {
-			return registry.Signer{}, errors.New("Sigstore keyless bundle, but the server trusts no Sigstore identity")
+			return registry.Signer{}, errors.New("keyless (Sigstore) bundle, but the server trusts no Sigstore identity")
 		}
 		var errs []error
 		for _, p := range v.c.Keyless {
