@@ -1,0 +1,366 @@
+package monitor
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/custody-ml/custody/internal/monitor/stats"
+)
+
+// Binning strategies of scikit-learn's calibration_curve.
+const (
+	StrategyUniform  = "uniform"  // equal-width bins: linspace(0, 1, n+1)
+	StrategyQuantile = "quantile" // equal-mass bins: percentiles of the scores
+)
+
+// CalibrationBin is one row of a reliability table.
+type CalibrationBin struct {
+	Bin   int   `json:"bin"`
+	Lower Float `json:"lower"`
+	Upper Float `json:"upper"`
+	Count int64 `json:"count"`
+	// Mean predicted probability, fraction of positives and their absolute
+	// difference; null for an empty bin.
+	MeanPredicted    *Float `json:"mean_predicted"`
+	FractionPositive *Float `json:"fraction_positive"`
+	Gap              *Float `json:"gap"`
+}
+
+// Calibration is the calibration of one set of binary predictions.
+type Calibration struct {
+	Rows     int64  `json:"rows"`
+	Strategy string `json:"strategy"`
+	Bins     int    `json:"bins"`
+	// ECE and MCE for Strategy; ECEEqualWidth and ECEEqualMass for both
+	// strategies with the same number of bins.
+	ECE           Float            `json:"ece"`
+	MCE           Float            `json:"mce"`
+	ECEEqualWidth Float            `json:"ece_equal_width"`
+	ECEEqualMass  Float            `json:"ece_equal_mass"`
+	Brier         Float            `json:"brier"`
+	Table         []CalibrationBin `json:"table"`
+}
+
+// CalibrationEdges returns scikit-learn's calibration_curve bin edges for
+// the scores (sorted ascending): linspace(0, 1, n+1) for uniform, and
+// numpy.percentile(scores, linspace(0, 1, n+1)*100) (linear interpolation)
+// for quantile.
+func CalibrationEdges(sortedScores []float64, bins int, strategy string) ([]float64, error) {
+	switch strategy {
+	case StrategyUniform:
+		return stats.Linspace(0, 1, bins+1), nil
+	case StrategyQuantile:
+		qs := stats.Linspace(0, 1, bins+1)
+		edges := make([]float64, len(qs))
+		for i, q := range qs {
+			edges[i] = Percentile(sortedScores, q*100)
+		}
+		return edges, nil
+	}
+	return nil, fmt.Errorf("strategy %q (want uniform or quantile): %w", strategy, ErrInvalidInput)
+}
+
+// Percentile is numpy.percentile(a, p) with the default "linear" method;
+// sorted must be sorted ascending and non-empty.
+func Percentile(sorted []float64, p float64) float64 {
+	q := p / 100
+	n := len(sorted)
+	virtual := float64(n-1) * q
+	if virtual >= float64(n-1) {
+		return sorted[n-1]
+	}
+	if virtual < 0 {
+		return sorted[0]
+	}
+	prev := math.Floor(virtual)
+	gamma := virtual - prev
+	a, b := sorted[int(prev)], sorted[int(prev)+1]
+	diff := b - a
+	if gamma >= 0.5 {
+		return b - diff*(1-gamma)
+	}
+	return a + diff*gamma
+}
+
+// binOf is numpy.searchsorted(edges[1:-1], p) (side "left"), the bin
+// scikit-learn's calibration_curve assigns: a score equal to an inner edge
+// falls in the bin below it.
+func binOf(inner []float64, p float64) int {
+	return sort.SearchFloat64s(inner, p)
+}
+
+// Calibrate computes the reliability table, ECE, MCE and Brier score of
+// binary predictions: probs in [0, 1] and outcomes (true = positive).
+func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Calibration, error) {
+	if len(probs) != len(outcomes) {
+		return Calibration{}, fmt.Errorf("%d probabilities and %d outcomes: %w", len(probs), len(outcomes), ErrInvalidInput)
+	}
+	if len(probs) == 0 {
+		return Calibration{}, ErrEmptyColumn
+	}
+	if bins < 1 {
+		return Calibration{}, fmt.Errorf("bins %d: %w", bins, ErrInvalidInput)
+	}
+	for _, p := range probs {
+		if !(p >= 0 && p <= 1) {
+			return Calibration{}, fmt.Errorf("probability %v outside [0, 1]: %w", p, ErrInvalidInput)
+		}
+	}
+	sorted := slices.Clone(probs)
+	slices.Sort(sorted)
+	c := Calibration{Rows: int64(len(probs)), Strategy: strategy, Bins: bins}
+	var err error
+	var mainTable []CalibrationBin
+	for _, s := range []string{StrategyUniform, StrategyQuantile} {
+		edges, _ := CalibrationEdges(sorted, bins, s)
+		table, ece, mce := reliability(probs, outcomes, edges)
+		if s == StrategyUniform {
+			c.ECEEqualWidth = ece
+		} else {
+			c.ECEEqualMass = ece
+		}
+		if s == strategy {
+			c.ECE, c.MCE, mainTable = ece, mce, table
+		}
+	}
+	if mainTable == nil {
+		_, err = CalibrationEdges(sorted, bins, strategy)
+		return Calibration{}, err
+	}
+	c.Table = mainTable
+	var b neumaierSum
+	for i, p := range probs {
+		y := 0.0
+		if outcomes[i] {
+			y = 1
+		}
+		b.add((y - p) * (y - p))
+	}
+	c.Brier = Float(b.sum() / float64(len(probs)))
+	return c, nil
+}
+
+// reliability bins the predictions over edges and returns the table, ECE
+// (sum over non-empty bins of count/N * |fraction positive - mean
+// predicted|) and MCE (the largest such gap).
+func reliability(probs []float64, outcomes []bool, edges []float64) ([]CalibrationBin, Float, Float) {
+	nb := len(edges) - 1
+	inner := edges[1 : len(edges)-1]
+	sums := make([]float64, nb)
+	trues := make([]float64, nb)
+	counts := make([]int64, nb)
+	for i, p := range probs {
+		k := binOf(inner, p)
+		sums[k] += p
+		if outcomes[i] {
+			trues[k]++
+		}
+		counts[k]++
+	}
+	return reliabilityFromSums(edges, counts, sums, trues, int64(len(probs)))
+}
+
+func reliabilityFromSums(edges []float64, counts []int64, sums, trues []float64, n int64) ([]CalibrationBin, Float, Float) {
+	table := make([]CalibrationBin, len(counts))
+	ece, mce := 0.0, 0.0
+	for k := range counts {
+		table[k] = CalibrationBin{Bin: k, Lower: Float(edges[k]), Upper: Float(edges[k+1]), Count: counts[k]}
+		if counts[k] == 0 {
+			continue
+		}
+		pt := trues[k] / float64(counts[k])
+		pp := sums[k] / float64(counts[k])
+		gap := math.Abs(pt - pp)
+		fpt, fpp, fg := Float(pt), Float(pp), Float(gap)
+		table[k].FractionPositive, table[k].MeanPredicted, table[k].Gap = &fpt, &fpp, &fg
+		ece += float64(counts[k]) / float64(n) * gap
+		mce = math.Max(mce, gap)
+	}
+	return table, Float(ece), Float(mce)
+}
+
+type neumaierSum struct{ s, c float64 }
+
+func (n *neumaierSum) add(x float64) {
+	t := n.s + x
+	if math.Abs(n.s) >= math.Abs(x) {
+		n.c += (n.s - t) + x
+	} else {
+		n.c += (x - t) + n.s
+	}
+	n.s = t
+}
+
+func (n *neumaierSum) sum() float64 { return n.s + n.c }
+
+// Outcomes converts a label column to booleans (true = positive) and a
+// validity mask (false where the label is missing). With posLabel empty
+// the labels must be numbers in {0, 1} or {-1, 1} and 1 is positive, as
+// scikit-learn decides; otherwise a label equal to posLabel (as text, or as
+// a number when the column is numeric) is positive. More than two distinct
+// labels is an error.
+func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) {
+	n := int(c.Rows)
+	out = make([]bool, n)
+	valid = make([]bool, n)
+	distinct := map[string]bool{}
+	if c.Numeric() {
+		var pos float64
+		if posLabel != "" {
+			v, ok := ParseNumber(posLabel)
+			if !ok {
+				return nil, nil, fmt.Errorf("--pos-label %q is not a number but column %q is numeric: %w", posLabel, c.Name, ErrInvalidInput)
+			}
+			pos = v
+		} else {
+			pos = 1
+		}
+		for i, v := range c.Floats() {
+			if math.IsNaN(v) {
+				continue
+			}
+			valid[i] = true
+			out[i] = v == pos
+			distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
+		}
+		if posLabel == "" {
+			for k := range distinct {
+				if k != "0" && k != "1" && k != "-1" {
+					return nil, nil, fmt.Errorf("column %q: labels are not {0, 1} or {-1, 1}; name the positive class with --pos-label: %w", c.Name, ErrInvalidInput)
+				}
+			}
+			if distinct["0"] && distinct["-1"] {
+				return nil, nil, fmt.Errorf("column %q: labels -1, 0 and 1: %w", c.Name, ErrInvalidInput)
+			}
+		}
+	} else {
+		if posLabel == "" {
+			return nil, nil, fmt.Errorf("column %q has non-numeric labels; name the positive class with --pos-label: %w", c.Name, ErrInvalidInput)
+		}
+		if !c.HasText() {
+			return nil, nil, fmt.Errorf("column %q: too many distinct labels: %w", c.Name, ErrInvalidInput)
+		}
+		codes, dict := c.Text()
+		for i, k := range codes {
+			if k < 0 {
+				continue
+			}
+			valid[i] = true
+			out[i] = dict[k] == posLabel
+			distinct[dict[k]] = true
+		}
+	}
+	if len(distinct) > 2 {
+		return nil, nil, fmt.Errorf("column %q: %d distinct labels, only binary labels are supported: %w", c.Name, len(distinct), ErrInvalidInput)
+	}
+	return out, valid, nil
+}
+
+// CalibrationOptions configure a calibration report.
+type CalibrationOptions struct {
+	ProbColumn    string
+	LabelColumn   string
+	SegmentColumn string // optional
+	PosLabel      string // optional, see Outcomes
+	Bins          int    // default 10
+	Strategy      string // default uniform
+}
+
+// SegmentCalibration is the calibration of one segment.
+type SegmentCalibration struct {
+	Segment string `json:"segment"`
+	Calibration
+}
+
+// CalibrationReport is the calibration of a file of predictions, overall
+// and per segment.
+type CalibrationReport struct {
+	Input       string               `json:"input"`
+	ProbColumn  string               `json:"prob_column"`
+	LabelColumn string               `json:"label_column"`
+	SkippedRows int64                `json:"skipped_rows"`
+	Overall     Calibration          `json:"overall"`
+	Segments    []SegmentCalibration `json:"segments,omitempty"`
+}
+
+// CalibrateTable computes a calibration report. Rows whose probability or
+// label is missing are skipped (and counted); rows with a missing segment
+// count only in the overall figures. Quantile edges are computed per
+// segment from that segment's scores, as calling calibration_curve on the
+// segment would.
+func CalibrateTable(t *Table, opts CalibrationOptions) (*CalibrationReport, error) {
+	if opts.Bins == 0 {
+		opts.Bins = 10
+	}
+	if opts.Strategy == "" {
+		opts.Strategy = StrategyUniform
+	}
+	pc, lc := t.Column(opts.ProbColumn), t.Column(opts.LabelColumn)
+	if pc == nil {
+		return nil, fmt.Errorf("column %q: %w", opts.ProbColumn, ErrUnknownColumn)
+	}
+	if lc == nil {
+		return nil, fmt.Errorf("column %q: %w", opts.LabelColumn, ErrUnknownColumn)
+	}
+	if !pc.Numeric() {
+		return nil, fmt.Errorf("column %q: %w", opts.ProbColumn, ErrNotNumeric)
+	}
+	out, valid, err := Outcomes(lc, opts.PosLabel)
+	if err != nil {
+		return nil, err
+	}
+	var segCodes []int32
+	var segDict []string
+	if opts.SegmentColumn != "" {
+		sc := t.Column(opts.SegmentColumn)
+		if sc == nil {
+			return nil, fmt.Errorf("column %q: %w", opts.SegmentColumn, ErrUnknownColumn)
+		}
+		if !sc.HasText() {
+			return nil, fmt.Errorf("segment column %q has too many distinct values: %w", opts.SegmentColumn, ErrInvalidInput)
+		}
+		segCodes, segDict = sc.Text()
+	}
+	rep := &CalibrationReport{Input: t.Path, ProbColumn: opts.ProbColumn, LabelColumn: opts.LabelColumn}
+	probs := pc.Floats()
+	var P []float64
+	var Y []bool
+	segP := make([][]float64, len(segDict))
+	segY := make([][]bool, len(segDict))
+	for i, p := range probs {
+		if math.IsNaN(p) || !valid[i] {
+			rep.SkippedRows++
+			continue
+		}
+		P = append(P, p)
+		Y = append(Y, out[i])
+		if segCodes != nil && segCodes[i] >= 0 {
+			k := segCodes[i]
+			segP[k] = append(segP[k], p)
+			segY[k] = append(segY[k], out[i])
+		}
+	}
+	rep.Overall, err = Calibrate(P, Y, opts.Bins, opts.Strategy)
+	if err != nil {
+		return nil, err
+	}
+	order := make([]int, len(segDict))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return segDict[order[a]] < segDict[order[b]] })
+	for _, k := range order {
+		if len(segP[k]) == 0 {
+			continue
+		}
+		c, err := Calibrate(segP[k], segY[k], opts.Bins, opts.Strategy)
+		if err != nil {
+			return nil, fmt.Errorf("segment %q: %w", segDict[k], err)
+		}
+		rep.Segments = append(rep.Segments, SegmentCalibration{Segment: segDict[k], Calibration: c})
+	}
+	return rep, nil
+}
