@@ -228,10 +228,10 @@ func (f ExactSum) float() float64 {
 // positive outcomes. A score equal to an inner edge falls in the lower
 // bucket, as in scikit-learn's calibration_curve.
 type Calibration struct {
-	Edges     []float64 `json:"edges"`
-	Count     []int64   `json:"count"`
-	SumScore  []ExactSum  `json:"sum_score"`
-	Positives []int64   `json:"positives"`
+	Edges     []float64  `json:"edges"`
+	Count     []int64    `json:"count"`
+	SumScore  []ExactSum `json:"sum_score"`
+	Positives []int64    `json:"positives"`
 	// SumSq is the exact sum of squared errors (p-y)^2, quantised like
 	// the scores, for the Brier score.
 	SumSq ExactSum `json:"sum_squared_error"`
