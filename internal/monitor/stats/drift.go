@@ -277,3 +277,8 @@ func ZTestProportions(k1, n1, k2, n2 int64) (z, p float64) {
 	z = (p1 - p2) / math.Sqrt(P*(1-P)*(1.0/float64(n1)+1.0/float64(n2)))
 	return z, 2 * (1 - NormCDF(math.Abs(z)))
 }
+
+// NormSF is the standard normal survival function (scipy's norm.sf).
+func NormSF(z float64) float64 {
+	return 0.5 * math.Erfc(z/math.Sqrt2)
+}

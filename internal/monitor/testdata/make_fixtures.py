@@ -25,6 +25,9 @@ from scipy.spatial import distance
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (accuracy_score, brier_score_loss,
                              precision_score, recall_score)
+from statsmodels.stats.meta_analysis import combine_effects
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportions_ztest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 rng = np.random.default_rng(20261122)
@@ -324,15 +327,109 @@ def calib(y, p, nb, strategy):
     }
 
 
+# ------------------------------------------------ performance and fairness
+def performance_fixtures():
+    """Multi-class predictions in a reference and a current window; the
+    current window loses accuracy in class "c" and segment "mobile" only.
+    Expected values: sklearn metrics, statsmodels two-proportion z-tests,
+    Holm correction and Cochran's Q (combine_effects), fairlearn's
+    definitions computed with numpy (fairlearn is not installable here)."""
+    classes = np.array(["a", "b", "c", "d"])
+
+    def window(n, bad_class, bad_seg, p_bad):
+        y = rng.choice(classes, n, p=[0.4, 0.3, 0.2, 0.1])
+        seg = rng.choice(["web", "mobile", "store"], n)
+        sex = rng.choice(["f", "m"], n)
+        correct = rng.random(n) < 0.85
+        if bad_class is not None:
+            correct &= ~((y == bad_class) & (rng.random(n) < p_bad))
+        if bad_seg is not None:
+            correct &= ~((seg == bad_seg) & (rng.random(n) < p_bad / 2))
+        wrong = np.array([rng.choice(classes[classes != c]) for c in y])
+        pred = np.where(correct, y, wrong)
+        return pd.DataFrame({"label": y, "pred": pred, "segment": seg, "sex": sex})
+
+    ref = window(2000, None, None, 0)
+    cur = window(1500, "c", "mobile", 0.5)
+    write_frame(ref, "performance/ref.csv", "csv")
+    write_frame(cur, "performance/cur.csv", "csv")
+    ref = pd.read_csv(os.path.join(HERE, "performance/ref.csv"))
+    cur = pd.read_csv(os.path.join(HERE, "performance/cur.csv"))
+
+    def perf(df):
+        labels = sorted(set(df["label"]) | set(df["pred"]))
+        return {
+            "accuracy": float(accuracy_score(df["label"], df["pred"])),
+            "classes": labels,
+            "precision": precision_score(df["label"], df["pred"], labels=labels, average=None, zero_division=0).tolist(),
+            "recall": recall_score(df["label"], df["pred"], labels=labels, average=None, zero_division=0).tolist(),
+        }
+
+    def concentration(by):
+        strata = sorted(set(ref[by]) | set(cur[by]))
+        zs, ps, d, v = [], [], [], []
+        for s in strata:
+            r, c = ref[ref[by] == s], cur[cur[by] == s]
+            k1, n1 = int((r["label"] == r["pred"]).sum()), len(r)
+            k2, n2 = int((c["label"] == c["pred"]).sum()), len(c)
+            z, p = proportions_ztest([k2, k1], [n2, n1])
+            zs.append(float(z))
+            ps.append(float(p))
+            a1, b1 = (k1 + 0.5) / (n1 + 1), (k2 + 0.5) / (n2 + 1)
+            d.append(k2 / n2 - k1 / n1)
+            v.append(a1 * (1 - a1) / n1 + b1 * (1 - b1) / n2)
+        holm = multipletests(ps, method="holm")[1]
+        res = combine_effects(np.array(d), np.array(v))
+        k1, n1 = int((ref["label"] == ref["pred"]).sum()), len(ref)
+        k2, n2 = int((cur["label"] == cur["pred"]).sum()), len(cur)
+        z, p = proportions_ztest([k2, k1], [n2, n1])
+        return {"strata": strata, "z": zs, "p": ps, "holm": holm.tolist(),
+                "q": float(res.q), "q_df": int(res.df_resid),
+                "q_p": float(stats.chi2.sf(res.q, res.df_resid)),
+                "overall_z": float(z), "overall_p": float(p)}
+
+    # Binary predictions with a protected attribute, for fairness.
+    n = 1200
+    grp = rng.choice(["g1", "g2", "g3"], n, p=[0.5, 0.3, 0.2])
+    y = (rng.random(n) < np.where(grp == "g3", 0.3, 0.5)).astype(int)
+    prob = np.clip(np.round(0.5 * y + rng.normal(0.25, 0.2, n) - np.where(grp == "g2", 0.1, 0), 3), 0, 1)
+    fair = pd.DataFrame({"label": y, "prob": prob, "group": grp})
+    write_frame(fair, "performance/fairness.csv", "csv")
+    fair = pd.read_csv(os.path.join(HERE, "performance/fairness.csv"))
+    yp = (fair["prob"] >= 0.5).astype(int)
+    groups = sorted(fair["group"].unique())
+    sel, tpr, fpr = [], [], []
+    for g in groups:
+        m = fair["group"] == g
+        sel.append(float(yp[m].mean()))
+        tpr.append(float(recall_score(fair["label"][m], yp[m])))
+        neg = m & (fair["label"] == 0)
+        fpr.append(float(yp[neg].mean()))
+    fairness = {
+        "groups": groups, "selection_rate": sel, "tpr": tpr, "fpr": fpr,
+        "demographic_parity_difference": max(sel) - min(sel),
+        "demographic_parity_ratio": min(sel) / max(sel),
+        "equalized_odds_difference": max(max(tpr) - min(tpr), max(fpr) - min(fpr)),
+        "four_fifths_rule_passed": bool(min(sel) / max(sel) >= 0.8),
+        "accuracy": float(accuracy_score(fair["label"], yp)),
+    }
+    return {"reference": perf(ref), "current": perf(cur),
+            "by_class": concentration("label"), "by_segment": concentration("segment"),
+            "fairness": fairness}
+
+
 def main():
     cases = drift_fixtures()
     dists, ks = distribution_fixtures()
     calib_exp = calibration_fixtures()
+    perf_exp = performance_fixtures()
     with open(os.path.join(HERE, "expected.json"), "w") as f:
         json.dump({"drift": cases, "distributions": dists, "calibration": calib_exp,
+                   "performance": perf_exp,
                    "versions": {"numpy": np.__version__, "scipy": __import__("scipy").__version__,
                                 "sklearn": __import__("sklearn").__version__,
-                                "pandas": pd.__version__}}, f, indent=1, sort_keys=True)
+                                "pandas": pd.__version__,
+                                "statsmodels": __import__("statsmodels").__version__}}, f, indent=1, sort_keys=True)
     with open(os.path.join(HERE, "ks_2samp.json"), "w") as f:
         json.dump(ks, f)
 
