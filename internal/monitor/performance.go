@@ -95,7 +95,11 @@ type ProportionTest struct {
 // p-values adjusted with Holm's step-down procedure; across strata,
 // Cochran's Q test of heterogeneity of the per-stratum accuracy changes
 // (inverse-variance weights, unpooled variances with the Haldane-Anscombe
-// +0.5 correction; Q ~ chi2(k-1)). See docs/monitoring.md.
+// +0.5 correction; Q ~ chi2(k-1)). The drop is "concentrated" when Q is
+// significant at Alpha, in the strata whose Holm-adjusted drop is
+// significant and larger than the pooled (inverse-variance weighted) change;
+// "uniform" when accuracy dropped significantly otherwise; "none" else.
+// See docs/monitoring.md.
 type Concentration struct {
 	By             string           `json:"by"` // "class" or the segment column
 	Overall        ProportionTest   `json:"overall"`
@@ -103,6 +107,7 @@ type Concentration struct {
 	Q              Float            `json:"heterogeneity_q"`
 	QDF            int              `json:"heterogeneity_df"`
 	QPValue        Float            `json:"heterogeneity_p_value"`
+	PooledChange   Float            `json:"pooled_change"`
 	Alpha          float64          `json:"alpha"`
 	Verdict        string           `json:"verdict"` // none, uniform, concentrated
 	ConcentratedIn []string         `json:"concentrated_in,omitempty"`
@@ -171,7 +176,7 @@ func Holm(p []float64) []float64 {
 // taken as (k+0.5)/(n+1), w = 1/v, Q = sum w (d - dbar)^2 with dbar the
 // weighted mean, compared to chi2(k-1). Strata with an empty window are
 // skipped.
-func CochranQ(k1, n1, k2, n2 []int64) (q float64, df int, p float64) {
+func CochranQ(k1, n1, k2, n2 []int64) (q float64, df int, p, dbar float64) {
 	var ws, wd []float64
 	for i := range k1 {
 		if n1[i] == 0 || n2[i] == 0 {
@@ -186,19 +191,19 @@ func CochranQ(k1, n1, k2, n2 []int64) (q float64, df int, p float64) {
 		wd = append(wd, b-a)
 	}
 	if len(ws) < 2 {
-		return math.NaN(), 0, math.NaN()
+		return math.NaN(), 0, math.NaN(), math.NaN()
 	}
 	var sw, swd float64
 	for i := range ws {
 		sw += ws[i]
 		swd += ws[i] * wd[i]
 	}
-	dbar := swd / sw
+	dbar = swd / sw
 	for i := range ws {
 		q += ws[i] * (wd[i] - dbar) * (wd[i] - dbar)
 	}
 	df = len(ws) - 1
-	return q, df, stats.Chi2SF(q, float64(df))
+	return q, df, stats.Chi2SF(q, float64(df)), dbar
 }
 
 // Concentrate runs the concentration test of cur against ref, by actual
@@ -258,18 +263,21 @@ func Concentrate(by string, refActual, refPred, refStrata, curActual, curPred, c
 		res.Strata[i].PValueHolm = Float(h)
 		res.Strata[i].SignificantDrop = h < alpha && res.Strata[i].Change < 0
 	}
-	q, df, qp := CochranQ(k1, n1, k2, n2)
-	res.Q, res.QDF, res.QPValue = Float(q), df, Float(qp)
-	var drops []string
+	q, df, qp, dbar := CochranQ(k1, n1, k2, n2)
+	res.Q, res.QDF, res.QPValue, res.PooledChange = Float(q), df, Float(qp), Float(dbar)
+	var drops, worse []string
 	for _, t := range res.Strata {
 		if t.SignificantDrop {
 			drops = append(drops, t.Stratum)
+			if float64(t.Change) < dbar {
+				worse = append(worse, t.Stratum)
+			}
 		}
 	}
 	overallDrop := float64(res.Overall.PValue) < alpha && res.Overall.Change < 0
 	switch {
-	case qp < alpha && len(drops) > 0:
-		res.Verdict, res.ConcentratedIn = VerdictConcentrated, drops
+	case qp < alpha && len(worse) > 0:
+		res.Verdict, res.ConcentratedIn = VerdictConcentrated, worse
 	case overallDrop || len(drops) > 0:
 		res.Verdict = VerdictUniform
 	default:
