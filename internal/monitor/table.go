@@ -100,8 +100,9 @@ func (c *Column) add(cell Cell) error {
 				return nil
 			}
 			code = int32(len(c.dict))
-			c.dict = append(c.dict, cell.Text)
-			c.index[cell.Text] = code
+			txt := strings.Clone(cell.Text) // the caller's text may be reused
+			c.dict = append(c.dict, txt)
+			c.index[txt] = code
 		}
 		c.codes = append(c.codes, code)
 	}
@@ -156,6 +157,16 @@ func OpenSource(path string) (RowSource, io.Closer, error) {
 // ReadTable reads the named columns of a file (all columns when names is
 // empty).
 func ReadTable(ctx context.Context, path string, names []string) (*Table, error) {
+	if strings.EqualFold(filepath.Ext(path), ".csv") {
+		t, ok, err := readCSVBatch(ctx, path, names)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if ok {
+			t.Path = path
+			return t, nil
+		}
+	}
 	src, closer, err := OpenSource(path)
 	if err != nil {
 		return nil, err

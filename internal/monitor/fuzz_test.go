@@ -1,0 +1,79 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"testing"
+)
+
+// FuzzCSV: the streaming reader never panics, and whenever it accepts an
+// unquoted file the parallel batch reader gives the same table.
+func FuzzCSV(f *testing.F) {
+	for _, s := range []string{
+		"a,b\n1,2\n", "a\n\"x\"\"y\"\n", "a,b\r\n1,\n\n3,NA\n", "x\n1\n2\ninf\nnan\n",
+		"a,b\n1,2,3\n", "\ufeffa\n\"multi\nline\"\n", "a,b\n,\n", "a\n0x1p3\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		want, err := streamTable(t, data, nil)
+		for _, w := range []int{1, 3} {
+			got, ok, berr := parseCSVBatch(context.Background(), data, nil, w)
+			if !ok || bytes.IndexByte(data, '"') >= 0 {
+				continue
+			}
+			if (err == nil) != (berr == nil) {
+				t.Fatalf("streaming err %v, batch err %v", err, berr)
+			}
+			if err == nil && !sameTable(got, want) {
+				t.Fatalf("batch (%d workers) differs from streaming", w)
+			}
+		}
+	})
+}
+
+// FuzzJSONL: the JSON Lines reader never panics and every row it returns
+// has one cell per column.
+func FuzzJSONL(f *testing.F) {
+	for _, s := range []string{
+		`{"a":1,"b":"x"}` + "\n" + `{"a":null}` + "\n", `{"a":[1,2],"b":{"c":true}}`, "\n\n{}\n", `[1]`, `{"a":1}{"a":2}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src, err := NewJSONLSource(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		for i := 0; i < 1000; i++ {
+			row, err := src.Next(nil)
+			if err != nil {
+				return
+			}
+			if len(row) != len(src.Columns()) {
+				t.Fatalf("row of %d cells, %d columns", len(row), len(src.Columns()))
+			}
+		}
+	})
+}
+
+// FuzzThreshold: ParseThreshold never panics and what it accepts is a
+// known statistic with a finite, in-range limit.
+func FuzzThreshold(f *testing.F) {
+	for _, s := range []string{"psi=0.2", "age:ks_pvalue=0.01", "a:b:psi=1", ":psi=1", "psi=", "psi=NaN", "chi2_pvalue=2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		th, err := ParseThreshold(s)
+		if err != nil {
+			return
+		}
+		known := false
+		for _, k := range ThresholdStats {
+			known = known || k == th.Stat
+		}
+		if !known || th.Limit < 0 || th.Limit != th.Limit {
+			t.Fatalf("accepted %q as %+v", s, th)
+		}
+	})
+}
