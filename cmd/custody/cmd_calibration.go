@@ -82,7 +82,11 @@ func runCalibration(ctx context.Context, stdout io.Writer, opts calibrationOptio
 	if opts.Segment != "" {
 		cols = append(cols, opts.Segment)
 	}
-	t, err := monitor.ReadTable(ctx, opts.Input, cols)
+	var text []string
+	if opts.Segment != "" {
+		text = []string{opts.Segment}
+	}
+	t, err := monitor.ReadTableAs(ctx, opts.Input, cols, text)
 	if err != nil {
 		return err
 	}

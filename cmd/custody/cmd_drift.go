@@ -89,8 +89,8 @@ func runDrift(ctx context.Context, stdout io.Writer, opts driftOptions) error {
 	var ref, cur *monitor.Table
 	var refErr, curErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { ref, refErr = monitor.ReadTable(ctx, opts.Reference, opts.Columns) })
-	cur, curErr = monitor.ReadTable(ctx, opts.Current, opts.Columns)
+	wg.Go(func() { ref, refErr = monitor.ReadTableAs(ctx, opts.Reference, opts.Columns, opts.Categorical) })
+	cur, curErr = monitor.ReadTableAs(ctx, opts.Current, opts.Columns, opts.Categorical)
 	wg.Wait()
 	if refErr != nil {
 		return refErr

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -21,7 +22,7 @@ const batchMaxBytes = 4 << 30
 // checks). ok is false when the file does not qualify (quotes, too large,
 // or a column that needs the streaming reader's sequential dictionary),
 // and the caller then streams it.
-func readCSVBatch(ctx context.Context, path string, names []string) (t *Table, ok bool, err error) {
+func readCSVBatch(ctx context.Context, path string, names, text []string) (t *Table, ok bool, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, false, err
@@ -33,10 +34,10 @@ func readCSVBatch(ctx context.Context, path string, names []string) (t *Table, o
 	if err != nil {
 		return nil, false, err
 	}
-	return parseCSVBatch(ctx, data, names, runtime.GOMAXPROCS(0))
+	return parseCSVBatch(ctx, data, names, text, runtime.GOMAXPROCS(0))
 }
 
-func parseCSVBatch(ctx context.Context, data []byte, names []string, workers int) (*Table, bool, error) {
+func parseCSVBatch(ctx context.Context, data []byte, names, text []string, workers int) (*Table, bool, error) {
 	if len(data) == 0 || bytes.IndexByte(data, '"') >= 0 {
 		return nil, false, nil
 	}
@@ -102,7 +103,7 @@ func parseCSVBatch(ctx context.Context, data []byte, names []string, workers int
 	var wg sync.WaitGroup
 	for c := range chunks {
 		wg.Go(func() {
-			parts[c], lines[c], errs[c] = parseChunk(ctx, chunks[c], cols, idx, len(header))
+			parts[c], lines[c], errs[c] = parseChunk(ctx, chunks[c], cols, text, idx, len(header))
 		})
 	}
 	wg.Wait()
@@ -138,10 +139,14 @@ func parseCSVBatch(ctx context.Context, data []byte, names []string, workers int
 }
 
 // parseChunk parses complete lines of unquoted CSV.
-func parseChunk(ctx context.Context, data []byte, names []string, idx []int, nfields int) ([]*Column, int, error) {
+func parseChunk(ctx context.Context, data []byte, names, text []string, idx []int, nfields int) ([]*Column, int, error) {
 	cols := make([]*Column, len(names))
 	for k, n := range names {
-		cols[k] = newColumn(n)
+		if slices.Contains(text, n) {
+			cols[k] = newTextColumn(n)
+		} else {
+			cols[k] = newColumn(n)
+		}
 	}
 	// want[i] is the output column of field i, or -1.
 	want := make([]int, nfields)

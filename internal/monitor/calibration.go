@@ -110,7 +110,7 @@ func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Cal
 		}
 	}
 	sorted := slices.Clone(probs)
-	slices.Sort(sorted)
+	sortFloats(sorted)
 	c := Calibration{Rows: int64(len(probs)), Strategy: strategy, Bins: bins}
 	var err error
 	var mainTable []CalibrationBin
@@ -218,13 +218,20 @@ func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) 
 		} else {
 			pos = 1
 		}
+		var last float64 = math.NaN()
 		for i, v := range c.Floats() {
 			if math.IsNaN(v) {
 				continue
 			}
 			valid[i] = true
 			out[i] = v == pos
-			distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
+			if v != last {
+				distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
+				last = v
+				if len(distinct) > 2 {
+					return nil, nil, fmt.Errorf("column %q: more than two distinct labels, only binary labels are supported: %w", c.Name, ErrInvalidInput)
+				}
+			}
 		}
 		if posLabel == "" {
 			for k := range distinct {

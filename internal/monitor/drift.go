@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/custody-ml/custody/internal/monitor/stats"
 )
@@ -129,7 +130,12 @@ func CompareTables(ref, cur *Table, opts DriftOptions) (*DriftReport, error) {
 		var d ColumnDrift
 		var err error
 		if kind == Numerical {
-			d, err = NumericDrift(finiteSorted(rc.Floats()), finiteSorted(cc.Floats()))
+			var rs, cs []float64
+			var wg sync.WaitGroup
+			wg.Go(func() { rs = finiteSorted(rc.Floats()) })
+			cs = finiteSorted(cc.Floats())
+			wg.Wait()
+			d, err = NumericDrift(rs, cs)
 		} else {
 			d, err = categoricalColumns(rc, cc)
 		}

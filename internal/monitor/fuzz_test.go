@@ -18,7 +18,7 @@ func FuzzCSV(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		want, err := streamTable(t, data, nil)
 		for _, w := range []int{1, 3} {
-			got, ok, berr := parseCSVBatch(context.Background(), data, nil, w)
+			got, ok, berr := parseCSVBatch(context.Background(), data, nil, nil, w)
 			if !ok || bytes.IndexByte(data, '"') >= 0 {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -120,7 +121,7 @@ func TestBatchMatchesStreaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, workers := range []int{1, 2, 3, 8} {
-		got, ok, err := parseCSVBatch(context.Background(), data, nil, workers)
+		got, ok, err := parseCSVBatch(context.Background(), data, nil, nil, workers)
 		if err != nil || !ok {
 			t.Fatalf("workers %d: ok=%v err=%v", workers, ok, err)
 		}
@@ -137,6 +138,30 @@ func TestParseNumber(t *testing.T) {
 	} {
 		if _, ok := ParseNumber(s); ok != want {
 			t.Errorf("ParseNumber(%q) ok=%v, want %v", s, ok, want)
+		}
+	}
+}
+
+func TestSortFloatsRadix(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 1 << 14, 100000} {
+		x := make([]float64, n)
+		for i := range x {
+			switch i % 5 {
+			case 0:
+				x[i] = float64(i%97) - 48
+			case 1:
+				x[i] = -1e300 * float64(i%3)
+			case 2:
+				x[i] = math.Ldexp(float64(i), -1070)
+			default:
+				x[i] = math.Sin(float64(i)) * 1e6
+			}
+		}
+		want := slices.Clone(x)
+		slices.Sort(want)
+		sortFloats(x)
+		if !slices.Equal(x, want) {
+			t.Fatalf("n=%d: radix sort differs from slices.Sort", n)
 		}
 	}
 }

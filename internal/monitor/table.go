@@ -2,22 +2,27 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
 // maxDictSize bounds the distinct values remembered for a column that is
-// still numeric: above it the column can only be used as a number.
-const maxDictSize = 100000
+// still numeric: above it the column can only be used as a number. A column
+// that turns out not to be numeric after that is read again as text (see
+// ReadTable).
+const maxDictSize = 1024
 
 // Column holds one column of a table, row-aligned with the other columns
 // read from the same file. Numbers are kept as float64 (NaN where missing)
 // while every non-missing value parses as a number; the text of each value
-// is kept dictionary-encoded while there are at most 100000 distinct values.
+// is kept dictionary-encoded unless the column is numeric with more than
+// 1024 distinct values.
 type Column struct {
 	Name    string
 	Rows    int64 // rows in the file
@@ -35,6 +40,21 @@ type Column struct {
 func newColumn(name string) *Column {
 	return &Column{Name: name, numOK: true, dictOK: true, index: map[string]int32{}}
 }
+
+// newTextColumn is a column read as text only.
+func newTextColumn(name string) *Column {
+	return &Column{Name: name, dictOK: true, index: map[string]int32{}}
+}
+
+// errNeedsText is returned while reading when a column that looked numeric
+// (and so dropped its dictionary) holds text after all.
+type errNeedsText struct{ column string }
+
+func (e *errNeedsText) Error() string {
+	return fmt.Sprintf("column %q: not numeric after many distinct numbers: %v", e.column, ErrNotNumeric)
+}
+
+func (e *errNeedsText) Unwrap() error { return ErrNotNumeric }
 
 // Numeric reports whether every non-missing value is a number.
 func (c *Column) Numeric() bool { return c.numOK }
@@ -87,7 +107,7 @@ func (c *Column) add(cell Cell) error {
 			c.numOK = false
 			c.num = nil
 			if !c.dictOK {
-				return fmt.Errorf("column %q: value %q in row %d is not a number and the column has too many distinct values to be categorical: %w", c.Name, cell.Text, c.Rows, ErrNotNumeric)
+				return &errNeedsText{column: c.Name}
 			}
 		}
 	}
@@ -155,10 +175,32 @@ func OpenSource(path string) (RowSource, io.Closer, error) {
 }
 
 // ReadTable reads the named columns of a file (all columns when names is
-// empty).
+// empty). An unquoted CSV file is read whole and parsed in parallel; other
+// files are streamed.
 func ReadTable(ctx context.Context, path string, names []string) (*Table, error) {
+	return ReadTableAs(ctx, path, names, nil)
+}
+
+// ReadTableAs is ReadTable with the columns in text read as text only
+// (categorical), whatever they hold.
+func ReadTableAs(ctx context.Context, path string, names, text []string) (*Table, error) {
+	text = slices.Clone(text)
+	for {
+		t, err := readTable(ctx, path, names, text)
+		var nt *errNeedsText
+		if errors.As(err, &nt) && !slices.Contains(text, nt.column) {
+			// Rare: many distinct numbers, then text. Read again with the
+			// column as text from the start.
+			text = append(text, nt.column)
+			continue
+		}
+		return t, err
+	}
+}
+
+func readTable(ctx context.Context, path string, names, text []string) (*Table, error) {
 	if strings.EqualFold(filepath.Ext(path), ".csv") {
-		t, ok, err := readCSVBatch(ctx, path, names)
+		t, ok, err := readCSVBatch(ctx, path, names, text)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -172,7 +214,7 @@ func ReadTable(ctx context.Context, path string, names []string) (*Table, error)
 		return nil, err
 	}
 	defer closer.Close()
-	t, err := ReadSource(ctx, src, names)
+	t, err := readSource(ctx, src, names, text)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -182,6 +224,11 @@ func ReadTable(ctx context.Context, path string, names []string) (*Table, error)
 
 // ReadSource reads the named columns (all when names is empty) of src.
 func ReadSource(ctx context.Context, src RowSource, names []string) (*Table, error) {
+	return readSource(ctx, src, names, nil)
+}
+
+// readSource reads the named columns, those in text as text only.
+func readSource(ctx context.Context, src RowSource, names, text []string) (*Table, error) {
 	header := src.Columns()
 	pos := map[string]int{}
 	for i, h := range header {
@@ -205,7 +252,11 @@ func ReadSource(ctx context.Context, src RowSource, names []string) (*Table, err
 		}
 		seen[n] = true
 		idx = append(idx, i)
-		t.Columns = append(t.Columns, newColumn(n))
+		if slices.Contains(text, n) {
+			t.Columns = append(t.Columns, newTextColumn(n))
+		} else {
+			t.Columns = append(t.Columns, newColumn(n))
+		}
 	}
 	var row []Cell
 	for {
