@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 // FuzzCSV: the streaming reader never panics, and whenever it accepts an
@@ -74,6 +76,37 @@ func FuzzThreshold(f *testing.F) {
 		}
 		if !known || th.Limit < 0 || th.Limit != th.Limit {
 			t.Fatalf("accepted %q as %+v", s, th)
+		}
+	})
+}
+
+// FuzzParquet: the Parquet reader returns an error, never panics, on any
+// input, and rows it returns have one cell per column.
+func FuzzParquet(f *testing.F) {
+	var buf bytes.Buffer
+	type row struct {
+		X float64 `parquet:"x"`
+		C string  `parquet:"c,optional"`
+	}
+	if err := parquet.Write(&buf, []row{{1.5, "a"}, {2, ""}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add([]byte("PAR1"))
+	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		src, err := NewParquetSource(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return
+		}
+		for i := 0; i < 1000; i++ {
+			row, err := src.Next(nil)
+			if err != nil {
+				return
+			}
+			if len(row) != len(src.Columns()) {
+				t.Fatalf("row of %d cells, %d columns", len(row), len(src.Columns()))
+			}
 		}
 	})
 }

@@ -146,25 +146,29 @@ func (t *Table) Column(name string) *Column {
 	return nil
 }
 
-// OpenSource opens a table file by its extension: .csv, .jsonl or .ndjson.
-// The caller closes the returned closer.
+// OpenSource opens a table file by its extension: .csv, .jsonl, .ndjson
+// or .parquet. The caller closes the returned closer.
 func OpenSource(path string) (RowSource, io.Closer, error) {
 	ext := strings.ToLower(filepath.Ext(path))
 	switch ext {
-	case ".csv", ".jsonl", ".ndjson":
-	case ".parquet":
-		return nil, nil, fmt.Errorf("%s: Parquet is not read yet, convert to CSV or JSONL: %w", path, ErrUnsupportedFormat)
+	case ".csv", ".jsonl", ".ndjson", ".parquet":
 	default:
-		return nil, nil, fmt.Errorf("%s: extension %q (want .csv, .jsonl or .ndjson): %w", path, ext, ErrUnsupportedFormat)
+		return nil, nil, fmt.Errorf("%s: extension %q (want .csv, .jsonl, .ndjson or .parquet): %w", path, ext, ErrUnsupportedFormat)
 	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
 	var src RowSource
-	if ext == ".csv" {
+	switch ext {
+	case ".csv":
 		src, err = NewCSVSource(f)
-	} else {
+	case ".parquet":
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil {
+			src, err = NewParquetSource(f, st.Size())
+		}
+	default:
 		src, err = NewJSONLSource(f)
 	}
 	if err != nil {
