@@ -121,6 +121,18 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 		return nil, true, err
 	}
 	t := &Table{Columns: parts[0]}
+	for k, c := range t.Columns {
+		var rows int
+		for _, p := range parts[1:] {
+			rows += int(p[k].Rows)
+		}
+		if c.numOK {
+			c.num = slices.Grow(c.num, rows)
+		}
+		if c.dictOK {
+			c.codes = slices.Grow(c.codes, rows)
+		}
+	}
 	for _, p := range parts[1:] {
 		for k, c := range p {
 			if !t.Columns[k].appendColumn(c) {
@@ -155,6 +167,16 @@ func parseChunk(ctx context.Context, data []byte, names, text []string, idx []in
 	}
 	for k, i := range idx {
 		want[i] = k
+	}
+	// Reserve the rows up front: growing slices of 10^7 values by
+	// doubling costs more than parsing them.
+	if n := bytes.Count(data, []byte{'\n'}) + 1; n > 1024 {
+		for _, c := range cols {
+			if c.numOK {
+				c.num = make([]float64, 0, n)
+			}
+			c.codes = make([]int32, 0, n)
+		}
 	}
 	got := make([]bool, len(cols))
 	line := 0
@@ -217,7 +239,85 @@ func (c *Column) addBytes(b []byte) error {
 		return c.add(Cell{Null: true})
 	}
 	s := unsafe.String(&b[0], len(b))
+	if c.numOK {
+		// Plain decimals (no NA marker has this form) skip the generic path.
+		if v, ok := parseDecimal(b); ok {
+			if c.dictOK {
+				code, ok := c.lookup(s)
+				if !ok {
+					return c.add(Cell{Text: s})
+				}
+				c.codes = append(c.codes, code)
+			}
+			c.Rows++
+			c.num = append(c.num, v)
+			return nil
+		}
+	}
 	return c.add(Cell{Text: s, Null: IsNA(s)})
+}
+
+// lookup finds a dictionary code, scanning small dictionaries directly.
+func (c *Column) lookup(s string) (int32, bool) {
+	if len(c.dict) <= 8 {
+		for i, v := range c.dict {
+			if v == s {
+				return int32(i), true
+			}
+		}
+		return 0, false
+	}
+	code, ok := c.index[s]
+	return code, ok
+}
+
+// pow10 are the powers of ten that float64 holds exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// parseDecimal parses [-]digits[.digits] when the digits form an integer
+// below 2^53 and there are at most 22 decimals: then m/10^k with both
+// exact is one correctly rounded division, the same float64 as
+// strconv.ParseFloat (Clinger's fast path). Anything else reports false
+// and goes through ParseNumber.
+func parseDecimal(b []byte) (float64, bool) {
+	i := 0
+	neg := false
+	if b[0] == '-' {
+		neg = true
+		i = 1
+	}
+	var m uint64
+	digits, frac := 0, -1
+	for ; i < len(b); i++ {
+		ch := b[i]
+		switch {
+		case ch >= '0' && ch <= '9':
+			m = m*10 + uint64(ch-'0')
+			digits++
+			if frac >= 0 {
+				frac++
+			}
+			if digits > 15 {
+				return 0, false
+			}
+		case ch == '.' && frac < 0:
+			frac = 0
+		default:
+			return 0, false
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	v := float64(m)
+	if frac > 0 {
+		v /= pow10[frac]
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 // appendColumn appends the rows of o (parsed from a later chunk) to c. It

@@ -63,21 +63,101 @@ func CalibrationEdges(sortedScores []float64, bins int, strategy string) ([]floa
 	return nil, fmt.Errorf("strategy %q (want uniform or quantile): %w", strategy, ErrInvalidInput)
 }
 
+// quantileEdges is CalibrationEdges(sorted(probs), bins, "quantile")
+// computed with selection instead of a full sort: only the order
+// statistics next to each percentile are needed.
+func quantileEdges(probs []float64, bins int) []float64 {
+	n := len(probs)
+	qs := stats.Linspace(0, 1, bins+1)
+	var ranks []int
+	for _, q := range qs {
+		lo, hi := percentileRanks(n, q*100)
+		ranks = append(ranks, lo, hi)
+	}
+	slices.Sort(ranks)
+	ranks = slices.Compact(ranks)
+	work := slices.Clone(probs)
+	selectRanks(work, 0, ranks)
+	edges := make([]float64, len(qs))
+	for i, q := range qs {
+		edges[i] = percentileFrom(n, q*100, func(r int) float64 { return work[r] })
+	}
+	return edges
+}
+
+// percentileRanks are the two order statistics numpy's linear percentile
+// interpolates between.
+func percentileRanks(n int, p float64) (int, int) {
+	virtual := float64(n-1) * (p / 100)
+	if virtual >= float64(n-1) {
+		return n - 1, n - 1
+	}
+	if virtual < 0 {
+		return 0, 0
+	}
+	prev := int(math.Floor(virtual))
+	return prev, prev + 1
+}
+
+// selectRanks rearranges x (whose first element has rank off) so that
+// x[r-off] holds the element of rank r for every r in ranks (sorted), by
+// recursive quickselect.
+func selectRanks(x []float64, off int, ranks []int) {
+	for len(ranks) > 0 && len(x) > 1 {
+		if len(x) <= 32 {
+			slices.Sort(x)
+			return
+		}
+		// Median of three pivot, three-way partition.
+		a, b, c := x[0], x[len(x)/2], x[len(x)-1]
+		pivot := max(min(a, b), min(max(a, b), c))
+		lt, i, gt := 0, 0, len(x)
+		for i < gt {
+			switch v := x[i]; {
+			case v < pivot:
+				x[lt], x[i] = x[i], x[lt]
+				lt++
+				i++
+			case v > pivot:
+				gt--
+				x[gt], x[i] = x[i], x[gt]
+			default:
+				i++
+			}
+		}
+		// x[:lt] < pivot, x[lt:gt] == pivot, x[gt:] > pivot.
+		k := 0
+		for k < len(ranks) && ranks[k]-off < lt {
+			k++
+		}
+		m := k
+		for m < len(ranks) && ranks[m]-off < gt {
+			m++
+		}
+		selectRanks(x[:lt], off, ranks[:k])
+		x, off, ranks = x[gt:], off+gt, ranks[m:]
+	}
+}
+
 // Percentile is numpy.percentile(a, p) with the default "linear" method;
 // sorted must be sorted ascending and non-empty.
 func Percentile(sorted []float64, p float64) float64 {
+	return percentileFrom(len(sorted), p, func(r int) float64 { return sorted[r] })
+}
+
+// percentileFrom is numpy's linear percentile given the order statistics.
+func percentileFrom(n int, p float64, at func(rank int) float64) float64 {
 	q := p / 100
-	n := len(sorted)
 	virtual := float64(n-1) * q
 	if virtual >= float64(n-1) {
-		return sorted[n-1]
+		return at(n - 1)
 	}
 	if virtual < 0 {
-		return sorted[0]
+		return at(0)
 	}
 	prev := math.Floor(virtual)
 	gamma := virtual - prev
-	a, b := sorted[int(prev)], sorted[int(prev)+1]
+	a, b := at(int(prev)), at(int(prev)+1)
 	diff := b - a
 	if gamma >= 0.5 {
 		return b - diff*(1-gamma)
@@ -90,6 +170,21 @@ func Percentile(sorted []float64, p float64) float64 {
 // falls in the bin below it.
 func binOf(inner []float64, p float64) int {
 	return sort.SearchFloat64s(inner, p)
+}
+
+// uniformBinOf is binOf for the edges linspace(0, 1, len(inner)+2): a guess
+// from p*bins corrected against the actual edges, so the result is exactly
+// binOf's.
+func uniformBinOf(inner []float64, p float64) int {
+	k := int(p * float64(len(inner)+1))
+	k = min(max(k, 0), len(inner))
+	for k > 0 && p <= inner[k-1] {
+		k--
+	}
+	for k < len(inner) && p > inner[k] {
+		k++
+	}
+	return k
 }
 
 // Calibrate computes the reliability table, ECE, MCE and Brier score of
@@ -109,14 +204,17 @@ func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Cal
 			return Calibration{}, fmt.Errorf("probability %v outside [0, 1]: %w", p, ErrInvalidInput)
 		}
 	}
-	sorted := slices.Clone(probs)
-	sortFloats(sorted)
 	c := Calibration{Rows: int64(len(probs)), Strategy: strategy, Bins: bins}
 	var err error
 	var mainTable []CalibrationBin
 	for _, s := range []string{StrategyUniform, StrategyQuantile} {
-		edges, _ := CalibrationEdges(sorted, bins, s)
-		table, ece, mce := reliability(probs, outcomes, edges)
+		var edges []float64
+		if s == StrategyUniform {
+			edges = stats.Linspace(0, 1, bins+1)
+		} else {
+			edges = quantileEdges(probs, bins)
+		}
+		table, ece, mce := reliability(probs, outcomes, edges, s == StrategyUniform)
 		if s == StrategyUniform {
 			c.ECEEqualWidth = ece
 		} else {
@@ -127,7 +225,7 @@ func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Cal
 		}
 	}
 	if mainTable == nil {
-		_, err = CalibrationEdges(sorted, bins, strategy)
+		_, err = CalibrationEdges(nil, bins, strategy)
 		return Calibration{}, err
 	}
 	c.Table = mainTable
@@ -146,14 +244,19 @@ func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Cal
 // reliability bins the predictions over edges and returns the table, ECE
 // (sum over non-empty bins of count/N * |fraction positive - mean
 // predicted|) and MCE (the largest such gap).
-func reliability(probs []float64, outcomes []bool, edges []float64) ([]CalibrationBin, Float, Float) {
+func reliability(probs []float64, outcomes []bool, edges []float64, uniform bool) ([]CalibrationBin, Float, Float) {
 	nb := len(edges) - 1
 	inner := edges[1 : len(edges)-1]
 	sums := make([]float64, nb)
 	trues := make([]float64, nb)
 	counts := make([]int64, nb)
 	for i, p := range probs {
-		k := binOf(inner, p)
+		var k int
+		if uniform {
+			k = uniformBinOf(inner, p)
+		} else {
+			k = binOf(inner, p)
+		}
 		sums[k] += p
 		if outcomes[i] {
 			trues[k]++
@@ -333,8 +436,8 @@ func CalibrateTable(t *Table, opts CalibrationOptions) (*CalibrationReport, erro
 	}
 	rep := &CalibrationReport{Input: t.Path, ProbColumn: opts.ProbColumn, LabelColumn: opts.LabelColumn}
 	probs := pc.Floats()
-	var P []float64
-	var Y []bool
+	P := make([]float64, 0, len(probs))
+	Y := make([]bool, 0, len(probs))
 	segP := make([][]float64, len(segDict))
 	segY := make([][]bool, len(segDict))
 	for i, p := range probs {

@@ -1,6 +1,8 @@
 package monitor
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,6 +74,36 @@ func TestCalibrationMatchesSklearn(t *testing.T) {
 			otherKey := map[string]string{StrategyUniform: "quantile_", StrategyQuantile: "uniform_"}[strategy] + nb
 			if w := exp.Calibration[otherKey][g].ECE; !close(float64(other), w) {
 				t.Errorf("%s: other-strategy ECE %v, want %v", name, other, w)
+			}
+		}
+	}
+}
+
+// The fast paths give exactly what the definitions give.
+func TestCalibrationFastPathsExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + r.IntN(3000)
+		probs := make([]float64, n)
+		for i := range probs {
+			if r.IntN(3) == 0 {
+				probs[i] = float64(r.IntN(11)) / 10 // ties and values on edges
+			} else {
+				probs[i] = r.Float64()
+			}
+		}
+		bins := 1 + r.IntN(25)
+		sorted := slices.Clone(probs)
+		slices.Sort(sorted)
+		want, _ := CalibrationEdges(sorted, bins, StrategyQuantile)
+		if got := quantileEdges(probs, bins); !slices.Equal(got, want) {
+			t.Fatalf("trial %d: quantile edges %v, want %v", trial, got, want)
+		}
+		uni, _ := CalibrationEdges(nil, bins, StrategyUniform)
+		inner := uni[1 : len(uni)-1]
+		for _, p := range probs {
+			if a, b := uniformBinOf(inner, p), binOf(inner, p); a != b {
+				t.Fatalf("bins %d p %v: uniformBinOf %d, searchsorted %d", bins, p, a, b)
 			}
 		}
 	}

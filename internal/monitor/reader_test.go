@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -162,6 +164,24 @@ func TestSortFloatsRadix(t *testing.T) {
 		sortFloats(x)
 		if !slices.Equal(x, want) {
 			t.Fatalf("n=%d: radix sort differs from slices.Sort", n)
+		}
+	}
+}
+
+func TestParseDecimalMatchesParseFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	cases := []string{"0", "-0", "1", "0.5", "-12.25", "123456789012345", "0.000000000000001", ".5", "5.", "-.5"}
+	for i := 0; i < 100000; i++ {
+		cases = append(cases, strconv.FormatFloat(r.NormFloat64()*math.Pow(10, float64(r.IntN(12)-6)), 'f', r.IntN(16), 64))
+	}
+	for _, s := range cases {
+		got, ok := parseDecimal([]byte(s))
+		if !ok {
+			continue
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("parseDecimal(%q) = %v, ParseFloat %v (%v)", s, got, want, err)
 		}
 	}
 }
