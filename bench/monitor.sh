@@ -27,28 +27,29 @@ if [ ! -f "$work/predictions.csv" ] || [ "$(($(wc -l < "$work/predictions.csv") 
 fi
 cat "$work"/*.csv > /dev/null # warm the page cache
 
-now() { date +%s.%N; }
-best() { # best wall seconds of RUNS runs; the last run's stdout in $work/out.json
-  local b="" s e t
+# The machine may be shared: report wall time and CPU time (user+sys) of
+# the best run (by wall time) of each side.
+best() { # best "wall cpu" of RUNS runs; the last run's stdout in $work/out.json
+  local b="" t
   for _ in $(seq "$RUNS"); do
-    s=$(now); "$@" > "$work/out.json"; e=$(now)
-    t=$(awk -v s="$s" -v e="$e" 'BEGIN{printf "%.3f", e-s}')
-    if [ -z "$b" ] || awk -v t="$t" -v b="$b" 'BEGIN{exit !(t<b)}'; then b=$t; fi
+    t=$(/usr/bin/time -f "%e %U %S" "$@" 2>&1 >"$work/out.json" | tail -1 | awk '{printf "%.3f %.3f", $1, $2+$3}')
+    if [ -z "$b" ] || awk -v t="${t% *}" -v b="${b% *}" 'BEGIN{exit !(t<b)}'; then b=$t; fi
   done
   echo "$b"
 }
-bestpy() { # best in-process seconds reported by the baseline on stderr
+bestpy() { # best "wall cpu" reported by the baseline on stderr (in-process)
   local b="" t
   for _ in $(seq "$RUNS"); do
     t=$("$PY" bench/monitor_baseline.py "$@" 2>&1 >"$work/py.json" | tail -1)
-    if [ -z "$b" ] || awk -v t="$t" -v b="$b" 'BEGIN{exit !(t<b)}'; then b=$t; fi
+    if [ -z "$b" ] || awk -v t="${t% *}" -v b="${b% *}" 'BEGIN{exit !(t<b)}'; then b=$t; fi
   done
   echo "$b"
 }
 
-report() { # name custody_s numpy_s
+report() { # name "custody_wall custody_cpu" "numpy_wall numpy_cpu"
   awk -v n="$1" -v c="$2" -v p="$3" -v r="$ROWS" 'BEGIN{
-    printf "%-12s custody %7.3f s  numpy/scipy %7.3f s  ratio %5.1fx  (%d rows per file)\n", n, c, p, p/c, r }'
+    split(c, C, " "); split(p, P, " ")
+    printf "%-12s wall: custody %7.3f s  numpy/scipy %7.3f s  ratio %5.1fx | cpu: custody %7.3f s  numpy/scipy %7.3f s  ratio %5.1fx  (%d rows per file)\n", n, C[1], P[1], P[1]/C[1], C[2], P[2], P[2]/C[2], r }'
 }
 
 echo "== drift: reference.csv vs current.csv, one numeric column"
