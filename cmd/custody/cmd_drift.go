@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -19,6 +20,7 @@ func init() { register(newDriftCommand) }
 
 type driftOptions struct {
 	Reference   string
+	Profile     string
 	Current     string
 	Columns     []string
 	Categorical []string
@@ -30,6 +32,7 @@ type driftOptions struct {
 
 func (o *driftOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Reference, "reference", "", "reference data: .csv, .jsonl or .ndjson (required)")
+	f.StringVar(&o.Profile, "reference-profile", "", "compare with a profile from 'custody profile' instead of --reference (fixed reference bins)")
 	f.StringVar(&o.Current, "current", "", "current data, same format choices (required)")
 	f.StringArrayVar(&o.Columns, "column", nil, "compare this column (repeatable; default: every column in both files)")
 	f.StringArrayVar(&o.Categorical, "categorical", nil, "treat this column as categorical even if it holds numbers (repeatable)")
@@ -46,6 +49,10 @@ func newDriftCommand() *cobra.Command {
 		Short: "Compare two data files column by column (PSI, Jensen-Shannon, Wasserstein, KS, chi-square)",
 		Long: `Compare the distribution of each column of CUR with REF, with Evidently's
 definitions and default binning and scipy's tests (see docs/monitoring.md):
+
+With --reference-profile (from 'custody profile') the current file is binned
+over the profile's fixed reference bins, as a streaming monitor does: psi,
+jensen_shannon, chi2 for categorical columns, missing shares and quantiles.
 
   numerical   psi, jensen_shannon, wasserstein_normed, ks_statistic, ks_pvalue
   categorical psi, jensen_shannon, chi2_statistic, chi2_pvalue
@@ -71,8 +78,8 @@ drifts, with --fail-on-drift), 2 the files could not be compared.`,
 }
 
 func runDrift(ctx context.Context, stdout io.Writer, opts driftOptions) error {
-	if opts.Reference == "" || opts.Current == "" {
-		return usagef("--reference and --current are required")
+	if (opts.Reference == "") == (opts.Profile == "") || opts.Current == "" {
+		return usagef("--current and one of --reference and --reference-profile are required")
 	}
 	if !(opts.DriftShare > 0 && opts.DriftShare <= 1) {
 		return usagef("--drift-share must be in (0, 1]")
@@ -84,6 +91,9 @@ func runDrift(ctx context.Context, stdout io.Writer, opts driftOptions) error {
 			return usagef("%v", err)
 		}
 		th = append(th, t)
+	}
+	if opts.Profile != "" {
+		return runProfileDrift(ctx, stdout, opts, th)
 	}
 	// Read both files at once.
 	var ref, cur *monitor.Table
@@ -175,4 +185,71 @@ func printDrift(w io.Writer, rep *monitor.DriftReport) error {
 	_, err := fmt.Fprintf(w, "dataset drift: %s (%d of %d columns, share %s, threshold %s)\n",
 		verdict, rep.DriftedColumns, len(rep.Columns), fmtFloat(float64(rep.DriftShare)), fmtFloat(rep.DriftShareMax))
 	return err
+}
+
+// runProfileDrift compares the current file with a reference profile.
+func runProfileDrift(ctx context.Context, stdout io.Writer, opts driftOptions, th monitor.Thresholds) error {
+	p, err := readProfile(opts.Profile)
+	if err != nil {
+		return err
+	}
+	var text []string
+	for _, c := range p.Columns {
+		if c.Kind == monitor.Categorical {
+			text = append(text, c.Column)
+		}
+	}
+	var names []string
+	for _, c := range p.Columns {
+		if len(opts.Columns) == 0 || slices.Contains(opts.Columns, c.Column) {
+			names = append(names, c.Column)
+		}
+	}
+	cur, err := monitor.ReadTableAs(ctx, opts.Current, names, text)
+	if err != nil {
+		return err
+	}
+	ds, err := monitor.CompareProfile(p, cur)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		monitor.ProfileDrift
+		Breaches []monitor.Breach `json:"breaches,omitempty"`
+	}
+	var rows []row
+	var breached []string
+	for _, d := range ds {
+		b := d.Breaches(th)
+		if len(b) > 0 {
+			breached = append(breached, d.Column)
+		}
+		rows = append(rows, row{d, b})
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(map[string]any{"reference_profile": opts.Profile, "current": opts.Current, "columns": rows}); err != nil {
+			return err
+		}
+	} else {
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "COLUMN\tTYPE\tPSI\tJS\tCHI2_P\tMISSING(REF/CUR)\tBREACHES")
+		for _, r := range rows {
+			var bs []string
+			for _, b := range r.Breaches {
+				bs = append(bs, b.Stat+"="+fmtFloat(float64(b.Value)))
+			}
+			psi, js := r.PSI, r.JensenShannon
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%s\t%s\n", r.Column, r.Kind, fmtStat(&psi), fmtStat(&js), fmtStat(r.Chi2PValue),
+				fmtFloat(float64(r.ReferenceMissingShare)), fmtFloat(float64(r.CurrentMissingShare)), strings.Join(bs, " "))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(breached) > 0 {
+		return notHold(fmt.Errorf("drift thresholds breached in %d column(s): %s", len(breached), strings.Join(breached, ", ")))
+	}
+	return nil
 }
