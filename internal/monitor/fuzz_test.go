@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -108,5 +109,29 @@ func FuzzParquet(f *testing.F) {
 				t.Fatalf("row of %d cells, %d columns", len(row), len(src.Columns()))
 			}
 		}
+	})
+}
+
+// FuzzProfile: a profile read from any JSON is validated or rejected, and
+// comparing a table with an accepted one never panics.
+func FuzzProfile(f *testing.F) {
+	tab, err := ReadTable(context.Background(), "testdata/drift/tiny_ref.csv", nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := BuildProfile(tab, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(p)
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"columns":[{"column":"t","type":"numerical","binned":{"edges":[0,1],"counts":[1]}}]}`))
+	f.Add([]byte(`{"version":1,"columns":[{"column":"t","type":"categorical","categories":{"counts":{"a":-1}}}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p Profile
+		if json.Unmarshal(data, &p) != nil {
+			return
+		}
+		_, _ = CompareProfile(&p, tab)
 	})
 }

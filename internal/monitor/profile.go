@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -134,8 +135,41 @@ type ProfileDrift struct {
 // ProfileQuantiles are the quantiles a profile drift report shows.
 var ProfileQuantiles = []float64{0.01, 0.25, 0.5, 0.75, 0.99}
 
+// Validate checks a profile read from outside before it is used.
+func (p *Profile) Validate() error {
+	for _, cp := range p.Columns {
+		var err error
+		switch cp.Kind {
+		case Numerical:
+			if cp.Binned == nil || cp.Sketch == nil {
+				err = errors.New("no bins or sketch")
+			} else if err = cp.Binned.Validate(); err == nil {
+				err = cp.Sketch.Validate()
+			}
+		case Categorical:
+			if cp.Categories == nil {
+				err = errors.New("no categories")
+			} else {
+				err = cp.Categories.Validate()
+			}
+		default:
+			err = fmt.Errorf("type %q", cp.Kind)
+		}
+		if err == nil && (cp.Rows < 0 || cp.Missing < 0 || cp.Missing > cp.Rows) {
+			err = errors.New("bad row counts")
+		}
+		if err != nil {
+			return fmt.Errorf("profile column %q: %v: %w", cp.Column, err, ErrInvalidInput)
+		}
+	}
+	return nil
+}
+
 // CompareProfile compares the columns of cur present in the profile.
 func CompareProfile(p *Profile, cur *Table) ([]ProfileDrift, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
 	var out []ProfileDrift
 	for _, cp := range p.Columns {
 		c := cur.Column(cp.Column)

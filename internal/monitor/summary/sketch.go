@@ -146,3 +146,24 @@ func sortedKeys(m map[int32]int64) []int32 {
 	}
 	return keys
 }
+
+// Validate checks a Sketch read from outside: alpha in (0, 1), no negative
+// count, and a count equal to the sum of the buckets.
+func (s *Sketch) Validate() error {
+	if !(s.Alpha > 0 && s.Alpha < 1) {
+		return fmt.Errorf("alpha %v: %w", s.Alpha, ErrIncompatible)
+	}
+	n := s.Zero
+	for _, m := range []map[int32]int64{s.Pos, s.Neg} {
+		for _, v := range m {
+			if v < 0 {
+				return fmt.Errorf("negative count: %w", ErrIncompatible)
+			}
+			n += v
+		}
+	}
+	if s.Zero < 0 || n != s.Count {
+		return fmt.Errorf("count %d, buckets hold %d: %w", s.Count, n, ErrIncompatible)
+	}
+	return nil
+}

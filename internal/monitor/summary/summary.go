@@ -323,3 +323,38 @@ func (c *Calibration) Report() CalibrationReport {
 	}
 	return r
 }
+
+// Validate checks a Binned read from outside (JSON): increasing finite
+// edges, one count per bin plus underflow and overflow, no negative count.
+func (b *Binned) Validate() error {
+	if len(b.Edges) < 2 || len(b.Counts) != len(b.Edges)+1 {
+		return fmt.Errorf("%d edges and %d counts: %w", len(b.Edges), len(b.Counts), ErrIncompatible)
+	}
+	for i, e := range b.Edges {
+		if math.IsNaN(e) || math.IsInf(e, 0) || i > 0 && !(e > b.Edges[i-1]) {
+			return fmt.Errorf("edges must be finite and increase: %w", ErrIncompatible)
+		}
+	}
+	for _, c := range b.Counts {
+		if c < 0 {
+			return fmt.Errorf("negative count: %w", ErrIncompatible)
+		}
+	}
+	if b.Missing < 0 || b.NonFinite < 0 {
+		return fmt.Errorf("negative count: %w", ErrIncompatible)
+	}
+	return nil
+}
+
+// Validate checks Categories read from outside: no negative count.
+func (c *Categories) Validate() error {
+	if c.Missing < 0 {
+		return fmt.Errorf("negative count: %w", ErrIncompatible)
+	}
+	for _, v := range c.Counts {
+		if v < 0 {
+			return fmt.Errorf("negative count: %w", ErrIncompatible)
+		}
+	}
+	return nil
+}
