@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 
 	"github.com/custody-ml/custody/internal/monitor/stats"
 )
@@ -205,27 +206,28 @@ func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Cal
 		}
 	}
 	c := Calibration{Rows: int64(len(probs)), Strategy: strategy, Bins: bins}
-	var err error
-	var mainTable []CalibrationBin
-	for _, s := range []string{StrategyUniform, StrategyQuantile} {
-		var edges []float64
-		if s == StrategyUniform {
-			edges = stats.Linspace(0, 1, bins+1)
-		} else {
-			edges = quantileEdges(probs, bins)
-		}
-		table, ece, mce := reliability(probs, outcomes, edges, s == StrategyUniform)
-		if s == StrategyUniform {
-			c.ECEEqualWidth = ece
-		} else {
-			c.ECEEqualMass = ece
-		}
-		if s == strategy {
-			c.ECE, c.MCE, mainTable = ece, mce, table
-		}
+	// Both strategies at once: the quantile edges need a selection pass
+	// that can run beside the uniform binning.
+	type result struct {
+		table    []CalibrationBin
+		ece, mce Float
 	}
-	if mainTable == nil {
-		_, err = CalibrationEdges(nil, bins, strategy)
+	var uni, qua result
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		qua.table, qua.ece, qua.mce = reliability(probs, outcomes, quantileEdges(probs, bins), false)
+	})
+	uni.table, uni.ece, uni.mce = reliability(probs, outcomes, stats.Linspace(0, 1, bins+1), true)
+	wg.Wait()
+	c.ECEEqualWidth, c.ECEEqualMass = uni.ece, qua.ece
+	var mainTable []CalibrationBin
+	switch strategy {
+	case StrategyUniform:
+		c.ECE, c.MCE, mainTable = uni.ece, uni.mce, uni.table
+	case StrategyQuantile:
+		c.ECE, c.MCE, mainTable = qua.ece, qua.mce, qua.table
+	default:
+		_, err := CalibrationEdges(nil, bins, strategy)
 		return Calibration{}, err
 	}
 	c.Table = mainTable
@@ -321,17 +323,17 @@ func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) 
 		} else {
 			pos = 1
 		}
-		var last float64 = math.NaN()
+		var seen []float64 // distinct labels, at most three before failing
 		for i, v := range c.Floats() {
 			if math.IsNaN(v) {
 				continue
 			}
 			valid[i] = true
 			out[i] = v == pos
-			if v != last {
+			if !slices.Contains(seen, v) {
+				seen = append(seen, v)
 				distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
-				last = v
-				if len(distinct) > 2 {
+				if len(seen) > 2 {
 					return nil, nil, fmt.Errorf("column %q: more than two distinct labels, only binary labels are supported: %w", c.Name, ErrInvalidInput)
 				}
 			}
@@ -436,21 +438,37 @@ func CalibrateTable(t *Table, opts CalibrationOptions) (*CalibrationReport, erro
 	}
 	rep := &CalibrationReport{Input: t.Path, ProbColumn: opts.ProbColumn, LabelColumn: opts.LabelColumn}
 	probs := pc.Floats()
-	P := make([]float64, 0, len(probs))
-	Y := make([]bool, 0, len(probs))
-	segP := make([][]float64, len(segDict))
-	segY := make([][]bool, len(segDict))
+	// Without missing values the columns are used as they are.
+	P, Y := probs, out
+	var segP [][]float64
+	var segY [][]bool
+	complete := true
 	for i, p := range probs {
 		if math.IsNaN(p) || !valid[i] {
-			rep.SkippedRows++
-			continue
+			complete = false
+			break
 		}
-		P = append(P, p)
-		Y = append(Y, out[i])
-		if segCodes != nil && segCodes[i] >= 0 {
-			k := segCodes[i]
-			segP[k] = append(segP[k], p)
-			segY[k] = append(segY[k], out[i])
+	}
+	if !complete || segCodes != nil {
+		if !complete {
+			P, Y = make([]float64, 0, len(probs)), make([]bool, 0, len(probs))
+		}
+		segP = make([][]float64, len(segDict))
+		segY = make([][]bool, len(segDict))
+		for i, p := range probs {
+			if math.IsNaN(p) || !valid[i] {
+				rep.SkippedRows++
+				continue
+			}
+			if !complete {
+				P = append(P, p)
+				Y = append(Y, out[i])
+			}
+			if segCodes != nil && segCodes[i] >= 0 {
+				k := segCodes[i]
+				segP[k] = append(segP[k], p)
+				segY[k] = append(segY[k], out[i])
+			}
 		}
 	}
 	rep.Overall, err = Calibrate(P, Y, opts.Bins, opts.Strategy)
