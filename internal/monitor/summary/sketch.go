@@ -3,6 +3,7 @@ package summary
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Sketch is a quantile sketch with relative accuracy Alpha (DDSketch:
@@ -139,11 +140,7 @@ func sortedKeys(m map[int32]int64) []int32 {
 			keys = append(keys, k)
 		}
 	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
+	slices.Sort(keys)
 	return keys
 }
 
