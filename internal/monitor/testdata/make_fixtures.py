@@ -212,8 +212,8 @@ def drift_fixtures():
     cases["basic"] = drift_case("basic", ref, cur)
 
     # equal sizes, combined size a power of two (Sturges width exact).
-    ref = pd.DataFrame({"v": rng.normal(0, 1, 64), "u": rng.integers(0, 100, 64)})
-    cur = pd.DataFrame({"v": rng.normal(0.5, 1, 64), "u": rng.integers(0, 100, 64)})
+    ref = pd.DataFrame({"v": rng.normal(0, 1, 64), "u": rng.integers(0, 100, 64), "same": np.full(64, 7.0)})
+    cur = pd.DataFrame({"v": rng.normal(0.5, 1, 64), "u": rng.integers(0, 100, 64), "same": np.full(64, 7.0)})
     cases["square"] = drift_case("square", ref, cur)
 
     # tiny samples: exact KS with few observations.
