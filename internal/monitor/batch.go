@@ -175,7 +175,9 @@ func parseChunk(ctx context.Context, data []byte, names, text []string, idx []in
 			if c.numOK {
 				c.num = make([]float64, 0, n)
 			}
-			c.codes = make([]int32, 0, n)
+			// Most numeric columns drop their codes after 1024 distinct
+			// values: let the codes grow instead of zeroing n of them.
+			c.codes = make([]int32, 0, min(n, 1<<16))
 		}
 	}
 	got := make([]bool, len(cols))
