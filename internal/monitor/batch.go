@@ -14,7 +14,7 @@ import (
 
 // batchMaxBytes is the largest CSV file read whole by the parallel batch
 // reader; larger files are streamed.
-const batchMaxBytes = 4 << 30
+const batchMaxBytes = 2 << 30
 
 // readCSVBatch reads a CSV file that has no quote characters by splitting
 // it into chunks at line ends and parsing the chunks in parallel. It gives

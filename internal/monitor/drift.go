@@ -146,7 +146,7 @@ func CompareTables(ref, cur *Table, opts DriftOptions) (*DriftReport, error) {
 		d.ReferenceRows, d.CurrentRows = rc.Rows, cc.Rows
 		d.ReferenceMissingShare, d.CurrentMissingShare = Float(rc.MissingShare()), Float(cc.MissingShare())
 		d.Breaches = opts.Thresholds.Check(&d)
-		if opts.Thresholds.AppliesTo(name) {
+		if opts.Thresholds.AppliesTo(&d) {
 			d.Drifted = len(d.Breaches) > 0
 		} else {
 			d.Drifted = d.DefaultDrifted

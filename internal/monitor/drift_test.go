@@ -89,3 +89,43 @@ func checkColumn(t *testing.T, d ColumnDrift, want map[string]any) {
 		}
 	}
 }
+
+// A threshold on a statistic a column does not have leaves that column to
+// Evidently's default test; one it has decides the verdict.
+func TestThresholdsApplyByKind(t *testing.T) {
+	ref, err := ReadTable(t.Context(), "testdata/drift/basic_ref.csv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := ReadTable(t.Context(), "testdata/drift/basic_cur.csv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := ParseThreshold("ks_pvalue=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := CompareTables(ref, cur, DriftOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := CompareTables(ref, cur, DriftOptions{Thresholds: Thresholds{th}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range rep.Columns {
+		switch d.Kind {
+		case Numerical: // p < 0 never holds: no breach, no drift
+			if d.Drifted || len(d.Breaches) > 0 {
+				t.Errorf("%s: drifted %v breaches %v", d.Column, d.Drifted, d.Breaches)
+			}
+		case Categorical: // no KS: the default test decides
+			if d.Drifted != base.Columns[i].DefaultDrifted {
+				t.Errorf("%s: drifted %v, default test %v", d.Column, d.Drifted, base.Columns[i].DefaultDrifted)
+			}
+		}
+	}
+	if rep.Breached {
+		t.Error("breached with an unreachable threshold")
+	}
+}

@@ -67,10 +67,14 @@ func ParseThreshold(s string) (Threshold, error) {
 	return t, nil
 }
 
-// AppliesTo reports whether some threshold covers the column.
-func (ts Thresholds) AppliesTo(column string) bool {
+// AppliesTo reports whether some threshold covers the column: names it or
+// is general, on a statistic the column's kind has.
+func (ts Thresholds) AppliesTo(d *ColumnDrift) bool {
 	for _, t := range ts {
-		if t.Column == "" || t.Column == column {
+		if t.Column != "" && t.Column != d.Column {
+			continue
+		}
+		if _, ok := d.stat(t.Stat); ok {
 			return true
 		}
 	}
