@@ -30,10 +30,13 @@ func readCSVBatch(ctx context.Context, path string, names, text []string) (t *Ta
 	if st.Size() > batchMaxBytes || st.Size() == 0 {
 		return nil, false, nil
 	}
-	data, err := os.ReadFile(path)
+	// The parsed table keeps no reference to data (dictionary texts are
+	// copied), so the mapping can go when parsing is done.
+	data, release, err := mapFile(path)
 	if err != nil {
 		return nil, false, err
 	}
+	defer release()
 	return parseCSVBatch(ctx, data, names, text, runtime.GOMAXPROCS(0))
 }
 

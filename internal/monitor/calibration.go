@@ -77,13 +77,73 @@ func quantileEdges(probs []float64, bins int) []float64 {
 	}
 	slices.Sort(ranks)
 	ranks = slices.Compact(ranks)
-	work := slices.Clone(probs)
-	selectRanks(work, 0, ranks)
+	at := orderStatistics(probs, ranks)
 	edges := make([]float64, len(qs))
 	for i, q := range qs {
-		edges[i] = percentileFrom(n, q*100, func(r int) float64 { return work[r] })
+		edges[i] = percentileFrom(n, q*100, func(r int) float64 { return at[r] })
 	}
 	return edges
+}
+
+// orderStatistics returns the elements of the given ranks (sorted, in
+// [0, len(probs))) of probs, values in [0, 1]. One pass counts the values
+// per 1/65536 of [0, 1] (the bucket is a monotone function of the value, so
+// a rank's bucket follows from the cumulative counts); a second pass keeps
+// only the values of the buckets holding a wanted rank, which are then
+// sorted. When those buckets hold too much of the data (scores piled on a
+// few values), it falls back to quickselect on a copy.
+func orderStatistics(probs []float64, ranks []int) map[int]float64 {
+	const nb = 1 << 16
+	bucket := func(p float64) int { return min(int(p*nb), nb-1) }
+	counts := make([]int, nb)
+	for _, p := range probs {
+		counts[bucket(p)]++
+	}
+	// For each wanted rank: its bucket and the rank within the bucket.
+	type want struct{ rank, b, within int }
+	wants := make([]want, 0, len(ranks))
+	cum, b := 0, 0
+	for _, r := range ranks {
+		for cum+counts[b] <= r {
+			cum += counts[b]
+			b++
+		}
+		wants = append(wants, want{r, b, r - cum})
+	}
+	slot := make([]int32, nb) // bucket -> index in keep, or -1
+	for i := range slot {
+		slot[i] = -1
+	}
+	var keep [][]float64
+	total := 0
+	for _, w := range wants {
+		if slot[w.b] < 0 {
+			slot[w.b] = int32(len(keep))
+			keep = append(keep, make([]float64, 0, counts[w.b]))
+			total += counts[w.b]
+		}
+	}
+	out := make(map[int]float64, len(ranks))
+	if total > len(probs)/8 && total > 1<<16 {
+		work := slices.Clone(probs)
+		selectRanks(work, 0, ranks)
+		for _, r := range ranks {
+			out[r] = work[r]
+		}
+		return out
+	}
+	for _, p := range probs {
+		if k := slot[bucket(p)]; k >= 0 {
+			keep[k] = append(keep[k], p)
+		}
+	}
+	for _, v := range keep {
+		slices.Sort(v)
+	}
+	for _, w := range wants {
+		out[w.rank] = keep[slot[w.b]][w.within]
+	}
+	return out
 }
 
 // percentileRanks are the two order statistics numpy's linear percentile

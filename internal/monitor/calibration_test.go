@@ -84,9 +84,15 @@ func TestCalibrationFastPathsExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	for trial := 0; trial < 200; trial++ {
 		n := 1 + r.IntN(3000)
+		piled := trial%50 == 0 // most scores on one value: the fallback path
+		if piled {
+			n = 200000
+		}
 		probs := make([]float64, n)
 		for i := range probs {
-			if r.IntN(3) == 0 {
+			if piled && r.IntN(10) > 0 {
+				probs[i] = 0.5
+			} else if r.IntN(3) == 0 {
 				probs[i] = float64(r.IntN(11)) / 10 // ties and values on edges
 			} else {
 				probs[i] = r.Float64()
