@@ -65,11 +65,11 @@ const (
 // moments).
 type aggChecker struct {
 	numCollector
-	kind     aggKind
-	r        rng
-	mean, m2 float64
-	min, max float64
-	sum      float64
+	kind      aggKind
+	r         rng
+	mean, m2  float64
+	min, max  float64
+	sum, comp float64
 }
 
 func (a *aggChecker) observe(rec []Cell, line int64) {
@@ -82,7 +82,14 @@ func (a *aggChecker) observe(rec []Cell, line int64) {
 	} else {
 		a.min, a.max = math.Min(a.min, f), math.Max(a.max, f)
 	}
-	a.sum += f
+	// Neumaier-compensated sum: the mean is sum/n, as pandas computes it.
+	t := a.sum + f
+	if math.Abs(a.sum) >= math.Abs(f) {
+		a.comp += (a.sum - t) + f
+	} else {
+		a.comp += (f - t) + a.sum
+	}
+	a.sum = t
 	d := f - a.mean
 	a.mean += d / float64(a.count)
 	a.m2 += d * (f - a.mean)
@@ -95,12 +102,12 @@ func (a *aggChecker) finish(_ int64, r *Result) {
 	var v float64
 	switch {
 	case a.kind == aggSum:
-		v = a.sum
+		v = a.sum + a.comp
 	case a.count == 0 || (a.kind == aggStdev && a.count < 2):
 		r.Status, r.Detail = StatusFail, "not enough numeric values"
 		return
 	case a.kind == aggMean:
-		v = a.mean
+		v = (a.sum + a.comp) / float64(a.count)
 	case a.kind == aggStdev:
 		v = math.Sqrt(a.m2 / float64(a.count-1))
 	case a.kind == aggMin:

@@ -9,6 +9,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -252,6 +253,9 @@ func expectationFrom(v any) (*Expectation, error) {
 	if typ == "" {
 		if len(m) == 1 {
 			for k, kw := range m {
+				if !strings.HasPrefix(k, "expect_") {
+					break
+				}
 				kwm, ok := kw.(map[string]any)
 				if !ok {
 					return nil, fmt.Errorf("%s: kwargs must be an object", k)
