@@ -380,4 +380,3 @@ func kwargsText(kw map[string]any) string {
 	}
 	return ""
 }
-
