@@ -249,10 +249,27 @@ func buildRegex(negate bool) builder {
 		if m == nil {
 			return nil
 		}
-		m.test = func(c *Cell) (bool, string) { return re.Match(c.Raw) != negate, "" }
+		// Categorical columns repeat a few values: remember the answer for
+		// up to regexMemoSize distinct short values (bounded memory).
+		memo := map[string]bool{}
+		m.test = func(c *Cell) (bool, string) {
+			if len(c.Raw) <= 64 {
+				if ok, hit := memo[bstr(c.Raw)]; hit {
+					return ok != negate, ""
+				}
+			}
+			ok := re.Match(c.Raw)
+			if len(c.Raw) <= 64 && len(memo) < regexMemoSize {
+				memo[string(c.Raw)] = ok
+			}
+			return ok != negate, ""
+		}
 		return m
 	}
 }
+
+// regexMemoSize bounds the per-expectation cache of regex answers.
+const regexMemoSize = 4096
 
 // typeTest returns the per-value test for a GE type name, nil if unknown.
 // Names are those of pandas/numpy dtypes and Python types as GE accepts
