@@ -523,3 +523,48 @@ func TestParseSuite(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelineMatchesSequential: the multi-goroutine pipeline gives the same
+// report, byte for byte, as the single-goroutine loop, over several batches.
+func TestPipelineMatchesSequential(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("id,x,s\n")
+	for i := range 3*batchRows + 17 {
+		switch {
+		case i%997 == 0:
+			b.WriteString("bad row\n")
+		case i%101 == 0:
+			b.WriteString(",oops,\n")
+		default:
+			b.WriteString(strings.Repeat("1", i%3+1) + "," + strings.Repeat("7", i%5) + ".5,s" + strings.Repeat("x", i%11) + "\n")
+		}
+	}
+	exps := []Expectation{
+		exp("expect_column_values_to_be_unique", "column", "id"),
+		exp("expect_column_values_to_not_be_null", "column", "x"),
+		exp("expect_column_values_to_be_between", "column", "x", "min_value", 1, "max_value", 7000),
+		exp("expect_column_mean_to_be_between", "column", "x", "min_value", 0),
+		exp("expect_column_quantile_values_to_be_between", "column", "x", "quantile_ranges", map[string]any{"quantiles": []any{0.1, 0.9}, "value_ranges": []any{[]any{nil, nil}, []any{0, 10}}}),
+		exp("expect_column_value_lengths_to_be_between", "column", "s", "max_value", 8),
+		exp("expect_column_values_to_match_regex", "column", "s", "regex", "xx"),
+		exp("expect_table_row_count_to_be_between", "min_value", 1),
+	}
+	var out [2][]byte
+	for i, w := range []int{1, 3} {
+		src, err := NewCSV(strings.NewReader(b.String()), CSVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Check(t.Context(), src, exps, CheckOptions{Workers: w, Limits: Limits{SampleCap: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i], _ = json.Marshal(rep)
+	}
+	if !bytes.Equal(out[0], out[1]) {
+		t.Fatalf("pipeline differs:\nsequential %s\npipeline   %s", out[0], out[1])
+	}
+	if !bytes.Contains(out[0], []byte(`"status":"fail"`)) || !bytes.Contains(out[0], []byte(`"malformed_rows":7`)) {
+		t.Fatalf("fixture does not exercise failures: %s", out[0])
+	}
+}

@@ -56,6 +56,10 @@ type checker interface {
 	observe(rec []Cell, line int64)
 	// finish reports the result once all rows were seen.
 	finish(rows int64, r *Result)
+	// column is the index of the one column observe reads, -1 for none.
+	// Checkers of the same column run on the same goroutine (Cell caches
+	// its numeric value).
+	column() int
 }
 
 // Limits bound the memory used by expectations that need state per value.
@@ -132,6 +136,7 @@ func SupportedTypes() []string {
 type constChecker struct{}
 
 func (constChecker) observe([]Cell, int64) {}
+func (constChecker) column() int           { return -1 }
 func (constChecker) finish(int64, *Result) {}
 func pct(n, d int64) *float64 {
 	p := 0.0
@@ -304,6 +309,7 @@ func (r *rng) contains(f float64) bool {
 type rowCountChecker struct{ r rng }
 
 func (c *rowCountChecker) observe([]Cell, int64) {}
+func (c *rowCountChecker) column() int           { return -1 }
 func (c *rowCountChecker) finish(rows int64, r *Result) {
 	r.Observed = rows
 	r.Status = StatusPass

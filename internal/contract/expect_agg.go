@@ -19,6 +19,8 @@ type numCollector struct {
 	examples []Example
 }
 
+func (n *numCollector) column() int { return n.col }
+
 func (n *numCollector) value(rec []Cell, line int64) (float64, bool) {
 	c := &rec[n.col]
 	if c.Kind == KindNull {

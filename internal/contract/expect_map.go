@@ -27,6 +27,8 @@ type mapChecker struct {
 	failErr string
 }
 
+func (m *mapChecker) column() int { return m.col }
+
 func (m *mapChecker) observe(rec []Cell, line int64) {
 	m.elements++
 	c := &rec[m.col]
@@ -124,7 +126,10 @@ func buildLengthsBetween(env *buildEnv, kw *kwargs, r *Result) checker {
 	}
 	m.test = func(c *Cell) (bool, string) {
 		n := c.RuneLen()
-		return rg.contains(float64(n)), fmt.Sprintf("length %d", n)
+		if rg.contains(float64(n)) {
+			return true, ""
+		}
+		return false, fmt.Sprintf("length %d", n)
 	}
 	return m
 }
@@ -141,7 +146,10 @@ func buildLengthsEqual(env *buildEnv, kw *kwargs, r *Result) checker {
 	want := *v
 	m.test = func(c *Cell) (bool, string) {
 		n := c.RuneLen()
-		return float64(n) == want, fmt.Sprintf("length %d", n)
+		if float64(n) == want {
+			return true, ""
+		}
+		return false, fmt.Sprintf("length %d", n)
 	}
 	return m
 }
@@ -302,7 +310,8 @@ func buildOfType(env *buildEnv, kw *kwargs, r *Result) checker {
 	if m == nil {
 		return nil
 	}
-	m.test = func(c *Cell) (bool, string) { return t(c), "not " + name }
+	note := "not " + name
+	m.test = func(c *Cell) (bool, string) { return t(c), note }
 	return m
 }
 
@@ -324,13 +333,14 @@ func buildInTypeList(env *buildEnv, kw *kwargs, r *Result) checker {
 	if m == nil {
 		return nil
 	}
+	note := "none of " + strings.Join(names, ", ")
 	m.test = func(c *Cell) (bool, string) {
 		for _, t := range tests {
 			if t(c) {
 				return true, ""
 			}
 		}
-		return false, "none of " + strings.Join(names, ", ")
+		return false, note
 	}
 	return m
 }

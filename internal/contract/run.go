@@ -57,6 +57,9 @@ type CheckOptions struct {
 	// LoadReference loads a PSI reference profile named by an expectation's
 	// "reference_path"; nil refuses such expectations.
 	LoadReference func(path string) (map[string]any, error)
+	// Workers is the number of goroutines running the checks while another
+	// reads: 0 means GOMAXPROCS, 1 runs everything on the calling goroutine.
+	Workers int
 }
 
 // Check reads src to its end once and evaluates every expectation. Memory
@@ -113,34 +116,21 @@ func Check(ctx context.Context, src Source, exps []Expectation, opts CheckOption
 		live = append(live, c)
 		liveIdx = append(liveIdx, i+1)
 	}
-	rec := make([]Cell, len(env.cols))
-	var malformed []Example
-	for n := 0; ; n++ {
-		if n&0xffff == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
-		line, err := src.Next(rec)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			re, ok := err.(*RowError)
-			if !ok {
-				return nil, fmt.Errorf("failed to read line %d: %w", line, err)
-			}
-			rep.MalformedRows++
-			if len(malformed) < lim.MaxExamples {
-				malformed = append(malformed, Example{Line: re.Line, Note: re.Msg})
-			}
-			continue
-		}
-		rep.Rows++
-		for _, c := range live {
-			c.observe(rec, line)
-		}
+	workers := opts.Workers
+	if workers == 0 {
+		workers = defaultWorkers()
 	}
+	var res readResult
+	if workers > 1 && len(live) > 0 {
+		res = runPipeline(ctx, src, live, workers, lim.MaxExamples)
+	} else {
+		res = runSequential(ctx, src, live, lim.MaxExamples)
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	rep.Rows, rep.MalformedRows = res.rows, res.malformed
+	malformed := res.examples
 	for k, c := range live {
 		c.finish(rep.Rows, &rep.Results[liveIdx[k]])
 	}
@@ -153,4 +143,37 @@ func Check(ctx context.Context, src Source, exps []Expectation, opts CheckOption
 		w.Status = StatusFail
 	}
 	return rep, nil
+}
+
+func runSequential(ctx context.Context, src Source, live []checker, maxEx int) readResult {
+	var res readResult
+	rec := make([]Cell, len(src.Columns()))
+	for n := 0; ; n++ {
+		if n&0xffff == 0 {
+			if err := ctx.Err(); err != nil {
+				res.err = err
+				return res
+			}
+		}
+		line, err := src.Next(rec)
+		if err == io.EOF {
+			return res
+		}
+		if err != nil {
+			re, ok := err.(*RowError)
+			if !ok {
+				res.err = fmt.Errorf("failed to read line %d: %w", line, err)
+				return res
+			}
+			res.malformed++
+			if len(res.examples) < maxEx {
+				res.examples = append(res.examples, Example{Line: re.Line, Note: re.Msg})
+			}
+			continue
+		}
+		res.rows++
+		for _, c := range live {
+			c.observe(rec, line)
+		}
+	}
 }
