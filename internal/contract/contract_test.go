@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -567,4 +568,25 @@ func TestPipelineMatchesSequential(t *testing.T) {
 	if !bytes.Contains(out[0], []byte(`"status":"fail"`)) || !bytes.Contains(out[0], []byte(`"malformed_rows":7`)) {
 		t.Fatalf("fixture does not exercise failures: %s", out[0])
 	}
+}
+
+// FuzzFastFloat: the fast path agrees with strconv.ParseFloat whenever it
+// accepts its input.
+func FuzzFastFloat(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1.5", "123.456", "9007199254740991", "9007199254740993", ".5", "5.", "-.", ".", "+1", "0.1234567890123456789012", "00012.50", "+", "-", "", "+."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := fastFloat([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			t.Fatalf("fastFloat(%q) = %v, strconv rejects it: %v", s, got, err)
+		}
+		if math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("fastFloat(%q) = %v, strconv %v", s, got, want)
+		}
+	})
 }

@@ -65,9 +65,11 @@ func (c *Cell) Float() (float64, bool) {
 	}
 	ok := false
 	if c.Kind == KindText {
-		var err error
-		c.num, err = strconv.ParseFloat(bstr(trimSpace(c.Raw)), 64)
-		ok = err == nil || isRangeErr(err)
+		if c.num, ok = fastFloat(c.Raw); !ok {
+			var err error
+			c.num, err = strconv.ParseFloat(bstr(trimSpace(c.Raw)), 64)
+			ok = err == nil || isRangeErr(err)
+		}
 	}
 	if ok {
 		c.numState = 1
@@ -161,4 +163,51 @@ func (c *Cell) exampleValue() any {
 		return string(s) + "…"
 	}
 	return string(s)
+}
+
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastFloat parses the common case "[-+]digits[.digits]" whose digits, as an
+// integer m, satisfy m < 2^53, with at most 22 digits after the point: then
+// m and 10^k are exact doubles and one IEEE division gives the correctly
+// rounded result, the value strconv.ParseFloat returns (Clinger's fast
+// path). Anything else reports false and is left to strconv.
+func fastFloat(b []byte) (float64, bool) {
+	i, neg := 0, false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg = b[0] == '-'
+		i = 1
+	}
+	var m uint64
+	digits, frac, nd, dot := 0, 0, 0, false
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if digits >= 16 {
+				return 0, false
+			}
+			nd++
+			m = m*10 + uint64(c-'0')
+			if m != 0 || dot {
+				digits++
+			}
+			if dot {
+				frac++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if nd == 0 || m >= 1<<53 || frac > 22 {
+		return 0, false
+	}
+	f := float64(m) / pow10[frac]
+	if neg {
+		f = -f
+	}
+	return f, true
 }
