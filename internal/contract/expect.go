@@ -60,6 +60,8 @@ type checker interface {
 	// Checkers of the same column run on the same goroutine (Cell caches
 	// its numeric value).
 	column() int
+	// cost is a rough relative cost per row, to balance goroutines.
+	cost() int
 }
 
 // Limits bound the memory used by expectations that need state per value.
@@ -336,3 +338,6 @@ func buildRowCountEqual(_ *buildEnv, kw *kwargs, _ *Result) checker {
 	}
 	return &rowCountChecker{r: rng{min: v, max: v}}
 }
+
+func (constChecker) cost() int     { return 0 }
+func (*rowCountChecker) cost() int { return 0 }

@@ -19,7 +19,9 @@ type numCollector struct {
 	examples []Example
 }
 
-func (n *numCollector) column() int { return n.col }
+func (n *numCollector) column() int  { return n.col }
+func (n *numCollector) cost() int    { return 1 }
+func (q *quantileChecker) cost() int { return 2 }
 
 func (n *numCollector) value(rec []Cell, line int64) (float64, bool) {
 	c := &rec[n.col]

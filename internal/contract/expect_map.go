@@ -23,11 +23,13 @@ type mapChecker struct {
 	unexpected int64
 	examples   []Example
 	test       func(c *Cell) (ok bool, note string)
+	weight     int // relative cost per row (see checker.cost)
 	// failErr, when set by test, turns the result into an error (a cap was hit).
 	failErr string
 }
 
 func (m *mapChecker) column() int { return m.col }
+func (m *mapChecker) cost() int   { return m.weight }
 
 func (m *mapChecker) observe(rec []Cell, line int64) {
 	m.elements++
@@ -77,7 +79,7 @@ func (m *mapChecker) finish(rows int64, r *Result) {
 
 func newMap(env *buildEnv, kw *kwargs, r *Result) *mapChecker {
 	col := env.column(kw, r)
-	m := &mapChecker{col: col, mostly: kw.mostly(), maxEx: env.limits.MaxExamples}
+	m := &mapChecker{col: col, mostly: kw.mostly(), maxEx: env.limits.MaxExamples, weight: 1}
 	if col < 0 {
 		return nil
 	}
@@ -257,17 +259,25 @@ func buildRegex(negate bool) builder {
 		if m == nil {
 			return nil
 		}
+		m.weight = 4
 		// Categorical columns repeat a few values: remember the answer for
 		// up to regexMemoSize distinct short values (bounded memory).
+		// Once the cache is full, it is dropped if it mostly misses.
 		memo := map[string]bool{}
+		var lookups, hits int
 		m.test = func(c *Cell) (bool, string) {
-			if len(c.Raw) <= 64 {
+			if memo != nil && len(c.Raw) <= 64 {
+				lookups++
 				if ok, hit := memo[bstr(c.Raw)]; hit {
+					hits++
 					return ok != negate, ""
+				}
+				if lookups >= 4*regexMemoSize && hits < lookups/2 {
+					memo = nil
 				}
 			}
 			ok := re.Match(c.Raw)
-			if len(c.Raw) <= 64 && len(memo) < regexMemoSize {
+			if memo != nil && len(c.Raw) <= 64 && len(memo) < regexMemoSize {
 				memo[string(c.Raw)] = ok
 			}
 			return ok != negate, ""
@@ -360,6 +370,7 @@ func buildUnique(env *buildEnv, kw *kwargs, r *Result) checker {
 	if m == nil || kw.err != nil {
 		return nil
 	}
+	m.weight = 3
 	set := newHashSet()
 	seed := maphash.MakeSeed()
 	limit := env.limits.UniqueCap

@@ -56,7 +56,9 @@ func runPipeline(ctx context.Context, src Source, checkers []checker, workers in
 			}
 		}
 		groups[best] = append(groups[best], byCol[col]...)
-		load[best] += len(byCol[col])
+		for _, c := range byCol[col] {
+			load[best] += c.cost()
+		}
 	}
 
 	free := make(chan *batch, workers+2)
