@@ -26,10 +26,11 @@ func newDataCommand() *cobra.Command {
   custody data hash PATH            SHA-256 manifest, pinned digest and DVC md5 / .dir hash
   custody data import-dvc FILE      the data versions a .dvc file or dvc.lock records
   custody data check DATA...        check data against a contract or a GE suite
+  custody data profile DATA         a column's reference distribution for PSI
 
 See docs/data.md.`,
 	}
-	cmd.AddCommand(newDataHashCommand(), newDataImportDVCCommand(), newDataCheckCommand())
+	cmd.AddCommand(newDataHashCommand(), newDataImportDVCCommand(), newDataCheckCommand(), newDataProfileCommand())
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -142,7 +143,7 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 		if err != nil {
 			return err
 		}
-		con, err = contract.ParseContract(strings.NewReader(string(b)), filepath.Base(opts.Contract))
+		con, err = contract.ParseContract(bytesReader(b), filepath.Base(opts.Contract))
 		if err != nil {
 			return err
 		}
@@ -155,7 +156,7 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 		if err != nil {
 			return err
 		}
-		s, err := contract.ParseSuite(strings.NewReader(string(b)), filepath.Base(opts.Suite))
+		s, err := contract.ParseSuite(bytesReader(b), filepath.Base(opts.Suite))
 		if err != nil {
 			return err
 		}
@@ -287,28 +288,11 @@ func checkInput(ctx context.Context, path string, opts dataCheckOptions, con *co
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	in := &inputReport{Path: path, Format: format}
-	var src contract.Source
-	var hr *hashingReader
-	switch format {
-	case "parquet":
-		src, err = contract.NewParquet(f, fi.Size())
-	default:
-		hr = &hashingReader{r: f, h: sha256.New()}
-		br := bufio.NewReaderSize(hr, 1<<20)
-		if format == "csv" {
-			var co contract.CSVOptions
-			if con != nil {
-				co = con.CSV
-			}
-			if co.Comma == 0 && strings.EqualFold(filepath.Ext(path), ".tsv") {
-				co.Comma = '\t'
-			}
-			co.MaxLineBytes = int(opts.MaxLineBytes)
-			src, err = contract.NewCSV(br, co)
-		} else {
-			src, err = contract.NewJSONL(br, int(opts.MaxLineBytes))
-		}
+	var co contract.CSVOptions
+	if con != nil {
+		co = con.CSV
 	}
+	src, hr, err := openSource(f, fi.Size(), path, format, co, int(opts.MaxLineBytes))
 	if err != nil {
 		return nil, fmt.Errorf("failed to read %s: %w", path, err)
 	}
@@ -337,6 +321,27 @@ func checkInput(ctx context.Context, path string, opts dataCheckOptions, con *co
 		in.SHA256, in.Size = digest.Digest(h.Sum(nil)), n
 	}
 	return in, nil
+}
+
+// openSource returns a Source over f. For CSV and JSONL, the returned
+// hashingReader sees every byte read; for Parquet it is nil.
+func openSource(f *os.File, size int64, path, format string, co contract.CSVOptions, maxLine int) (contract.Source, *hashingReader, error) {
+	if format == "parquet" {
+		src, err := contract.NewParquet(f, size)
+		return src, nil, err
+	}
+	hr := &hashingReader{r: f, h: sha256.New()}
+	br := bufio.NewReaderSize(hr, 1<<20)
+	if format == "jsonl" {
+		src, err := contract.NewJSONL(br, maxLine)
+		return src, hr, err
+	}
+	if co.Comma == 0 && strings.EqualFold(filepath.Ext(path), ".tsv") {
+		co.Comma = '\t'
+	}
+	co.MaxLineBytes = maxLine
+	src, err := contract.NewCSV(br, co)
+	return src, hr, err
 }
 
 func printCheck(w io.Writer, rep *checkReport) {
@@ -380,3 +385,5 @@ func kwargsText(kw map[string]any) string {
 	}
 	return ""
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

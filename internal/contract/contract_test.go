@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"strconv"
@@ -589,4 +590,69 @@ func FuzzFastFloat(f *testing.F) {
 			t.Fatalf("fastFloat(%q) = %v, strconv %v", s, got, want)
 		}
 	})
+}
+
+// TestProfileRoundTrip: a column checked against its own profile has PSI 0;
+// against a shifted copy it fails.
+func TestProfileRoundTrip(t *testing.T) {
+	var a, b strings.Builder
+	a.WriteString("v,c\n")
+	b.WriteString("v,c\n")
+	for i := range 1000 {
+		fmt.Fprintf(&a, "%d,%c\n", i%100, 'a'+rune(i%3))
+		fmt.Fprintf(&b, "%d,%c\n", 50+i%100, 'a')
+	}
+	open := func(s string) func() (Source, error) {
+		return func() (Source, error) { return NewCSV(strings.NewReader(s), CSVOptions{}) }
+	}
+	p, err := BuildProfile(t.Context(), open(a.String()), ProfileOptions{Column: "v", Bins: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Edges) != 3 || len(p.Fractions) != 4 || p.Count != 1000 {
+		t.Fatalf("profile %+v", p)
+	}
+	for _, f := range p.Fractions {
+		if math.Abs(f-0.25) > 0.011 {
+			t.Fatalf("fractions %v", p.Fractions)
+		}
+	}
+	cp, err := BuildProfile(t.Context(), open(a.String()), ProfileOptions{Column: "c", Categorical: true})
+	if err != nil || len(cp.Categories) != 3 {
+		t.Fatalf("categorical %+v %v", cp, err)
+	}
+	var ref, cref map[string]any
+	for _, x := range []struct {
+		p   *Profile
+		dst *map[string]any
+	}{{p, &ref}, {cp, &cref}} {
+		raw, _ := json.Marshal(x.p)
+		if err := json.Unmarshal(raw, x.dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		data string
+		want Status
+	}{{a.String(), StatusPass}, {b.String(), StatusFail}} {
+		src, _ := NewCSV(strings.NewReader(tt.data), CSVOptions{})
+		rep, err := Check(t.Context(), src, []Expectation{
+			exp("expect_column_psi_to_be_less_than", "column", "v", "threshold", 0.1, "reference", ref),
+			exp("expect_column_psi_to_be_less_than", "column", "c", "threshold", 0.1, "reference", cref),
+		}, CheckOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rep.Results[1:] {
+			if r.Status != tt.want {
+				t.Errorf("%v: %s (%v), want %s", r.Kwargs["column"], r.Status, r.Observed, tt.want)
+			}
+		}
+	}
+	if _, err := BuildProfile(t.Context(), open("v\nx\n"), ProfileOptions{Column: "v"}); err == nil {
+		t.Error("non-numeric profile accepted")
+	}
+	if _, err := BuildProfile(t.Context(), open("v\n1\n"), ProfileOptions{Column: "w"}); err == nil {
+		t.Error("missing column accepted")
+	}
 }

@@ -438,6 +438,7 @@ func buildPSI(env *buildEnv, kw *kwargs, r *Result) checker {
 	}
 	p := &psiChecker{threshold: *th}
 	rk := newKwargs(ref)
+	rk.used["column"], rk.used["count"] = true, true // written by BuildProfile
 	if cats := rk.object("categories"); cats != nil {
 		names := make([]string, 0, len(cats))
 		for k := range cats {
