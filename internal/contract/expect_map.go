@@ -243,7 +243,9 @@ func buildInSet(negate bool) builder {
 }
 
 // buildRegex: GE's pandas implementation is column.astype(str).str.contains
-// (regex): a search, not a full match. The syntax is Go's RE2.
+// (regex): a search, not a full match. The syntax is Go's RE2. Patterns
+// that only match ASCII run on a lazily built byte DFA (dfa.go, fuzzed
+// against package regexp); others on package regexp.
 func buildRegex(negate bool) builder {
 	return func(env *buildEnv, kw *kwargs, r *Result) checker {
 		m := newMap(env, kw, r)
@@ -258,6 +260,17 @@ func buildRegex(negate bool) builder {
 		}
 		if m == nil {
 			return nil
+		}
+		if d := newByteDFA(pat); d != nil {
+			m.weight = 2
+			m.test = func(c *Cell) (bool, string) {
+				ok, done := d.match(c.Raw)
+				if !done {
+					ok = re.Match(c.Raw)
+				}
+				return ok != negate, ""
+			}
+			return m
 		}
 		m.weight = 4
 		// Categorical columns repeat a few values: remember the answer for

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -173,5 +174,39 @@ func FuzzParseSuite(f *testing.F) {
 			return
 		}
 		runFuzzChecks(t, s.Expectations)
+	})
+}
+
+// FuzzRegexDFA: whenever the byte DFA accepts a pattern, it agrees with
+// regexp.Match on every input.
+func FuzzRegexDFA(f *testing.F) {
+	for _, s := range [][2]string{
+		{`^[a-z]+[0-9]+@[a-z]+\.[a-z]+$`, "ana12@mail.org"}, {`^[A-Z]{2}$`, "DE"}, {`^[A-Z]{2}$`, "DEU"},
+		{`$^`, ""}, {`^$`, "é"}, {`$`, "x"}, {`a|b*`, ""}, {`x+y`, "xxxxz xy"}, {`(?i)k`, "\u212a"},
+		{`^\d{3}-\d{4}$`, "555-1234\n"}, {`a.c`, "abc"}, {`[^a]`, "é"}, {`\bfoo\b`, "a foo"}, {`(ab)*c$`, "ababc"},
+		{`^`, ""}, {`a$b`, "ab"}, {`[\x00-\x7f]+`, "\xff\x00"},
+	} {
+		f.Add(s[0], []byte(s[1]))
+	}
+	f.Fuzz(func(t *testing.T, pattern string, input []byte) {
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return
+		}
+		d := newByteDFA(pattern)
+		if d == nil {
+			return
+		}
+		got, ok := d.match(input)
+		if !ok {
+			return
+		}
+		if want := re.Match(input); got != want {
+			t.Fatalf("DFA(%q).match(%q) = %v, regexp says %v", pattern, input, got, want)
+		}
+		// A second run uses the cached transitions.
+		if again, _ := d.match(input); again != got {
+			t.Fatalf("DFA(%q) not deterministic on %q", pattern, input)
+		}
 	})
 }
