@@ -50,4 +50,4 @@ func BenchmarkCheckCSV(b *testing.B) {
 
 // benchWorkers is CheckOptions.Workers for the benchmark; set it to 1 when
 // profiling, so the profile is not split across goroutines.
-var benchWorkers = 3
+var benchWorkers = 0
