@@ -275,7 +275,8 @@ func expectationFrom(v any) (*Expectation, error) {
 	}
 	for k := range m {
 		switch k {
-		case "expectation_type", "type", "kwargs", "meta", "id", "notes", "description", "rendered_content", "severity":
+		case "expectation_type", "type", "kwargs", "meta", "id", "notes", "description", "rendered_content", "severity",
+			"ge_cloud_id", "expectation_context", "windows":
 		default:
 			return nil, fmt.Errorf("unknown key %q", k)
 		}
