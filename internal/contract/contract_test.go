@@ -138,6 +138,18 @@ func TestExpectations(t *testing.T) {
 			"reference", map[string]any{"categories": map[string]any{"true": 0.4, "false": 0.4}}),
 			exp("expect_column_psi_to_be_less_than", "column", "b", "threshold", 0.1,
 				"reference", map[string]any{"categories": map[string]any{"true": 0.9, "false": 0.1}})},
+		{"unique count", exp("expect_column_unique_value_count_to_be_between", "column", "b", "min_value", 2, "max_value", 3),
+			exp("expect_column_unique_value_count_to_be_between", "column", "id", "max_value", 4)},
+		{"unique proportion", exp("expect_column_proportion_of_unique_values_to_be_between", "column", "b", "min_value", 0.6, "max_value", 0.6),
+			exp("expect_column_proportion_of_unique_values_to_be_between", "column", "id", "max_value", 0.99)},
+		{"json parseable", exp("expect_column_values_to_be_json_parseable", "column", "x"),
+			exp("expect_column_values_to_be_json_parseable", "column", "s")},
+		{"regex list any", exp("expect_column_values_to_match_regex_list", "column", "s", "regex_list", []any{"^[a-c]", "^[d-e]"}),
+			exp("expect_column_values_to_match_regex_list", "column", "s", "regex_list", []any{"^[a-c]", "^d"})},
+		{"regex list all", exp("expect_column_values_to_match_regex_list", "column", "s", "regex_list", []any{"e", "r"}, "match_on", "all", "mostly", 0.4),
+			exp("expect_column_values_to_match_regex_list", "column", "s", "regex_list", []any{"e", "r"}, "match_on", "all")},
+		{"not regex list", exp("expect_column_values_to_not_match_regex_list", "column", "s", "regex_list", []any{"z", "q"}),
+			exp("expect_column_values_to_not_match_regex_list", "column", "s", "regex_list", []any{"z", "pp"})},
 	}
 	covered := map[string]bool{}
 	for _, tt := range tests {

@@ -3,7 +3,6 @@ package contract
 import (
 	"fmt"
 	"hash/maphash"
-	"math"
 	"regexp"
 	"strings"
 )
@@ -392,25 +391,7 @@ func buildUnique(env *buildEnv, kw *kwargs, r *Result) checker {
 		if full {
 			return true, ""
 		}
-		var h uint64
-		switch c.Kind {
-		case KindInt, KindFloat:
-			f, _ := c.Float()
-			if f == 0 {
-				f = 0 // -0 == 0
-			}
-			bits := math.Float64bits(f)
-			var b [9]byte
-			b[0] = 'n'
-			for i := range 8 {
-				b[i+1] = byte(bits >> (8 * i))
-			}
-			h = maphash.Bytes(seed, b[:])
-		case KindBool:
-			h = maphash.String(seed, "b"+bstr(c.Raw))
-		default:
-			h = maphash.Bytes(seed, c.Raw)
-		}
+		h := valueHash(seed, c)
 		prior := set.add(h)
 		switch prior {
 		case 0:
