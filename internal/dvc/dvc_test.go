@@ -362,3 +362,16 @@ func FuzzDirListing(f *testing.F) {
 		}
 	})
 }
+
+// TestEmptyDir: a directory with no files (or only ignored ones) hashes the
+// empty listing "[]", md5 d751713988987e9331980363e24189ce (printf '[]' | md5sum).
+func TestEmptyDir(t *testing.T) {
+	dir := writeTree(t, map[string]string{".git/config": "x"})
+	res, err := Hash(t.Context(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Hash != "d751713988987e9331980363e24189ce.dir" || res.NFiles != 0 || res.Size != 0 {
+		t.Fatalf("got %+v", res)
+	}
+}
