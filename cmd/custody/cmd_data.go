@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/dvc"
+	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/spf13/cobra"
 )
 
@@ -237,7 +237,7 @@ func runImportDVC(ctx context.Context, stdout io.Writer, opts importDVCOptions, 
 }
 
 // writeJSON prints v as indented JSON to stdout and, when out is set, writes
-// the same bytes durably to out (temp file, fsync, rename, fsync dir).
+// the same bytes atomically and durably to out (fileutil.WriteFileAtomic).
 func writeJSON(stdout io.Writer, out string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
@@ -245,7 +245,7 @@ func writeJSON(stdout io.Writer, out string, v any) error {
 	}
 	b = append(b, '\n')
 	if out != "" {
-		if err := writeFileDurable(out, b); err != nil {
+		if err := fileutil.WriteFileAtomic(out, b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -253,33 +253,4 @@ func writeJSON(stdout io.Writer, out string, v any) error {
 		_, err = stdout.Write(b)
 	}
 	return err
-}
-
-func writeFileDurable(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("failed to write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

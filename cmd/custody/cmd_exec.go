@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/envcheck"
 	"github.com/spf13/cobra"
 )
 
@@ -21,6 +22,7 @@ type execOptions struct {
 	Digest     string
 	DigestFile string
 	Stage      string
+	EnvLock    string
 }
 
 func newExecCommand() *cobra.Command {
@@ -38,7 +40,10 @@ it matches, so what was verified is exactly what gets loaded.
 
 CMD sees CUSTODY_MODEL_DIR (the model directory, or the directory holding a
 single-file model), CUSTODY_MODEL_PATH (the model itself) and
-CUSTODY_MODEL_SHA256 (the verified digest, hex).`,
+CUSTODY_MODEL_SHA256 (the verified digest, hex).
+
+With --env-lock the environment is checked first (see 'custody env check')
+and any drift refuses the start.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 0 {
@@ -52,6 +57,7 @@ CUSTODY_MODEL_SHA256 (the verified digest, hex).`,
 	cmd.Flags().StringVar(&opts.Digest, "digest", "", "the expected digest, sha256:<hex>")
 	cmd.Flags().StringVar(&opts.DigestFile, "digest-file", "", "read the expected digest (or manifest) from this file")
 	cmd.Flags().StringVar(&opts.Stage, "stage", "", "copy the model into this directory while verifying it, and load the copy")
+	cmd.Flags().StringVar(&opts.EnvLock, "env-lock", "", "refuse to start unless the environment matches this lock (custody env capture); the image digest is read from $CUSTODY_IMAGE_DIGEST")
 	return cmd
 }
 
@@ -66,6 +72,16 @@ func runExec(ctx context.Context, stderr io.Writer, opts execOptions, argv []str
 	bin, err := exec.LookPath(argv[0])
 	if err != nil {
 		return usagef("command %q: %v", argv[0], err)
+	}
+	if opts.EnvLock != "" {
+		d, err := checkEnvLock(ctx, opts.EnvLock, envcheck.Options{ImageDigest: os.Getenv("CUSTODY_IMAGE_DIGEST")})
+		if err != nil {
+			return err
+		}
+		if !d.Empty() {
+			fmt.Fprint(stderr, d.String())
+			return notHold(fmt.Errorf("not starting %s: the environment drifted from %s", argv[0], opts.EnvLock))
+		}
 	}
 	var (
 		m         *digest.Manifest
