@@ -109,6 +109,9 @@ type checkReport struct {
 
 const checkSchema = "custody.data.check/v1"
 
+// maxLineCap bounds --max-line-bytes: the line buffer is allocated up front.
+const maxLineCap = 1 << 30
+
 func readSpecFile(path string) ([]byte, digest.Digest, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -130,6 +133,9 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 	case "", "csv", "jsonl", "parquet":
 	default:
 		return usagef("data check: --format must be csv, jsonl or parquet")
+	}
+	if opts.MaxLineBytes > maxLineCap {
+		return usagef("data check: --max-line-bytes must be at most 1GiB")
 	}
 	if opts.MaxExamples < 0 || opts.MaxExamples > 1000 {
 		return usagef("data check: --max-examples must be in 0..1000")
@@ -310,6 +316,8 @@ func checkInput(ctx context.Context, path string, opts dataCheckOptions, con *co
 		in.SHA256 = digest.Digest(hr.h.Sum(nil))
 		in.Size = hr.n
 	} else {
+		// Parquet is read out of order, so it is hashed in a second pass;
+		// a file that changed in between is an error, not evidence.
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, err
 		}
@@ -317,6 +325,13 @@ func checkInput(ctx context.Context, path string, opts dataCheckOptions, con *co
 		n, err := io.Copy(h, f)
 		if err != nil {
 			return nil, err
+		}
+		after, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if n != fi.Size() || !os.SameFile(fi, after) || after.Size() != fi.Size() || !after.ModTime().Equal(fi.ModTime()) {
+			return nil, fmt.Errorf("%s changed while it was checked", path)
 		}
 		in.SHA256, in.Size = digest.Digest(h.Sum(nil)), n
 	}

@@ -49,6 +49,9 @@ func runDataProfile(ctx context.Context, stdout io.Writer, opts dataProfileOptio
 	if opts.Column == "" {
 		return usagef("data profile: --column is required")
 	}
+	if opts.MaxLineBytes > maxLineCap {
+		return usagef("data profile: --max-line-bytes must be at most 1GiB")
+	}
 	if opts.Bins < 1 || opts.Bins > 1000 {
 		return usagef("data profile: --bins must be in 1..1000")
 	}

@@ -668,3 +668,49 @@ func TestProfileRoundTrip(t *testing.T) {
 		t.Error("missing column accepted")
 	}
 }
+
+// TestPipelineWideTable: batches hold fewer rows when there are many
+// columns; results still match the sequential loop.
+func TestPipelineWideTable(t *testing.T) {
+	const cols, rows = 5000, 40
+	var b strings.Builder
+	for c := range cols {
+		if c > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "c%d", c)
+	}
+	b.WriteByte('\n')
+	for r := range rows {
+		for c := range cols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%d", r*c%7)
+		}
+		b.WriteByte('\n')
+	}
+	exps := []Expectation{
+		exp("expect_column_values_to_be_between", "column", "c4999", "max_value", 5),
+		exp("expect_column_values_to_be_unique", "column", "c1"),
+		exp("expect_column_mean_to_be_between", "column", "c3", "min_value", 0),
+	}
+	var out [2][]byte
+	for i, w := range []int{1, 2} {
+		src, err := NewCSV(strings.NewReader(b.String()), CSVOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Check(t.Context(), src, exps, CheckOptions{Workers: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Rows != rows {
+			t.Fatalf("rows = %d", rep.Rows)
+		}
+		out[i], _ = json.Marshal(rep.Results)
+	}
+	if !bytes.Equal(out[0], out[1]) {
+		t.Fatalf("pipeline differs:\n%s\n%s", out[0], out[1])
+	}
+}

@@ -9,8 +9,13 @@ import (
 	"sync/atomic"
 )
 
-// batchRows is the number of records handed to the checker goroutines at once.
-const batchRows = 2048
+// batchRows is the most records handed to the checker goroutines at once;
+// wide tables get fewer rows per batch (batchCells / columns, at least 16)
+// so that a batch's size does not grow with the number of columns.
+const (
+	batchRows  = 2048
+	batchCells = 1 << 16
+)
 
 // batch is a block of records copied out of the reader's buffers.
 type batch struct {
@@ -61,9 +66,10 @@ func runPipeline(ctx context.Context, src Source, checkers []checker, workers in
 		}
 	}
 
+	rows := min(batchRows, max(16, batchCells/max(ncols, 1)))
 	free := make(chan *batch, workers+2)
 	for range workers + 2 {
-		free <- &batch{lines: make([]int64, batchRows), cells: make([]Cell, batchRows*ncols), offs: make([]int, batchRows*ncols)}
+		free <- &batch{lines: make([]int64, rows), cells: make([]Cell, rows*ncols), offs: make([]int, rows*ncols)}
 	}
 	work := make([]chan *batch, workers)
 	var wg sync.WaitGroup
@@ -132,7 +138,7 @@ func runPipeline(ctx context.Context, src Source, checkers []checker, workers in
 			b.arena = append(b.arena, rec[i].Raw...)
 		}
 		b.n++
-		if b.n == batchRows {
+		if b.n == rows {
 			send(b)
 			b = <-free
 			b.n, b.arena = 0, b.arena[:0]
