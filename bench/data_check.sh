@@ -24,7 +24,10 @@ echo "data: $ROWS rows, 10 columns, $size bytes; $(nproc) CPUs, load average $(c
 now() { date +%s.%N; }
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 # peak runs a command under GNU time: "$DIR/rss" gets "maxrss_kb user_s sys_s".
-peak() { /usr/bin/time -f '%M %U %S' -o "$DIR/rss" "$@"; }
+peak() {
+  if [ -x /usr/bin/time ]; then /usr/bin/time -f '%M %U %S' -o "$DIR/rss" "$@"
+  else echo "0 0 0" > "$DIR/rss"; "$@"; fi   # Debian package "time" measures CPU and memory
+}
 cpu() { awk '{ printf "%.2f", $2 + $3 }' "$DIR/rss"; }
 rss_mib() { awk '{ printf "%d", $1 / 1024 }' "$DIR/rss"; }
 
