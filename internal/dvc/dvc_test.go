@@ -160,6 +160,13 @@ func TestSymlinkRefused(t *testing.T) {
 	if res.Hash != want {
 		t.Fatalf("Hash = %s, want %s", res.Hash, want)
 	}
+	outside := writeTree(t, map[string]string{"secret": "x"})
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(dir, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Hash(t.Context(), dir, Options{AllowSymlinks: true}); err == nil || !strings.Contains(err.Error(), "leaves") {
+		t.Fatalf("link out of the tree: err = %v", err)
+	}
 }
 
 func TestDos2Unix(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -21,7 +22,8 @@ type Options struct {
 	// Algorithm is the per-file hash; the zero value means AlgMD5 (DVC 3.x).
 	Algorithm Algorithm
 	// AllowSymlinks hashes a symlinked file by its target's content, as DVC
-	// does. A symlinked directory is always an error.
+	// does, when the target stays inside the directory (as custody's
+	// manifests require). A symlinked directory is always an error.
 	AllowSymlinks bool
 	// Workers hash files in parallel; <= 0 means GOMAXPROCS.
 	Workers int
@@ -105,8 +107,12 @@ func hashFile(path string, alg Algorithm) (string, int64, error) {
 
 func hashDir(ctx context.Context, root string, opts Options) (*Result, error) {
 	res := &Result{Algorithm: opts.Algorithm, IsDir: true}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("failed to walk %s: %w", root, err)
+	}
 	var rels []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -135,7 +141,14 @@ func hashDir(ctx context.Context, root string, opts Options) (*Result, error) {
 			if !opts.AllowSymlinks {
 				return fmt.Errorf("%s: %w", p, ErrSymlink)
 			}
-			fi, err := os.Stat(p)
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return err
+			}
+			if r, err := filepath.Rel(realRoot, target); err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+				return fmt.Errorf("%s: symbolic link leaves %s", p, root)
+			}
+			fi, err := os.Stat(target)
 			if err != nil {
 				return err
 			}
