@@ -714,3 +714,42 @@ func TestPipelineWideTable(t *testing.T) {
 		t.Fatalf("pipeline differs:\n%s\n%s", out[0], out[1])
 	}
 }
+
+// TestUniqueManyPartitions: duplicates spread over partitions and flushes
+// are all counted, and the examples are the earliest repeated lines.
+func TestUniqueManyPartitions(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("v\n")
+	// Values 0..19999; value k*1000 (k = 1..9) appears again at the end, and
+	// value 7 three times in all. Line of data row i is i+2.
+	for i := range 20000 {
+		fmt.Fprintf(&b, "%d\n", i)
+	}
+	var dupLines []int64
+	for k := 9; k >= 1; k-- {
+		fmt.Fprintf(&b, "%d\n", k*1000)
+		dupLines = append(dupLines, int64(20000+len(dupLines)+2))
+	}
+	b.WriteString("7\n7\n")
+	dupLines = append(dupLines, int64(20000+9+2), int64(20000+10+2))
+	for _, w := range []int{1, 2} {
+		src, _ := NewCSV(strings.NewReader(b.String()), CSVOptions{})
+		rep, err := Check(t.Context(), src, []Expectation{exp("expect_column_values_to_be_unique", "column", "v")}, CheckOptions{Workers: w, Limits: Limits{MaxExamples: 4}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.Results[1]
+		// 9 values twice (18) + value 7 three times (3).
+		if r.Status != StatusFail || *r.UnexpectedCount != 21 {
+			t.Fatalf("workers %d: %+v", w, r)
+		}
+		if len(r.Examples) != 4 {
+			t.Fatalf("examples %+v", r.Examples)
+		}
+		for i, e := range r.Examples {
+			if e.Line != dupLines[i] {
+				t.Fatalf("example %d at line %d, want %d (%+v)", i, e.Line, dupLines[i], r.Examples)
+			}
+		}
+	}
+}

@@ -2,7 +2,6 @@ package contract
 
 import (
 	"fmt"
-	"hash/maphash"
 	"regexp"
 	"strings"
 )
@@ -363,48 +362,6 @@ func buildInTypeList(env *buildEnv, kw *kwargs, r *Result) checker {
 			}
 		}
 		return false, note
-	}
-	return m
-}
-
-// buildUnique: GE marks every occurrence of a repeated value unexpected
-// (pandas duplicated(keep=False)). custody streams, so it keeps a set of
-// 63-bit hashes of the values seen (maphash; text compared byte for byte,
-// typed numbers by value) with one flag bit per entry recording that the
-// value was already repeated: the second occurrence adds 2 to the count
-// (itself and the first), later ones 1. Examples show the later occurrences
-// (the first one's line is not kept). Two distinct values collide with
-// probability about n²/2⁶⁴ for n distinct values, which can only report a
-// false duplicate, never hide one. Past Limits.UniqueCap distinct values the
-// check stops and reports an error.
-func buildUnique(env *buildEnv, kw *kwargs, r *Result) checker {
-	m := newMap(env, kw, r)
-	if m == nil || kw.err != nil {
-		return nil
-	}
-	m.weight = 3
-	set := newHashSet()
-	seed := maphash.MakeSeed()
-	limit := env.limits.UniqueCap
-	full := false
-	m.test = func(c *Cell) (bool, string) {
-		if full {
-			return true, ""
-		}
-		h := valueHash(seed, c)
-		prior := set.add(h)
-		switch prior {
-		case 0:
-			if set.n > limit {
-				full = true
-				m.failErr = fmt.Sprintf("more than %d distinct values: uniqueness not checked (raise the unique cap)", limit)
-			}
-			return true, ""
-		case 1:
-			m.unexpected++ // the first occurrence
-			return false, "repeated value (first occurrence also counted)"
-		}
-		return false, "repeated value"
 	}
 	return m
 }
