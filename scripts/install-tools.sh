@@ -10,6 +10,14 @@ if ! "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "${STATICCHECK_VERSION#
   echo "installing staticcheck $STATICCHECK_VERSION"
   go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
+# cosign, for the interop tests (custody's bundles verify with cosign, and
+# custody verifies cosign's). Built from the Go module proxy: a few minutes
+# the first time, nothing afterwards.
+COSIGN_VERSION=v2.6.5
+if ! "$GOBIN/cosign" version 2>/dev/null | grep -q "GitVersion: *$COSIGN_VERSION\$"; then
+  echo "installing cosign $COSIGN_VERSION"
+  go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+fi
 if ! command -v openssl >/dev/null; then
   apt-get update -qq && apt-get install -y -qq openssl >/dev/null
 fi

@@ -35,4 +35,4 @@ step "staticcheck"
 staticcheck ./...
 
 step "go test"
-go test -count=1 ./... 2>&1 | tee /tmp/custody-test.log
+go test -race -count=1 ./... 2>&1 | tee /tmp/custody-test.log

@@ -32,7 +32,7 @@ type driftOptions struct {
 
 func (o *driftOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Reference, "reference", "", "reference data: .csv, .jsonl or .ndjson (required)")
-	f.StringVar(&o.Profile, "reference-profile", "", "compare with a profile from 'custody profile' instead of --reference (fixed reference bins)")
+	f.StringVar(&o.Profile, "reference-profile", "", "compare with a profile from 'custody monitor profile' instead of --reference (fixed reference bins)")
 	f.StringVar(&o.Current, "current", "", "current data, same format choices (required)")
 	f.StringArrayVar(&o.Columns, "column", nil, "compare this column (repeatable; default: every column in both files)")
 	f.StringArrayVar(&o.Categorical, "categorical", nil, "treat this column as categorical even if it holds numbers (repeatable)")
@@ -50,7 +50,7 @@ func newDriftCommand() *cobra.Command {
 		Long: `Compare the distribution of each column of CUR with REF, with Evidently's
 definitions and default binning and scipy's tests (see docs/monitoring.md):
 
-With --reference-profile (from 'custody profile') the current file is binned
+With --reference-profile (from 'custody monitor profile') the current file is binned
 over the profile's fixed reference bins, as a streaming monitor does: psi,
 jensen_shannon, chi2 for categorical columns, missing shares and quantiles.
 

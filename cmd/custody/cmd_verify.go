@@ -14,6 +14,7 @@ func init() { register(newVerifyCommand) }
 
 type verifyOptions struct {
 	manifestOptions
+	sig        verifySigOptions
 	Digest     string
 	DigestFile string
 }
@@ -21,8 +22,8 @@ type verifyOptions struct {
 func newVerifyCommand() *cobra.Command {
 	var opts verifyOptions
 	cmd := &cobra.Command{
-		Use:   "verify PATH (--digest sha256:HEX | --digest-file FILE)",
-		Short: "Check a model against its pinned digest",
+		Use:   "verify PATH (--digest sha256:HEX | --digest-file FILE | [--sig SIG]... (--key PUB... | --cert-chain ROOTS | --trusted-root JSON --identity ID --issuer URL))",
+		Short: "Check a model against its pinned digest or its signatures",
 		Long: `Recompute a model's digest and compare it with the expected one.
 
 --digest takes the pinned digest ("sha256:<hex>"). --digest-file takes either
@@ -30,6 +31,15 @@ a file whose first word is the digest, or the manifest printed by
 'custody hash --json': then the model is hashed the way the manifest records
 (shard size, symlinks, ignored paths) and a mismatch lists the files that
 changed, were added or are missing.
+
+With --sig (default: model.sig inside a model directory, next to a single
+file) it checks OpenSSF Model Signing signatures (custody, model_signing,
+Sigstore keyless) or cosign blob signatures instead, trusting --key public
+keys, --cert-chain CA certificates, or a Sigstore trusted root with an exact
+--identity and --issuer. The model is hashed the way each signature records
+and must equal the signed files exactly (--ignore-unsigned-files accepts
+extra files). --threshold K requires K distinct trusted keys. See
+docs/signing.md.
 
 Exit status: 0 the model matches, 1 it does not (or it contains something
 custody refuses to hash), 2 it could not be checked.`,
@@ -41,10 +51,17 @@ custody refuses to hash), 2 it could not be checked.`,
 	opts.manifestOptions.AddFlags(cmd.Flags())
 	cmd.Flags().StringVar(&opts.Digest, "digest", "", "the expected digest, sha256:<hex>")
 	cmd.Flags().StringVar(&opts.DigestFile, "digest-file", "", "read the expected digest (or manifest) from this file")
+	opts.sig.AddFlags(cmd.Flags())
 	return cmd
 }
 
 func runVerify(ctx context.Context, stdout io.Writer, opts verifyOptions, path string) error {
+	if opts.sig.active() {
+		if opts.Digest != "" || opts.DigestFile != "" {
+			return usagef("--digest/--digest-file and signature flags are separate checks; run verify twice")
+		}
+		return runVerifySignature(ctx, stdout, opts.sig, opts.manifestOptions, path)
+	}
 	exp, err := expectedFromFlags(opts.Digest, opts.DigestFile)
 	if err != nil {
 		return err

@@ -116,6 +116,16 @@ func (w *walker) dir(rel string, ancestors []os.FileInfo) error {
 	if err != nil {
 		return &PathError{Path: rel, Err: err}
 	}
+	if rel != "." && !w.opts.AllowSymlinks {
+		// os.Root follows links inside the root: make sure the directory
+		// opened is not a link swapped in since its parent was listed.
+		st, serr := f.Stat()
+		li, lerr := w.m.root.Lstat(rel)
+		if serr != nil || lerr != nil || !li.IsDir() || !os.SameFile(st, li) {
+			f.Close()
+			return changed(rel, "directory replaced while being listed")
+		}
+	}
 	entries, err := f.ReadDir(-1)
 	f.Close()
 	if err != nil {

@@ -13,7 +13,18 @@ import (
 	"github.com/spf13/pflag"
 )
 
-func init() { register(newProfileCommand) }
+func init() { register(newMonitorCommand) }
+
+// newMonitorCommand groups the monitoring verbs that work on reference
+// profiles (the scheduled monitors of the server will join them).
+func newMonitorCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "monitor",
+		Short: "Reference profiles for drift monitoring",
+	}
+	cmd.AddCommand(newMonitorProfileCommand())
+	return cmd
+}
 
 type profileOptions struct {
 	Input       string
@@ -29,7 +40,7 @@ func (o *profileOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Out, "out", "", "write the profile to this file (default: standard output)")
 }
 
-func newProfileCommand() *cobra.Command {
+func newMonitorProfileCommand() *cobra.Command {
 	var opts profileOptions
 	cmd := &cobra.Command{
 		Use:   "profile --input REF [--column C]... [--out profile.json]",
@@ -38,7 +49,10 @@ func newProfileCommand() *cobra.Command {
 the reference (Sturges edges, plus underflow and overflow bins), a quantile
 sketch, mean and standard deviation; per categorical column, value counts;
 missing values everywhere. 'custody drift --reference-profile' compares a
-current file with it, the way streaming monitors do. See docs/monitoring.md.`,
+current file with it, the way streaming monitors do. See docs/monitoring.md.
+
+Not to be confused with 'custody data profile', the reference of a data
+contract's PSI expectation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runProfile(cmd.Context(), cmd.OutOrStdout(), opts)
@@ -76,7 +90,7 @@ func runProfile(ctx context.Context, stdout io.Writer, opts profileOptions) erro
 	return err
 }
 
-// readProfile reads a profile written by 'custody profile'.
+// readProfile reads a profile written by 'custody monitor profile'.
 func readProfile(path string) (*monitor.Profile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
