@@ -178,6 +178,12 @@ func printDrift(w io.Writer, rep *monitor.DriftReport) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(rep.OnlyInReference) > 0 {
+		fmt.Fprintf(w, "not compared, only in the reference: %s\n", strings.Join(rep.OnlyInReference, ", "))
+	}
+	if len(rep.OnlyInCurrent) > 0 {
+		fmt.Fprintf(w, "not compared, only in the current file: %s\n", strings.Join(rep.OnlyInCurrent, ", "))
+	}
 	verdict := "no"
 	if rep.DatasetDrift {
 		verdict = "YES"

@@ -85,6 +85,10 @@ type DriftReport struct {
 	DriftShareMax  float64       `json:"dataset_drift_threshold"`
 	DatasetDrift   bool          `json:"dataset_drift"`
 	Breached       bool          `json:"thresholds_breached"`
+	// Columns not compared because only one file has them (when no
+	// columns were named).
+	OnlyInReference []string `json:"only_in_reference,omitempty"`
+	OnlyInCurrent   []string `json:"only_in_current,omitempty"`
 }
 
 // DriftOptions select and configure the compared columns.
@@ -112,6 +116,13 @@ func CompareTables(ref, cur *Table, opts DriftOptions) (*DriftReport, error) {
 		for _, c := range ref.Columns {
 			if cur.Column(c.Name) != nil {
 				names = append(names, c.Name)
+			} else {
+				rep.OnlyInReference = append(rep.OnlyInReference, c.Name)
+			}
+		}
+		for _, c := range cur.Columns {
+			if ref.Column(c.Name) == nil {
+				rep.OnlyInCurrent = append(rep.OnlyInCurrent, c.Name)
 			}
 		}
 	}
