@@ -81,7 +81,7 @@ func hashDataset(ctx context.Context, path string) (*api.DatasetBody, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, md5, err := countMD5(rc)
+		md5, n, err := dvc.MD5(rc, dvc.AlgMD5)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("failed to hash %s: %w", f.Name, err)
@@ -90,31 +90,14 @@ func hashDataset(ctx context.Context, path string) (*api.DatasetBody, error) {
 			return nil, fmt.Errorf("%w: %s changed size while hashing", digest.ErrChanged, f.Name)
 		}
 		body.Files = append(body.Files, store.DatasetFile{Path: f.Name, Size: f.Size, SHA256: sums[f.Name], MD5: md5})
-		entries = append(entries, dvc.Entry{RelPath: f.Name, MD5: md5})
+		entries = append(entries, dvc.Entry{RelPath: f.Name, MD5: md5, Size: f.Size})
 	}
 	if m.Kind == digest.KindFile {
 		body.DVCMD5 = body.Files[0].MD5
-	} else if body.DVCMD5, err = dvc.DirHash(entries); err != nil {
-		return nil, err
+	} else {
+		body.DVCMD5 = dvc.DirHash(entries)
 	}
 	return body, nil
-}
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}
-
-func countMD5(r io.Reader) (int64, string, error) {
-	cr := &countingReader{r: r}
-	sum, err := dvc.FileMD5(cr)
-	return cr.n, sum, err
 }
 
 func runDatasetRegister(ctx context.Context, stdout io.Writer, opts datasetRegisterOptions, name, path string) error {

@@ -111,7 +111,7 @@ func (e *env) registerBody(content string) RegisterBody {
 
 func datasetBody(content string) DatasetBody {
 	sum := digestOfBytes([]byte(content))
-	md5, _ := dvc.FileMD5(strings.NewReader(content))
+	md5, _, _ := dvc.MD5(strings.NewReader(content), dvc.AlgMD5)
 	m := digest.Manifest{Kind: digest.KindFile, Name: "data.csv", Serialization: digest.Serialization{Method: "files", HashType: "sha256"},
 		Resources: []digest.Resource{{Name: "data.csv", Algorithm: "sha256", Digest: sum.Hex()}}}
 	return DatasetBody{Kind: m.Kind, Digest: sum, DVCMD5: md5, Files: []store.DatasetFile{{Path: "data.csv", Size: int64(len(content)), SHA256: sum.Hex(), MD5: md5}}}

@@ -62,12 +62,12 @@ func (d *DatasetSpec) check() (size int64, err error) {
 			return 0, invalidf("file %q has a negative size", truncate(f.Path))
 		}
 		size += f.Size
-		if !dvc.ValidMD5(f.MD5) {
+		if !validMD5(f.MD5) {
 			return 0, invalidf("file %q: md5 is not 32 lowercase hex digits", truncate(f.Path))
 		}
 		m.Resources = append(m.Resources, digest.Resource{Name: f.Path, Algorithm: "sha256", Digest: f.SHA256})
 		m.Files = append(m.Files, digest.File{Name: f.Path, Size: f.Size})
-		entries = append(entries, dvc.Entry{RelPath: f.Path, MD5: f.MD5})
+		entries = append(entries, dvc.Entry{RelPath: f.Path, MD5: f.MD5, Size: f.Size})
 	}
 	sortResources(m.Resources)
 	if m.OMSRoot, err = digest.OMSRoot(m.Resources); err != nil {
@@ -86,8 +86,8 @@ func (d *DatasetSpec) check() (size int64, err error) {
 		if path.Base(d.Files[0].Path) != d.Files[0].Path {
 			return 0, invalidf("a single-file dataset's path is its base name")
 		}
-	} else if want, err = dvc.DirHash(entries); err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrInvalid, err)
+	} else {
+		want = dvc.DirHash(entries)
 	}
 	if d.DVCMD5 != want {
 		return 0, invalidf("dvc_md5 %q does not follow from the files' md5s (want %s)", truncate(d.DVCMD5), want)
@@ -148,6 +148,19 @@ func (s *Service) GetDataset(ctx context.Context, name, version string) (*store.
 		return nil, err
 	}
 	return s.st.GetDataset(ctx, name, version)
+}
+
+// validMD5 reports whether s is 32 lowercase hex digits.
+func validMD5(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func sortResources(rs []digest.Resource) {

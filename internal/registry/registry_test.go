@@ -282,8 +282,8 @@ func datasetSpec(t *testing.T, name, version string, files map[string]string) re
 		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		md5, _ := dvc.FileMD5(strings.NewReader(content))
-		entries = append(entries, dvc.Entry{RelPath: p, MD5: md5})
+		md5, _, _ := dvc.MD5(strings.NewReader(content), dvc.AlgMD5)
+		entries = append(entries, dvc.Entry{RelPath: p, MD5: md5, Size: int64(len(content))})
 	}
 	m, err := digest.Hash(t.Context(), dir, digest.Options{})
 	if err != nil {
@@ -291,12 +291,10 @@ func datasetSpec(t *testing.T, name, version string, files map[string]string) re
 	}
 	spec.Digest = m.Digest
 	for _, r := range m.Resources {
-		md5, _ := dvc.FileMD5(strings.NewReader(files[r.Name]))
+		md5, _, _ := dvc.MD5(strings.NewReader(files[r.Name]), dvc.AlgMD5)
 		spec.Files = append(spec.Files, store.DatasetFile{Path: r.Name, Size: int64(len(files[r.Name])), SHA256: r.Digest, MD5: md5})
 	}
-	if spec.DVCMD5, err = dvc.DirHash(entries); err != nil {
-		t.Fatal(err)
-	}
+	spec.DVCMD5 = dvc.DirHash(entries)
 	return spec
 }
 

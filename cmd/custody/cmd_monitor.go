@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/custody-ml/custody/internal/fileutil"
+	"github.com/custody-ml/custody/internal/monitor"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+func init() { register(newMonitorCommand) }
+
+// newMonitorCommand groups the monitoring verbs that work on reference
+// profiles (the scheduled monitors of the server will join them).
+func newMonitorCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "monitor",
+		Short: "Reference profiles for drift monitoring",
+	}
+	cmd.AddCommand(newMonitorProfileCommand())
+	return cmd
+}
+
+type profileOptions struct {
+	Input       string
+	Columns     []string
+	Categorical []string
+	Out         string
+}
+
+func (o *profileOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.Input, "input", "", "reference data: .csv, .jsonl, .ndjson or .parquet (required)")
+	f.StringArrayVar(&o.Columns, "column", nil, "profile this column (repeatable; default: every column)")
+	f.StringArrayVar(&o.Categorical, "categorical", nil, "treat this column as categorical (repeatable)")
+	f.StringVar(&o.Out, "out", "", "write the profile to this file (default: standard output)")
+}
+
+func newMonitorProfileCommand() *cobra.Command {
+	var opts profileOptions
+	cmd := &cobra.Command{
+		Use:   "profile --input REF [--column C]... [--out profile.json]",
+		Short: "Summarise a reference file into a profile for later drift checks",
+		Long: `Build a reference profile: per numerical column, counts over bins fixed from
+the reference (Sturges edges, plus underflow and overflow bins), a quantile
+sketch, mean and standard deviation; per categorical column, value counts;
+missing values everywhere. 'custody drift --reference-profile' compares a
+current file with it, the way streaming monitors do. See docs/monitoring.md.
+
+Not to be confused with 'custody data profile', the reference of a data
+contract's PSI expectation.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runProfile(cmd.Context(), cmd.OutOrStdout(), opts)
+		},
+	}
+	opts.AddFlags(cmd.Flags())
+	return cmd
+}
+
+func runProfile(ctx context.Context, stdout io.Writer, opts profileOptions) error {
+	if opts.Input == "" {
+		return usagef("--input is required")
+	}
+	t, err := monitor.ReadTableAs(ctx, opts.Input, opts.Columns, opts.Categorical)
+	if err != nil {
+		return err
+	}
+	p, err := monitor.BuildProfile(t, opts.Columns, opts.Categorical)
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	if opts.Out == "" {
+		_, err = stdout.Write(data)
+		return err
+	}
+	if err := fileutil.WriteFileAtomic(opts.Out, data, 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "profiled %d columns of %d rows to %s\n", len(p.Columns), p.Rows, opts.Out)
+	return err
+}
+
+// readProfile reads a profile written by 'custody monitor profile'.
+func readProfile(path string) (*monitor.Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var p monitor.Profile
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: not a profile: %w", path, err)
+	}
+	if p.Version != monitor.ProfileVersion {
+		return nil, fmt.Errorf("%s: profile version %d, want %d", path, p.Version, monitor.ProfileVersion)
+	}
+	return &p, nil
+}

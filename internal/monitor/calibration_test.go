@@ -1,0 +1,116 @@
+package monitor
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+func TestCalibrationMatchesSklearn(t *testing.T) {
+	exp := loadExpected(t)
+	if len(exp.Calibration) == 0 {
+		t.Fatal("no calibration fixtures")
+	}
+	tab, err := ReadTable(t.Context(), "testdata/calibration/preds.csv", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, groups := range exp.Calibration {
+		strategy, nb, _ := strings.Cut(key, "_")
+		bins, _ := strconv.Atoi(nb)
+		rep, err := CalibrateTable(tab, CalibrationOptions{ProbColumn: "prob", LabelColumn: "label", SegmentColumn: "segment", Bins: bins, Strategy: strategy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Calibration{"all": rep.Overall}
+		for _, s := range rep.Segments {
+			got[s.Segment] = s.Calibration
+		}
+		if len(got) != len(groups) {
+			t.Fatalf("%s: %d groups, want %d", key, len(got), len(groups))
+		}
+		for g, want := range groups {
+			c, ok := got[g]
+			if !ok {
+				t.Fatalf("%s: no segment %q", key, g)
+			}
+			name := key + "/" + g
+			for i, e := range want.Edges {
+				var lo float64
+				if i < len(c.Table) {
+					lo = float64(c.Table[i].Lower)
+				} else {
+					lo = float64(c.Table[i-1].Upper)
+				}
+				if !close(lo, e) {
+					t.Errorf("%s: edge %d = %v, want %v", name, i, lo, e)
+				}
+			}
+			j := 0
+			for _, b := range c.Table {
+				if b.Count == 0 {
+					continue
+				}
+				if j >= len(want.Counts) {
+					t.Fatalf("%s: more non-empty bins than sklearn", name)
+				}
+				if b.Count != want.Counts[j] || !close(float64(*b.FractionPositive), want.ProbTrue[j]) || !close(float64(*b.MeanPredicted), want.ProbPred[j]) {
+					t.Errorf("%s: bin %d: n=%d true=%v pred=%v, want n=%d true=%v pred=%v", name, b.Bin, b.Count, *b.FractionPositive, *b.MeanPredicted, want.Counts[j], want.ProbTrue[j], want.ProbPred[j])
+				}
+				j++
+			}
+			if j != len(want.Counts) {
+				t.Errorf("%s: %d non-empty bins, want %d", name, j, len(want.Counts))
+			}
+			if !close(float64(c.ECE), want.ECE) || !close(float64(c.MCE), want.MCE) || !close(float64(c.Brier), want.Brier) {
+				t.Errorf("%s: ece=%v mce=%v brier=%v, want %v %v %v", name, c.ECE, c.MCE, c.Brier, want.ECE, want.MCE, want.Brier)
+			}
+			other := c.ECEEqualMass
+			if strategy == StrategyQuantile {
+				other = c.ECEEqualWidth
+			}
+			otherKey := map[string]string{StrategyUniform: "quantile_", StrategyQuantile: "uniform_"}[strategy] + nb
+			if w := exp.Calibration[otherKey][g].ECE; !close(float64(other), w) {
+				t.Errorf("%s: other-strategy ECE %v, want %v", name, other, w)
+			}
+		}
+	}
+}
+
+// The fast paths give exactly what the definitions give.
+func TestCalibrationFastPathsExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for trial := 0; trial < 200; trial++ {
+		n := 1 + r.IntN(3000)
+		piled := trial%50 == 0 // most scores on one value: the fallback path
+		if piled {
+			n = 200000
+		}
+		probs := make([]float64, n)
+		for i := range probs {
+			if piled && r.IntN(10) > 0 {
+				probs[i] = 0.5
+			} else if r.IntN(3) == 0 {
+				probs[i] = float64(r.IntN(11)) / 10 // ties and values on edges
+			} else {
+				probs[i] = r.Float64()
+			}
+		}
+		bins := 1 + r.IntN(25)
+		sorted := slices.Clone(probs)
+		slices.Sort(sorted)
+		want, _ := CalibrationEdges(sorted, bins, StrategyQuantile)
+		if got := quantileEdges(probs, bins); !slices.Equal(got, want) {
+			t.Fatalf("trial %d: quantile edges %v, want %v", trial, got, want)
+		}
+		uni, _ := CalibrationEdges(nil, bins, StrategyUniform)
+		inner := uni[1 : len(uni)-1]
+		for _, p := range probs {
+			if a, b := uniformBinOf(inner, p), binOf(inner, p); a != b {
+				t.Fatalf("bins %d p %v: uniformBinOf %d, searchsorted %d", bins, p, a, b)
+			}
+		}
+	}
+}

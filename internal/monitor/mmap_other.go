@@ -1,0 +1,11 @@
+//go:build !unix
+
+package monitor
+
+import "os"
+
+// mapFile reads a file into memory (no mmap on this platform).
+func mapFile(path string) (data []byte, release func(), err error) {
+	data, err = os.ReadFile(path)
+	return data, func() {}, err
+}

@@ -1,0 +1,187 @@
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// streamTable reads CSV text with the streaming reader.
+func streamTable(t testing.TB, data []byte, names []string) (*Table, error) {
+	t.Helper()
+	src, err := NewCSVSource(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return ReadSource(context.Background(), src, names)
+}
+
+// sameTable compares two tables treating NaN as equal to NaN.
+func sameTable(a, b *Table) bool {
+	if a.Rows != b.Rows || len(a.Columns) != len(b.Columns) {
+		return false
+	}
+	for i := range a.Columns {
+		x, y := *a.Columns[i], *b.Columns[i]
+		if x.Name != y.Name || x.Rows != y.Rows || x.Missing != y.Missing || x.numOK != y.numOK || x.dictOK != y.dictOK {
+			return false
+		}
+		if len(x.num) != len(y.num) {
+			return false
+		}
+		for k := range x.num {
+			if x.num[k] != y.num[k] && !(math.IsNaN(x.num[k]) && math.IsNaN(y.num[k])) {
+				return false
+			}
+		}
+		if x.dictOK {
+			// Codes may differ between readers; the decoded text may not.
+			for k := range x.codes {
+				xs, ys := "", ""
+				if x.codes[k] >= 0 {
+					xs = "v" + x.dict[x.codes[k]]
+				}
+				if y.codes[k] >= 0 {
+					ys = "v" + y.dict[y.codes[k]]
+				}
+				if xs != ys {
+					return false
+				}
+			}
+			if len(x.codes) != len(y.codes) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func TestCSVReaderCells(t *testing.T) {
+	in := "\ufeffa,b,c\r\n1,\"x,\"\"y\"\"\",NA\n\n2.5,\"multi\nline\",\n-inf,z\n"
+	src, err := NewCSVSource(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(src.Columns(), []string{"a", "b", "c"}) {
+		t.Fatalf("header %q", src.Columns())
+	}
+	want := [][]Cell{
+		{{Text: "1"}, {Text: `x,"y"`}, {Text: "NA", Null: true}},
+		{{Text: "2.5"}, {Text: "multi\nline"}, {Null: true}},
+		{{Text: "-inf"}, {Text: "z"}, {Null: true}},
+	}
+	for i, w := range want {
+		got, err := src.Next(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, w) {
+			t.Fatalf("row %d: %+v, want %+v", i, got, w)
+		}
+	}
+	if _, err := src.Next(nil); err == nil {
+		t.Fatal("no EOF")
+	}
+}
+
+func TestCSVReaderErrors(t *testing.T) {
+	for _, in := range []string{"a,b\n1,2,3\n", "a\n\"open\n", "a\nx\"y\n", "a\n\"q\"z\n"} {
+		src, err := NewCSVSource(strings.NewReader(in))
+		if err == nil {
+			_, err = ReadSource(context.Background(), src, nil)
+		}
+		var fe *FormatError
+		if !errors.As(err, &fe) {
+			t.Errorf("%q: error %v, want a FormatError", in, err)
+		}
+	}
+}
+
+func TestBatchMatchesStreaming(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("x,label,cat,sparse\n")
+	for i := 0; i < 300000; i++ {
+		switch i % 7 {
+		case 0:
+			b.WriteString(",1,red,\n")
+		case 3:
+			b.WriteString("inf,0,blue,7\r\n")
+		default:
+			b.WriteString(strings.Repeat("1", i%5+1) + ".25,0,green\n")
+		}
+	}
+	data := []byte(b.String())
+	want, err := streamTable(t, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3, 8} {
+		got, ok, err := parseCSVBatch(context.Background(), data, nil, nil, workers)
+		if err != nil || !ok {
+			t.Fatalf("workers %d: ok=%v err=%v", workers, ok, err)
+		}
+		if !sameTable(got, want) {
+			t.Fatalf("workers %d: batch table differs from streaming", workers)
+		}
+	}
+}
+
+func TestParseNumber(t *testing.T) {
+	for s, want := range map[string]bool{
+		"1": true, "-2.5e3": true, "inf": true, "-Infinity": true, " 3 ": true, "1e999": true,
+		"0x10": false, "1_000": false, "abc": false, "nan": false, "": false, "1.2.3": false,
+	} {
+		if _, ok := ParseNumber(s); ok != want {
+			t.Errorf("ParseNumber(%q) ok=%v, want %v", s, ok, want)
+		}
+	}
+}
+
+func TestSortFloatsRadix(t *testing.T) {
+	for _, n := range []int{0, 1, 100, 1 << 14, 100000} {
+		x := make([]float64, n)
+		for i := range x {
+			switch i % 5 {
+			case 0:
+				x[i] = float64(i%97) - 48
+			case 1:
+				x[i] = -1e300 * float64(i%3)
+			case 2:
+				x[i] = math.Ldexp(float64(i), -1070)
+			default:
+				x[i] = math.Sin(float64(i)) * 1e6
+			}
+		}
+		want := slices.Clone(x)
+		slices.Sort(want)
+		sortFloats(x)
+		if !slices.Equal(x, want) {
+			t.Fatalf("n=%d: radix sort differs from slices.Sort", n)
+		}
+	}
+}
+
+func TestParseDecimalMatchesParseFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	cases := []string{"0", "-0", "1", "0.5", "-12.25", "123456789012345", "0.000000000000001", ".5", "5.", "-.5"}
+	for i := 0; i < 100000; i++ {
+		cases = append(cases, strconv.FormatFloat(r.NormFloat64()*math.Pow(10, float64(r.IntN(12)-6)), 'f', r.IntN(16), 64))
+	}
+	for _, s := range cases {
+		got, ok := parseDecimal([]byte(s))
+		if !ok {
+			continue
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("parseDecimal(%q) = %v, ParseFloat %v (%v)", s, got, want, err)
+		}
+	}
+}
