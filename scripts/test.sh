@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+# install-tools.sh installs PostgreSQL, so its tests must run, never skip.
+export CUSTODY_TEST_POSTGRES="${CUSTODY_TEST_POSTGRES:-1}"
 GOBIN="$(go env GOPATH)/bin"
 export PATH="$GOBIN:$PATH"
 
