@@ -1,6 +1,7 @@
 // Package api serves the custody registry over HTTP: a versioned JSON API
 // under /api/v1, its OpenAPI document at /api/v1/openapi.json, and the
-// health (/healthz) and readiness (/readyz) probes.
+// health (/healthz) and readiness (/readyz) probes, and response counters
+// in the Prometheus text format (/metrics).
 //
 // # Envelope
 //
@@ -191,6 +192,10 @@ func New(svc *registry.Service, opts Options) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		s.metrics.WriteText(w)
+	})
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPIDocument)

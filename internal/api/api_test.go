@@ -309,8 +309,20 @@ func TestHealthAndOpenAPI(t *testing.T) {
 			t.Fatalf("%s: %d", p, resp.StatusCode)
 		}
 	}
+	e.do("", "GET", "/api/v1/models", nil) // a 401
+	resp, err := e.srv.Client().Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"# TYPE custody_api_requests_total counter\n", "\ncustody_api_client_errors_total 1\n", "\ncustody_api_server_errors_total 0\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
 	e.st.Close()
-	resp, err := e.srv.Client().Get(e.srv.URL + "/readyz")
+	resp, err = e.srv.Client().Get(e.srv.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}

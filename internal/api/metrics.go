@@ -1,12 +1,13 @@
 package api
 
 import (
+	"fmt"
+	"io"
 	"sync/atomic"
 )
 
-// Metrics counts API responses by class. They are exposed to whoever
-// embeds the server (tests, the server's log on shutdown); a Prometheus
-// exposition endpoint can be built over them.
+// Metrics counts API responses by class. They are served at /metrics in the
+// Prometheus text exposition format (no client library: three counters).
 type Metrics struct {
 	Requests     atomic.Int64 // all responses
 	ClientErrors atomic.Int64 // 4xx
@@ -23,4 +24,21 @@ func (m *Metrics) observe(status int) {
 	case status >= 400:
 		m.ClientErrors.Add(1)
 	}
+}
+
+// WriteText writes the counters in the Prometheus text format 0.0.4.
+func (m *Metrics) WriteText(w io.Writer) error {
+	for _, c := range []struct {
+		name, help string
+		v          int64
+	}{
+		{"custody_api_requests_total", "HTTP responses served.", m.Requests.Load()},
+		{"custody_api_client_errors_total", "HTTP responses with a 4xx status.", m.ClientErrors.Load()},
+		{"custody_api_server_errors_total", "HTTP responses with a 5xx status.", m.ServerErrors.Load()},
+	} {
+		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", c.name, c.help, c.name, c.name, c.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
