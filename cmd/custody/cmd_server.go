@@ -249,6 +249,8 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		return err
 	}
 	defer st.Close()
+	// The transparency log (issue 6) joins every write transaction here, as a
+	// registry.TxHook in Options.Hooks.
 	svc := registry.New(st, registry.Options{Verifier: verifier})
 	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: st.Ping})
 	if err != nil {
@@ -275,11 +277,11 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 			return err
 		}
 	}
-	store := "sqlite"
+	backend := "sqlite"
 	if opts.DB != "" {
-		store = "postgres"
+		backend = "postgres"
 	}
-	log.Info("serving", "addr", addr, "store", store, "trusted_keys", len(tc.Keys), "trusted_cas", len(tc.Roots), "sigstore_identities", len(tc.Keyless))
+	log.Info("serving", "addr", addr, "store", backend, "trusted_keys", len(tc.Keys), "trusted_cas", len(tc.Roots), "sigstore_identities", len(tc.Keyless))
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
