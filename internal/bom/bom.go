@@ -166,7 +166,9 @@ func serialNumber(v *store.Version) string {
 	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
-func prop(name, value string) cdx.Property { return cdx.Property{Name: PropertyPrefix + name, Value: value} }
+func prop(name, value string) cdx.Property {
+	return cdx.Property{Name: PropertyPrefix + name, Value: value}
+}
 
 func modelComponent(in Input) *cdx.Component {
 	v := in.Version
