@@ -255,9 +255,9 @@ func TestValidateRejects(t *testing.T) {
 	}
 }
 
-// TestSchemaFilesMatchModule keeps the embedded schemas equal to the ones
-// shipped in the cyclonedx-go module this build uses.
-func TestSchemaFilesMatchModule(t *testing.T) {
+// cyclonedxModuleDir is where the cyclonedx-go module of this build lives.
+func cyclonedxModuleDir(t *testing.T) string {
+	t.Helper()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/CycloneDX/cyclonedx-go").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
@@ -266,6 +266,41 @@ func TestSchemaFilesMatchModule(t *testing.T) {
 	if dir == "" {
 		t.Fatal("cyclonedx-go is not in the module cache (go mod download)")
 	}
+	return dir
+}
+
+// TestValidateAcceptsUpstreamExamples checks the harness against outside
+// ground truth: the 1.6 JSON examples cyclonedx-go ships as valid
+// (machine learning and formulation among them) pass [Validate].
+func TestValidateAcceptsUpstreamExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(cyclonedxModuleDir(t), "testdata", "valid-*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var head struct{ SpecVersion string }
+		if json.Unmarshal(raw, &head) != nil || head.SpecVersion != "1.6" {
+			continue
+		}
+		n++
+		if err := Validate(bytes.NewReader(raw)); err != nil {
+			t.Errorf("%s: %v", filepath.Base(f), err)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d upstream 1.6 examples found", n)
+	}
+}
+
+// TestSchemaFilesMatchModule keeps the embedded schemas equal to the ones
+// shipped in the cyclonedx-go module this build uses.
+func TestSchemaFilesMatchModule(t *testing.T) {
+	dir := cyclonedxModuleDir(t)
 	for here, there := range map[string]string{
 		"bom-1.6.schema.json": "bom-1.6.schema.json", "spdx.schema.json": "spdx.schema.json",
 		"jsf-0.82.schema.json": "jsf-0.82.schemax.json",
