@@ -34,6 +34,7 @@ type modelRegisterOptions struct {
 	Format      string
 	ScanVerdict string
 	Run         string
+	EnvLock     string
 	Datasets    []string
 	Ignore      []string
 	JSON        bool
@@ -51,7 +52,8 @@ server verifies every signature against its trusted keys.
 Registering the same bytes again is a no-op; different bytes under an
 existing version are refused (exit 1), as are signatures that do not verify.
 --run attaches a training run (JSON: params, metrics, code_repo, code_commit,
-image_digest, env_lock, inputs) and --dataset NAME@VER adds input datasets.`,
+image_digest, env_lock, inputs), --env-lock sets its environment lock from a
+file (custody env capture --out) and --dataset NAME@VER adds input datasets.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runModelRegister(cmd.Context(), cmd.OutOrStdout(), opts, args[0])
@@ -66,6 +68,7 @@ image_digest, env_lock, inputs) and --dataset NAME@VER adds input datasets.`,
 	f.StringVar(&opts.Format, "format", "", "artifact format (e.g. safetensors, gguf, onnx)")
 	f.StringVar(&opts.ScanVerdict, "scan-verdict", "", "scan verdict: safe, suspicious, unsafe or unknown")
 	f.StringVar(&opts.Run, "run", "", "training run description (JSON file)")
+	f.StringVar(&opts.EnvLock, "env-lock", "", "the run's environment lock (custody env capture output); replaces env_lock of --run")
 	f.StringArrayVar(&opts.Datasets, "dataset", nil, "input dataset NAME@VERSION (repeatable)")
 	f.StringArrayVar(&opts.Ignore, "ignore", nil, "leave this path (relative to the model root) out, in addition to the signature's ignore paths (repeatable)")
 	f.BoolVar(&opts.JSON, "json", false, "print the registered version as JSON")
@@ -130,6 +133,19 @@ func runModelRegister(ctx context.Context, stdout io.Writer, opts modelRegisterO
 		if err := dec.Decode(body.Run); err != nil {
 			return usagef("--run %s: %v", opts.Run, err)
 		}
+	}
+	if opts.EnvLock != "" {
+		raw, err := os.ReadFile(opts.EnvLock)
+		if err != nil {
+			return err
+		}
+		if !json.Valid(raw) {
+			return usagef("--env-lock %s: not JSON", opts.EnvLock)
+		}
+		if body.Run == nil {
+			body.Run = new(registry.RunSpec)
+		}
+		body.Run.EnvLock = json.RawMessage(raw)
 	}
 	for _, d := range opts.Datasets {
 		n, v, err := refArg(d)

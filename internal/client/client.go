@@ -188,3 +188,10 @@ func (c *Client) PutModel(ctx context.Context, name string, body api.ModelBody) 
 	_, err := c.do(ctx, "PUT", "/api/v1/models/"+seg(name), nil, body, m)
 	return m, err
 }
+
+// GetModel returns a registered model's metadata.
+func (c *Client) GetModel(ctx context.Context, name string) (*store.Model, error) {
+	m := new(store.Model)
+	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(name), nil, nil, m)
+	return m, err
+}

@@ -32,6 +32,17 @@ func Sign(ctx context.Context, st *Statement, key crypto.Signer, chain []*x509.C
 	if err != nil {
 		return nil, err
 	}
+	return SignPayload(ctx, payload, key, chain)
+}
+
+// SignPayload signs an in-toto statement (any predicate, already serialized
+// as JSON) like [Sign]: a DSSE envelope of payload type [PayloadType] in a
+// Sigstore bundle v0.3, with the key's hint or the certificate chain as
+// verification material. The caller vouches that payload is a statement.
+func SignPayload(ctx context.Context, payload []byte, key crypto.Signer, chain []*x509.Certificate) (*Bundle, error) {
+	if len(payload) > MaxPayloadSize {
+		return nil, fmt.Errorf("statement of %d bytes exceeds the %d-byte limit", len(payload), MaxPayloadSize)
+	}
 	vm := &VerificationMaterial{}
 	if len(chain) > 0 {
 		if err := checkSigningCert(chain[0], key.Public(), time.Now()); err != nil {

@@ -127,15 +127,59 @@ func VerifyCertChain(b *Bundle, roots []*x509.Certificate, at time.Time) (*Verif
 // keys, then parses the payload as an OMS statement. Signatures are checked
 // before the payload is interpreted (OMS §8.3).
 func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, error) {
+	payload, signers, legacy, err := verifyEnvelopeSignatures(env, keys)
+	if err != nil {
+		return nil, err
+	}
+	st, err := ParseStatement(payload)
+	if err != nil {
+		return nil, err
+	}
+	if legacy && st.PredicateType != LegacyPredicateType {
+		return nil, errors.New("a signature in the legacy model_signing 0.2.0 encoding covers a current statement")
+	}
+	return &Verified{Statement: st, SignerIDs: signers}, nil
+}
+
+// VerifyKeysPayload checks a key-method bundle against trusted public keys
+// like [VerifyKeys], but returns the signed payload (an in-toto statement of
+// any predicate, e.g. SLSA provenance) without interpreting it, and the
+// KeyIDs of the keys whose signatures verified. The legacy model_signing
+// 0.2.0 PAE encoding is not accepted here.
+func VerifyKeysPayload(b *Bundle, keys []crypto.PublicKey) (payload []byte, signerIDs []string, err error) {
+	m, err := b.Method()
+	if err != nil {
+		return nil, nil, err
+	}
+	if m != MethodKey {
+		return nil, nil, fmt.Errorf("bundle was signed with the %s method; --key verifies key bundles only", m)
+	}
+	if len(keys) == 0 {
+		return nil, nil, errors.New("no trusted keys")
+	}
+	payload, signerIDs, legacy, err := verifyEnvelopeSignatures(b.DSSEEnvelope, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	if legacy {
+		return nil, nil, errors.New("a signature uses the legacy model_signing 0.2.0 encoding")
+	}
+	return payload, signerIDs, nil
+}
+
+// verifyEnvelopeSignatures checks the envelope's signatures over the DSSE
+// PAE against keys and returns the payload, the KeyIDs of the keys that
+// verified, and whether one did so only in the legacy encoding.
+func verifyEnvelopeSignatures(env *dsse.Envelope, keys []crypto.PublicKey) ([]byte, []string, bool, error) {
 	if env == nil {
-		return nil, errors.New("bundle has no DSSE envelope")
+		return nil, nil, false, errors.New("bundle has no DSSE envelope")
 	}
 	if err := checkEnvelope(env); err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
 	payload, err := decodeB64(env.Payload)
 	if err != nil {
-		return nil, err
+		return nil, nil, false, err
 	}
 	pae := dsse.PAE(env.PayloadType, payload)
 	digests := map[crypto.Hash][]byte{} // the PAE hashed once per algorithm
@@ -146,12 +190,12 @@ func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, err
 	for _, s := range env.Signatures {
 		sig, err := decodeB64(s.Sig)
 		if err != nil {
-			return nil, err
+			return nil, nil, false, err
 		}
 		for _, k := range keys {
 			h, err := signatureHash(k)
 			if err != nil {
-				return nil, err
+				return nil, nil, false, err
 			}
 			ok := verifyPAE(k, h, pae, digests, sig) == nil
 			if !ok {
@@ -172,7 +216,7 @@ func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, err
 			}
 			id, err := KeyID(k)
 			if err != nil {
-				return nil, err
+				return nil, nil, false, err
 			}
 			if !ids[id] {
 				ids[id] = true
@@ -181,16 +225,9 @@ func verifyEnvelope(env *dsse.Envelope, keys []crypto.PublicKey) (*Verified, err
 		}
 	}
 	if len(signers) == 0 {
-		return nil, errors.New("no signature in the bundle verifies with the trusted key(s)")
+		return nil, nil, false, errors.New("no signature in the bundle verifies with the trusted key(s)")
 	}
-	st, err := ParseStatement(payload)
-	if err != nil {
-		return nil, err
-	}
-	if legacy && st.PredicateType != LegacyPredicateType {
-		return nil, errors.New("a signature in the legacy model_signing 0.2.0 encoding covers a current statement")
-	}
-	return &Verified{Statement: st, SignerIDs: signers}, nil
+	return payload, signers, legacy, nil
 }
 
 // verifyPAE checks sig over the PAE with key k, hashing the PAE at most
