@@ -28,3 +28,9 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
   echo "installing postgresql"
   apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
 fi
+# Debian's python3 and its dist-packages: the environment-lock tests compare
+# custody's reading of a real site-packages with importlib.metadata.
+if [ ! -x /usr/bin/python3 ]; then
+  echo "installing python3"
+  apt-get update -qq && apt-get install -y -qq python3 >/dev/null
+fi
