@@ -146,6 +146,29 @@ func TestSerializationVectors(t *testing.T) {
 	}
 }
 
+// upstreamStatement is the part of an upstream golden statement the tests use.
+type upstreamStatement struct {
+	Subject []struct {
+		Digest map[string]string `json:"digest"`
+	} `json:"subject"`
+	Predicate struct {
+		Resources []Resource `json:"resources"`
+	} `json:"predicate"`
+}
+
+func readStatement(t *testing.T, path string) upstreamStatement {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st upstreamStatement
+	if err := json.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // TestPayloadVectors checks the OMS root (the statement subject digest)
 // against the statements upstream signs, for the "files" method, where the
 // upstream resource order equals the OMS byte order for these names.
@@ -153,21 +176,7 @@ func TestPayloadVectors(t *testing.T) {
 	base := testvectors.Path(t, "sigstore-model-transparency/tests/_signing/testdata/signing/TestPayload")
 	for _, fx := range []string{"sample_model_file", "sample_model_folder", "deep_model_folder", "model_folder_with_empty_file"} {
 		t.Run(fx, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(base, fx))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var st struct {
-				Subject []struct {
-					Digest map[string]string `json:"digest"`
-				} `json:"subject"`
-				Predicate struct {
-					Resources []Resource `json:"resources"`
-				} `json:"predicate"`
-			}
-			if err := json.Unmarshal(data, &st); err != nil {
-				t.Fatal(err)
-			}
+			st := readStatement(t, filepath.Join(base, fx))
 			m, err := Hash(context.Background(), makeFixture(t, fx), Options{})
 			if err != nil {
 				t.Fatal(err)
@@ -189,21 +198,7 @@ func TestPayloadVectorsShards(t *testing.T) {
 	base := testvectors.Path(t, "sigstore-model-transparency/tests/_signing/testdata/signing/TestPayload")
 	for _, fx := range []string{"sample_model_folder_small_shards", "deep_model_folder_small_shards", "sample_model_file_small_shards"} {
 		t.Run(fx, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join(base, fx))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var st struct {
-				Subject []struct {
-					Digest map[string]string `json:"digest"`
-				} `json:"subject"`
-				Predicate struct {
-					Resources []Resource `json:"resources"`
-				} `json:"predicate"`
-			}
-			if err := json.Unmarshal(data, &st); err != nil {
-				t.Fatal(err)
-			}
+			st := readStatement(t, filepath.Join(base, fx))
 			root, err := OMSRoot(st.Predicate.Resources)
 			if err != nil {
 				t.Fatal(err)
