@@ -78,7 +78,7 @@ func openPostgres(t *testing.T) *sqlstore.DB {
 	return s
 }
 
-func newSigner(t *testing.T, name string) (note.Signer, note.Verifier) {
+func newSigner(t testing.TB, name string) (note.Signer, note.Verifier) {
 	t.Helper()
 	skey, vkey, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
@@ -365,4 +365,63 @@ type failHook struct{}
 
 func (failHook) AfterChange(context.Context, store.Tx, *store.Event) error {
 	return errors.New("boom")
+}
+
+func mustSign(tb testing.TB, text string, s note.Signer) []byte {
+	tb.Helper()
+	b, err := note.Sign(&note.Note{Text: text}, s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// Tiles hold exactly the RFC 6962 hashes and the entries, computed here
+// independently, and are refused beyond the tree.
+func TestTiles(t *testing.T) {
+	s := openSQLite(t)
+	entries := appendN(t, s, 0, 300)
+	l := tlog.New(s, nil)
+	read := func(p string) ([]byte, error) {
+		tile, err := tlog.ParseTilePath(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.ReadTile(t.Context(), tile)
+	}
+	leaf := func(i int) []byte { h := mth(entries[i : i+1]); return h[:] }
+	var want []byte
+	for i := 0; i < 256; i++ {
+		want = append(want, leaf(i)...)
+	}
+	if got, err := read("tile/0/000"); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("tile/0/000: %v", err)
+	}
+	want = nil
+	for i := 256; i < 300; i++ {
+		want = append(want, leaf(i)...)
+	}
+	if got, err := read("tile/0/001.p/44"); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("tile/0/001.p/44: %v", err)
+	}
+	if got, err := read("tile/0/000.p/3"); err != nil || !bytes.Equal(got, want[:0:0]) && !bytes.Equal(got, append(append(leaf(0), leaf(1)...), leaf(2)...)) {
+		t.Fatalf("tile/0/000.p/3: %v", err)
+	}
+	top := mth(entries[:256])
+	if got, err := read("tile/1/000.p/1"); err != nil || !bytes.Equal(got, top[:]) {
+		t.Fatalf("tile/1/000.p/1: %x %v", got, err)
+	}
+	b, err := read("tile/entries/001.p/44")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := tlog.ParseEntryBundle(b)
+	if err != nil || len(es) != 44 || !bytes.Equal(es[0], entries[256]) || !bytes.Equal(es[43], entries[299]) {
+		t.Fatalf("entry bundle: %d entries, %v", len(es), err)
+	}
+	for _, p := range []string{"tile/0/001", "tile/0/001.p/45", "tile/1/000", "tile/1/000.p/2", "tile/2/000.p/1", "tile/entries/002.p/1", "tile/0/x001/000"} {
+		if _, err := read(p); !errors.Is(err, tlog.ErrOutOfRange) {
+			t.Errorf("%s: %v, want out of range", p, err)
+		}
+	}
 }
