@@ -58,8 +58,8 @@ func TestEntryRejects(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, bad := range []string{
-		`{"actor":"a", "data":{},"event":3,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}`,    // whitespace
-		`{"data":{},"actor":"a","event":3,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}`,     // order
+		`{"actor":"a", "data":{},"event":3,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}`,       // whitespace
+		`{"data":{},"actor":"a","event":3,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}`,        // order
 		`{"actor":"a","data":{},"event":3,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}` + "\n", // trailing
 		`{"actor":"a","data":{},"event":3.0,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}`,
 		`{"actor":"a","data":{"n":1e3},"event":3,"subject":"m","time":"2026-01-02T03:04:05Z","type":"x"}`,
