@@ -260,8 +260,11 @@ func TestTamperDetected(t *testing.T) {
 			if _, err := s.SQL().Exec(tc.sql, val); err != nil {
 				t.Fatal(err)
 			}
-			if _, _, err := l.Replay(t.Context(), nil); err == nil {
-				t.Fatal("tampering not detected")
+			if _, _, err := l.Replay(t.Context(), nil); !errors.Is(err, tlog.ErrTampered) {
+				t.Fatalf("tampering not detected: %v", err)
+			}
+			if _, err := tlog.Audit(t.Context(), s); !errors.Is(err, tlog.ErrTampered) {
+				t.Fatalf("audit missed the tampering: %v", err)
 			}
 			if tc.name == "entry" {
 				e, _ := l.Entry(t.Context(), 5)

@@ -2,10 +2,17 @@ package tlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/custody-ml/custody/internal/store"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
+
+// ErrTampered is wrapped when the stored log contradicts itself: an entry
+// that does not hash to the stored tree, a missing or malformed entry.
+var ErrTampered = errors.New("the log was altered")
 
 // Replay calls fn with every entry in index order, after checking that the
 // entries hash to exactly the stored hashes (every one of them, so a
@@ -35,7 +42,7 @@ func (l *Log) Replay(ctx context.Context, fn func(index int64, entry []byte) err
 			return 0, Hash{}, err
 		}
 		if len(es) == 0 {
-			return 0, Hash{}, fmt.Errorf("log entry %d is missing (size %d)", n, size)
+			return 0, Hash{}, fmt.Errorf("%w: log entry %d is missing (size %d)", ErrTampered, n, size)
 		}
 		for _, e := range es {
 			if n >= size {
@@ -51,12 +58,14 @@ func (l *Log) Replay(ctx context.Context, fn func(index int64, entry []byte) err
 				idx[i] = start + int64(i)
 			}
 			stored, err := l.r.LogHashes(ctx, idx)
-			if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return 0, Hash{}, fmt.Errorf("%w: entry %d: %v", ErrTampered, n, err)
+			} else if err != nil {
 				return 0, Hash{}, fmt.Errorf("entry %d: %w", n, err)
 			}
 			for i := range hs {
 				if stored[i] != hs[i] {
-					return 0, Hash{}, fmt.Errorf("entry %d: stored hash %d is %x, the entries give %x: the log was altered", n, idx[i], stored[i][:8], hs[i][:8])
+					return 0, Hash{}, fmt.Errorf("%w: entry %d: stored hash %d is %x, the entries give %x", ErrTampered, n, idx[i], stored[i][:8], hs[i][:8])
 				}
 			}
 			hashes = append(hashes, hs...)
