@@ -254,3 +254,10 @@ func (c *Client) LogConsistency(ctx context.Context, from, size int64) (*api.Con
 	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/log/consistency/%d", from), sizeQuery(size), nil, &p)
 	return &p, err
 }
+
+// Get reads any API resource (path under the server, e.g.
+// "/api/v1/runs/r1") into out.
+func (c *Client) Get(ctx context.Context, path string, query url.Values, out any) error {
+	_, err := c.do(ctx, "GET", path, query, nil, out)
+	return err
+}

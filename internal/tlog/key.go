@@ -36,16 +36,19 @@ func GenerateKey(origin string) (skey, vkey string, err error) {
 
 // VerifierKey derives the verifier key of a signer key.
 func VerifierKey(skey string) (string, error) {
-	parts := strings.Split(skey, "+")
-	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+	// PRIVATE+KEY+<name>+<hash>+<base64>: the name has no '+', the base64
+	// may.
+	rest, ok := strings.CutPrefix(skey, "PRIVATE+KEY+")
+	parts := strings.SplitN(rest, "+", 3)
+	if !ok || len(parts) != 3 {
 		return "", errors.New("not a signed-note private key")
 	}
-	raw, err := base64.StdEncoding.DecodeString(parts[4])
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
 	if err != nil || len(raw) != 1+ed25519.SeedSize || raw[0] != 1 {
 		return "", errors.New("not an Ed25519 signed-note private key")
 	}
 	pub := ed25519.NewKeyFromSeed(raw[1:]).Public().(ed25519.PublicKey)
-	return note.NewEd25519VerifierKey(parts[2], pub)
+	return note.NewEd25519VerifierKey(parts[0], pub)
 }
 
 func readKeyFile(path string) (string, error) {
@@ -89,7 +92,7 @@ func LoadOrCreateSigner(path, origin string) (note.Signer, string, error) {
 	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return LoadSigner(path)
 	}
-	skey, vkey, err := GenerateKey(origin)
+	skey, _, err := GenerateKey(origin)
 	if err != nil {
 		return nil, "", err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,10 +154,8 @@ func TestProofsIndependentVerifier(t *testing.T) {
 	signer, verifier := newSigner(t, "custody.test/log")
 	l := tlog.New(s, signer)
 	var entries [][]byte
-	var roots [][32]byte
 	for _, step := range []int{1, 1, 1, 2, 3, 8, 17, 31, 64, 130} {
 		entries = append(entries, appendN(t, s, len(entries), step)...)
-		roots = append(roots, mth(entries))
 		size := int64(len(entries))
 		signed, err := l.Checkpoint(t.Context())
 		if err != nil {
@@ -425,6 +424,38 @@ func TestTiles(t *testing.T) {
 	for _, p := range []string{"tile/0/001", "tile/0/001.p/45", "tile/1/000", "tile/1/000.p/2", "tile/2/000.p/1", "tile/entries/002.p/1", "tile/0/x001/000"} {
 		if _, err := read(p); !errors.Is(err, tlog.ErrOutOfRange) {
 			t.Errorf("%s: %v, want out of range", p, err)
+		}
+	}
+}
+
+// The verifier key derived from a key file is the one generated with it
+// (many times, since base64 keys may contain '+').
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 50 {
+		path := filepath.Join(dir, fmt.Sprint("k", i))
+		s, vkey, err := tlog.LoadOrCreateSigner(path, "custody.test/log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := os.ReadFile(path + ".pub")
+		if err != nil || strings.TrimSpace(string(pub)) != vkey {
+			t.Fatalf("%s.pub: %q, want %q (%v)", path, pub, vkey, err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("key file mode %v (%v)", fi.Mode(), err)
+		}
+		v, err := tlog.ParseVerifier(path + ".pub")
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := mustSign(t, "custody.test/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n", s)
+		if _, err := tlog.OpenCheckpoint(signed, v); err != nil {
+			t.Fatal(err)
+		}
+		// Loading again returns the same key.
+		if _, again, err := tlog.LoadOrCreateSigner(path, "other"); err != nil || again != vkey {
+			t.Fatalf("reload: %s %v", again, err)
 		}
 	}
 }
