@@ -539,4 +539,3 @@ func (apiState) Events(context.Context, int64, int) ([]store.Event, error) {
 }
 
 var _ tlog.State = apiState{}
-
