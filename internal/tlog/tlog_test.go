@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func openSQLite(t *testing.T) *sqlstore.DB {
+func openSQLite(t testing.TB) *sqlstore.DB {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
@@ -59,7 +59,7 @@ func openSQLite(t *testing.T) *sqlstore.DB {
 	return s
 }
 
-func openPostgres(t *testing.T) *sqlstore.DB {
+func openPostgres(t testing.TB) *sqlstore.DB {
 	t.Helper()
 	if clusterErr != nil {
 		if errors.Is(clusterErr, pgtest.ErrUnavailable) && !pgtest.Required() {
@@ -284,7 +284,7 @@ func TestTamperDetected(t *testing.T) {
 func TestConcurrentAppends(t *testing.T) {
 	for _, b := range []struct {
 		name string
-		open func(t *testing.T) *sqlstore.DB
+		open func(t testing.TB) *sqlstore.DB
 	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
 		t.Run(b.name, func(t *testing.T) {
 			s := b.open(t)
