@@ -50,6 +50,9 @@ type Dialect struct {
 	// IsRetryable reports whether the transaction failed for a reason
 	// that a retry may cure (serialization failure, deadlock).
 	IsRetryable func(error) bool
+	// WritableCTE says INSERTs may run inside WITH clauses, so that a log
+	// append is one statement (one round trip while the log head is locked).
+	WritableCTE bool
 }
 
 // DB is a [store.Store] over a *sql.DB.
@@ -721,6 +724,9 @@ func (t *tx) LockLog(ctx context.Context) (int64, error) {
 }
 
 func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error {
+	if t.d.WritableCTE {
+		return t.appendLogCTE(ctx, index, entry, hashStart, hashes)
+	}
 	if err := t.insert(ctx, fmt.Sprintf("log entry %d", index), "INSERT INTO log_entries (idx, entry) VALUES (?, ?)", index, entry); err != nil {
 		return err
 	}
@@ -742,6 +748,40 @@ func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart
 	res, err := t.exec(ctx, "UPDATE log_head SET size = ? WHERE id = 1 AND size = ?", index+1, index)
 	if err != nil {
 		return fmt.Errorf("failed to update the log size: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("log entry %d is not the next one: %w", index, store.ErrExists)
+	}
+	return nil
+}
+
+// appendLogCTE is AppendLog in one statement: the log head stays locked
+// for one round trip less per write.
+func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error {
+	var q strings.Builder
+	args := []any{index, entry}
+	q.WriteString("WITH e AS (INSERT INTO log_entries (idx, entry) VALUES (?, ?))")
+	if len(hashes) > 0 {
+		q.WriteString(", h AS (INSERT INTO log_hashes (idx, hash) VALUES ")
+		for i := range hashes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?)")
+			args = append(args, hashStart+int64(i), hashes[i][:])
+		}
+		q.WriteString(")")
+	}
+	q.WriteString(" UPDATE log_head SET size = ? WHERE id = 1 AND size = ?")
+	args = append(args, index+1, index)
+	res, err := t.exec(ctx, q.String(), args...)
+	if err != nil {
+		if t.d.IsUniqueViolation(err) {
+			return fmt.Errorf("log entry %d: %w", index, store.ErrExists)
+		}
+		return fmt.Errorf("failed to append log entry %d: %w", index, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return err
