@@ -68,13 +68,13 @@ type Auditor struct {
 	versions   map[string]bool
 	aliases    map[aliasKey][]*Entry
 	aliasOrder []aliasKey
-	events     map[int64]bool
+	events     map[int64]string // journal seq → "type subject" as logged
 }
 
 // NewAuditor returns an auditor of the state st.
 func NewAuditor(st State) *Auditor {
 	return &Auditor{st: st, skipped: map[string]bool{}, models: map[string]map[string]any{}, versions: map[string]bool{},
-		aliases: map[aliasKey][]*Entry{}, events: map[int64]bool{}}
+		aliases: map[aliasKey][]*Entry{}, events: map[int64]string{}}
 }
 
 func (a *Auditor) find(format string, args ...any) {
@@ -99,7 +99,7 @@ func (a *Auditor) Add(ctx context.Context, index int64, b []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: entry %d: %v", ErrTampered, index, err)
 	}
-	a.events[e.Event] = true
+	a.events[e.Event] = e.Type + " " + e.Subject
 	r, find := a.st, a.find
 	s := func(k string) string { v, _ := e.Data[k].(string); return v }
 	switch e.Type {
@@ -277,8 +277,10 @@ func (a *Auditor) Finish(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		for _, ev := range evs {
-			if !a.events[ev.Seq] {
+			if logged, ok := a.events[ev.Seq]; !ok {
 				find("journal event %d (%s %s) is not in the log", ev.Seq, ev.Type, ev.Subject)
+			} else if logged != ev.Type+" "+ev.Subject {
+				find("journal event %d is %s %s, the log says %s", ev.Seq, ev.Type, ev.Subject, logged)
 			}
 			after = ev.Seq
 		}

@@ -76,6 +76,7 @@ func TestAudit(t *testing.T) {
 		{"version inserted", "INSERT INTO versions SELECT model, '3', digest, oms_root, manifest, signatures, uri, format, scan_verdict, run_id, created_by, created_at FROM versions WHERE version = '1'", "m@3 exists but"},
 		{"model metadata", "UPDATE models SET owners = '[\"mallory\"]'", "owners is \"mallory\""},
 		{"event unlogged", "INSERT INTO events (type, subject, actor, at, payload) VALUES ('model.update', 'm', 'x', 0, '{}')", "is not in the log"},
+		{"event rewritten", "UPDATE events SET subject = 'n' WHERE type = 'model.update'", "the log says model.update m"},
 		{"version deleted", "DELETE FROM versions WHERE version = '1'", "m@1 is logged (entry "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,31 +44,36 @@ func (l *Log) Replay(ctx context.Context, fn func(index int64, entry []byte) err
 		if len(es) == 0 {
 			return 0, Hash{}, fmt.Errorf("%w: log entry %d is missing (size %d)", ErrTampered, n, size)
 		}
-		for _, e := range es {
-			if n >= size {
-				break
-			}
-			hs, err := tlog.StoredHashes(n, e, mem)
+		if rest := size - n; int64(len(es)) > rest {
+			es = es[:rest]
+		}
+		// Recompute the batch's stored hashes, then compare them with the
+		// stored ones in one query (they are contiguous).
+		first := int64(len(hashes))
+		for i, e := range es {
+			hs, err := tlog.StoredHashes(n+int64(i), e, mem)
 			if err != nil {
 				return 0, Hash{}, err
 			}
-			start := tlog.StoredHashIndex(0, n)
-			idx := make([]int64, len(hs))
-			for i := range hs {
-				idx[i] = start + int64(i)
-			}
-			stored, err := l.r.LogHashes(ctx, idx)
-			if errors.Is(err, store.ErrNotFound) {
-				return 0, Hash{}, fmt.Errorf("%w: entry %d: %v", ErrTampered, n, err)
-			} else if err != nil {
-				return 0, Hash{}, fmt.Errorf("entry %d: %w", n, err)
-			}
-			for i := range hs {
-				if stored[i] != hs[i] {
-					return 0, Hash{}, fmt.Errorf("%w: entry %d: stored hash %d is %x, the entries give %x", ErrTampered, n, idx[i], stored[i][:8], hs[i][:8])
-				}
-			}
 			hashes = append(hashes, hs...)
+		}
+		idx := make([]int64, int64(len(hashes))-first)
+		for i := range idx {
+			idx[i] = first + int64(i)
+		}
+		stored, err := l.r.LogHashes(ctx, idx)
+		if errors.Is(err, store.ErrNotFound) {
+			return 0, Hash{}, fmt.Errorf("%w: entries %d..%d: %v", ErrTampered, n, n+int64(len(es))-1, err)
+		} else if err != nil {
+			return 0, Hash{}, err
+		}
+		for i := range stored {
+			if stored[i] != hashes[idx[i]] {
+				level, at := tlog.SplitStoredHashIndex(idx[i])
+				return 0, Hash{}, fmt.Errorf("%w: stored hash %d (level %d, node %d) is %x, the entries give %x", ErrTampered, idx[i], level, at, stored[i][:8], hashes[idx[i]][:8])
+			}
+		}
+		for _, e := range es {
 			if fn != nil {
 				if err := fn(n, e); err != nil {
 					return 0, Hash{}, err
