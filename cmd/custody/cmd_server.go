@@ -132,7 +132,12 @@ State lives in SQLite inside --data DIR, or in PostgreSQL with --db URL (then
 several servers may share the database behind a load balancer). Migrations
 are applied on start. Registrations are accepted only with OMS signatures that
 verify against a --trusted-key. SIGINT or SIGTERM stops accepting connections
-and waits for in-flight requests. Logs are structured, on stderr.`,
+and waits for in-flight requests. Logs are structured, on stderr.
+
+Every change is appended to the transparency log in its own transaction.
+Checkpoints are signed with --log-key (default DIR/log.key with --data, created
+on first start with its verifier key in DIR/log.key.pub); the verifier key is
+logged at start and served at /api/v1/log/key. See docs/tlog.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Config != "" {
