@@ -41,6 +41,7 @@ import (
 	"github.com/custody-ml/custody/internal/store/postgres"
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/custody-ml/custody/internal/store/sqlite"
+	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/custody-ml/custody/internal/trust"
 )
 
@@ -116,7 +117,7 @@ func bench(ctx context.Context, name string, st store.Store, n, conc, rate int, 
 		return err
 	}
 	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
-	svc := registry.New(st, registry.Options{Verifier: ver})
+	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}})
 	h, err := api.New(svc, api.Options{RatePerSecond: 1e9, RateBurst: 1e9})
 	if err != nil {
 		return err

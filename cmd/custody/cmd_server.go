@@ -18,8 +18,10 @@ import (
 	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/custody-ml/custody/internal/trust"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func init() { register(newServerCommand) }
@@ -36,6 +38,8 @@ type serverOptions struct {
 	Burst       int
 	LogFormat   string
 	Shutdown    time.Duration
+	LogKey      string
+	LogOrigin   string
 
 	extraSigstore []sigstoreFlags // from --config
 }
@@ -112,6 +116,8 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.Burst, "burst", 400, "request burst allowed per token")
 	f.StringVar(&o.LogFormat, "log-format", "json", "log format: json or text")
 	f.DurationVar(&o.Shutdown, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests on SIGTERM")
+	f.StringVar(&o.LogKey, "log-key", "", "signed-note private key file signing the transparency log's checkpoints (default DIR/log.key with --data, created on first start; create one for --db with 'custody log keygen')")
+	f.StringVar(&o.LogOrigin, "log-origin", "", "origin (name) of a log key created on first start (default <hostname>/custody)")
 }
 
 func newServerCommand() *cobra.Command {
@@ -126,7 +132,12 @@ State lives in SQLite inside --data DIR, or in PostgreSQL with --db URL (then
 several servers may share the database behind a load balancer). Migrations
 are applied on start. Registrations are accepted only with OMS signatures that
 verify against a --trusted-key. SIGINT or SIGTERM stops accepting connections
-and waits for in-flight requests. Logs are structured, on stderr.`,
+and waits for in-flight requests. Logs are structured, on stderr.
+
+Every change is appended to the transparency log in its own transaction.
+Checkpoints are signed with --log-key (default DIR/log.key with --data, created
+on first start with its verifier key in DIR/log.key.pub); the verifier key is
+logged at start and served at /api/v1/log/key. See docs/tlog.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Config != "" {
@@ -160,6 +171,8 @@ type serverConfig struct {
 	Burst           *int            `json:"burst"`
 	LogFormat       string          `json:"log_format"`
 	ShutdownTimeout string          `json:"shutdown_timeout"`
+	LogKey          string          `json:"log_key"`
+	LogOrigin       string          `json:"log_origin"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
@@ -209,6 +222,12 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	if !set("log-format") && c.LogFormat != "" {
 		o.LogFormat = c.LogFormat
 	}
+	if !set("log-key") && c.LogKey != "" {
+		o.LogKey = abs(c.LogKey)
+	}
+	if !set("log-origin") && c.LogOrigin != "" {
+		o.LogOrigin = c.LogOrigin
+	}
 	if !set("shutdown-timeout") && c.ShutdownTimeout != "" {
 		d, err := time.ParseDuration(c.ShutdownTimeout)
 		if err != nil {
@@ -217,6 +236,30 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 		o.Shutdown = d
 	}
 	return nil
+}
+
+// logSigner loads the log's checkpoint key: --log-key, or DIR/log.key with
+// --data (created on first start). With --db and no --log-key there is none.
+func (o *serverOptions) logSigner() (note.Signer, string, error) {
+	path := o.LogKey
+	if path == "" && o.Data == "" {
+		return nil, "", nil
+	}
+	origin := o.LogOrigin
+	if origin == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		origin = host + "/custody"
+	}
+	if path == "" {
+		return tlog.LoadOrCreateSigner(filepath.Join(o.Data, "log.key"), origin)
+	}
+	if o.Data != "" {
+		return tlog.LoadOrCreateSigner(path, origin)
+	}
+	return tlog.LoadSigner(path)
 }
 
 func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error {
@@ -244,15 +287,25 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		log.Warn("nothing trusted (no --trusted-key, --trusted-ca or --sigstore-*): every registration will be refused as unverifiable")
 	}
 
+	signer, vkey, err := opts.logSigner()
+	if err != nil {
+		return err
+	}
 	st, err := opts.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	// The transparency log (issue 6) joins every write transaction here, as a
-	// registry.TxHook in Options.Hooks.
-	svc := registry.New(st, registry.Options{Verifier: verifier})
-	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: st.Ping})
+	// The transparency log joins every write transaction as a TxHook: each
+	// change and its log entry commit together.
+	svc := registry.New(st, registry.Options{Verifier: verifier, Hooks: []registry.TxHook{tlog.Hook{}}})
+	if signer == nil {
+		log.Warn("no --log-key: every change is logged, but checkpoints are not signed (create a key with 'custody log keygen')")
+	} else {
+		log.Info("transparency log", "origin", signer.Name(), "verifier_key", vkey)
+	}
+	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: st.Ping,
+		Log: tlog.New(st, signer), LogVerifierKey: vkey})
 	if err != nil {
 		return usagef("%v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/spf13/cobra"
 )
 
@@ -52,7 +53,8 @@ func runTokenCreate(ctx context.Context, stdout io.Writer, opts tokenCreateOptio
 		return err
 	}
 	defer st.Close()
-	svc := registry.New(st, registry.Options{})
+	// Written straight into the database, but logged all the same.
+	svc := registry.New(st, registry.Options{Hooks: []registry.TxHook{tlog.Hook{}}})
 	plain, tok, err := svc.CreateToken(ctx, registry.Actor{Name: "local:token-create", Role: registry.RoleAdmin}, role, opts.Name)
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/tlog"
 )
 
 // ErrorType classifies API errors.
@@ -103,8 +104,10 @@ func classify(err error) ErrorType {
 		return ae.typ
 	case errors.As(err, &mbe):
 		return ErrTooLarge
-	case errors.Is(err, registry.ErrInvalid):
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, tlog.ErrBadTilePath):
 		return ErrBadRequest
+	case errors.Is(err, tlog.ErrOutOfRange), errors.Is(err, tlog.ErrNoKey):
+		return ErrNotFound
 	case errors.Is(err, registry.ErrNotFound):
 		return ErrNotFound
 	case errors.Is(err, registry.ErrConflict):
@@ -144,6 +147,12 @@ type Options struct {
 	MaxUploadBytes int64
 	// Ready reports readiness (e.g. the database answers); nil means ready.
 	Ready func(ctx context.Context) error
+	// Log is the transparency log served under /api/v1/log; nil answers
+	// those endpoints with not_found.
+	Log *tlog.Log
+	// LogVerifierKey is the log's signed-note verifier key, served at
+	// /api/v1/log/key.
+	LogVerifierKey string
 }
 
 // DefaultOptions returns the production defaults.
@@ -309,6 +318,13 @@ func (s *Server) wrap(rt route) http.Handler {
 		data, status, err := rt.Handle(&call{r: r, actor: actor, limit: rt.Body})
 		if err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		if raw, ok := data.(rawResponse); ok {
+			w.Header().Set("Content-Type", raw.contentType)
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(status)
+			w.Write(raw.body)
 			return
 		}
 		s.writeData(w, status, data)

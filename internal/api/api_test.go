@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,8 +20,10 @@ import (
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlite"
+	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/custody-ml/custody/internal/trust"
 	"go.uber.org/goleak"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -45,8 +48,17 @@ func newEnv(t *testing.T, opts Options) *env {
 		t.Fatal(err)
 	}
 	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
-	svc := registry.New(st, registry.Options{Verifier: ver})
+	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}})
 	opts.Ready = st.Ping
+	skey, vkey, err := note.GenerateKey(rand.Reader, "custody.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Log, opts.LogVerifierKey = tlog.New(st, signer), vkey
 	h, err := New(svc, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +170,8 @@ func TestRoleMatrix(t *testing.T) {
 		"PUT /api/v1/datasets/{name}/versions/{version}": func() any { return datasetBody("a,b\n") },
 		"POST /api/v1/tokens":                            func() any { return TokenBody{Role: "viewer"} },
 	}
-	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1")
+	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
+		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1")
 	fillDataset := strings.NewReplacer("{name}", "d", "{version}", "1")
 	callers := []struct {
 		name  string
@@ -348,7 +361,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	h, _ := New(registry.New(nil, registry.Options{}), Options{})
 	want := map[string]string{"get /api/v1/openapi.json": ""}
 	for _, rt := range h.routes() {
-		want[strings.ToLower(rt.Method)+" "+rt.Pattern] = string(rt.Perm)
+		// OpenAPI spells the ServeMux's trailing wildcard {path...} as {path}.
+		want[strings.ToLower(rt.Method)+" "+strings.ReplaceAll(rt.Pattern, "...}", "}")] = string(rt.Perm)
 	}
 	got := map[string]string{}
 	for p, ops := range doc.Paths {

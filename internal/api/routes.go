@@ -30,6 +30,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/datasets/{name}/versions/{version}/lineage", registry.PermRead, 0, s.downstream},
 		{"GET", "/api/v1/runs/{id}", registry.PermRead, 0, s.getRun},
 		{"POST", "/api/v1/tokens", registry.PermAdminTok, small, s.createToken},
+		{"GET", "/api/v1/log/checkpoint", registry.PermRead, 0, s.logCheckpoint},
+		{"GET", "/api/v1/log/key", registry.PermRead, 0, s.logKey},
+		{"GET", "/api/v1/log/tile/{path...}", registry.PermRead, 0, s.logTile},
+		{"GET", "/api/v1/log/entries/{index}", registry.PermRead, 0, s.logEntry},
+		{"GET", "/api/v1/log/consistency/{from}", registry.PermRead, 0, s.logConsistency},
 	}
 }
 

@@ -30,6 +30,9 @@ func TestLayers(t *testing.T) {
 		{"internal/store/postgres", []string{mod + "internal/registry", mod + "internal/api"}},
 		{"internal/store/storetest", []string{mod + "internal/registry", mod + "internal/api"}},
 		{"internal/dvc", []string{mod + "internal/"}},
+		// The log reaches storage only through the store interfaces and
+		// knows neither the domain nor HTTP.
+		{"internal/tlog", []string{mod + "internal/registry", mod + "internal/api", mod + "internal/client", mod + "internal/store/", "net/http"}},
 		{"internal/api", []string{mod + "internal/store/sqlite", mod + "internal/store/postgres", mod + "internal/store/sqlstore"}},
 		// The BOM and the provenance are pure functions of records: no
 		// transport, no store implementation, no registry rules. (attest

@@ -195,3 +195,76 @@ func (c *Client) GetModel(ctx context.Context, name string) (*store.Model, error
 	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(name), nil, nil, m)
 	return m, err
 }
+
+// getRaw fetches a non-envelope resource (checkpoints, tiles), at most max
+// bytes. Errors still come as envelopes.
+func (c *Client) getRaw(ctx context.Context, path string, max int64) ([]byte, error) {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawPath = ""
+	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("failed to reach the server: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var env api.Envelope
+		if err := json.Unmarshal(raw, &env); err != nil || env.Status != "error" {
+			return nil, fmt.Errorf("server answered HTTP %d with a body that is not an API envelope", resp.StatusCode)
+		}
+		return nil, &Error{Status: resp.StatusCode, Type: env.ErrorType, Msg: env.Error}
+	}
+	if int64(len(raw)) > max {
+		return nil, fmt.Errorf("%s: response larger than %d bytes", path, max)
+	}
+	return raw, nil
+}
+
+// LogCheckpoint returns the log's current signed checkpoint (unverified).
+func (c *Client) LogCheckpoint(ctx context.Context) ([]byte, error) {
+	return c.getRaw(ctx, "/api/v1/log/checkpoint", 16<<10)
+}
+
+// LogTile returns a tile (path as in tlog.Tile.Path: "tile/...").
+func (c *Client) LogTile(ctx context.Context, path string) ([]byte, error) {
+	return c.getRaw(ctx, "/api/v1/log/"+path, 256*(2+1<<16))
+}
+
+func sizeQuery(size int64) url.Values {
+	if size <= 0 {
+		return nil
+	}
+	return url.Values{"size": {fmt.Sprint(size)}}
+}
+
+// LogEntry returns entry index with its inclusion proof in the tree of
+// the given size (0: current).
+func (c *Client) LogEntry(ctx context.Context, index, size int64) (*api.InclusionProof, error) {
+	var p api.InclusionProof
+	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/log/entries/%d", index), sizeQuery(size), nil, &p)
+	return &p, err
+}
+
+// LogConsistency returns the consistency proof from tree size from to the
+// tree of the given size (0: current).
+func (c *Client) LogConsistency(ctx context.Context, from, size int64) (*api.ConsistencyProof, error) {
+	var p api.ConsistencyProof
+	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/log/consistency/%d", from), sizeQuery(size), nil, &p)
+	return &p, err
+}
+
+// Get reads any API resource (path under the server, e.g.
+// "/api/v1/runs/r1") into out.
+func (c *Client) Get(ctx context.Context, path string, query url.Values, out any) error {
+	_, err := c.do(ctx, "GET", path, query, nil, out)
+	return err
+}

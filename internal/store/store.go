@@ -196,6 +196,15 @@ type Reader interface {
 	GetToken(ctx context.Context, id string) (*Token, error)
 	// Events returns events with Seq > after, oldest first.
 	Events(ctx context.Context, after int64, limit int) ([]Event, error)
+
+	// LogSize returns the number of entries in the transparency log.
+	LogSize(ctx context.Context) (int64, error)
+	// LogEntries returns up to limit log entries from index start on, in
+	// index order (fewer at the end of the log).
+	LogEntries(ctx context.Context, start int64, limit int) ([][]byte, error)
+	// LogHashes returns the stored hashes at the given stored-hash indexes,
+	// in the same order; ErrNotFound if one is missing.
+	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 }
 
 // Tx is a read-write transaction. It is only valid inside the function
@@ -222,6 +231,16 @@ type Tx interface {
 	CreateToken(ctx context.Context, t *Token) error
 	// AppendEvent journals a state change and sets e.Seq.
 	AppendEvent(ctx context.Context, e *Event) error
+
+	// LockLog returns the log's size and locks the log head until the
+	// transaction ends, so that one writer at a time assigns leaf indexes
+	// (a row lock in PostgreSQL; SQLite serializes all writers).
+	LockLog(ctx context.Context) (int64, error)
+	// AppendLog stores the entry at index (which must be the size
+	// LockLog returned, or the index after the last appended in this
+	// transaction), its new stored hashes from stored index hashStart on,
+	// and sets the log size to index+1. ErrExists if index is taken.
+	AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error
 }
 
 // Store is a registry store.

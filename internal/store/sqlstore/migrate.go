@@ -103,6 +103,25 @@ CREATE TABLE events (
 	payload TEXT NOT NULL
 );
 `,
+	// 2: the transparency log (internal/tlog, docs/tlog.md). log_head is a
+	// single row holding the tree size; writers lock it to assign leaf
+	// indexes. log_entries holds the leaves (canonical JSON), log_hashes
+	// the stored hashes of golang.org/x/mod/sumdb/tlog, by stored index.
+	`
+CREATE TABLE log_head (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	size BIGINT NOT NULL
+);
+INSERT INTO log_head (id, size) VALUES (1, 0);
+CREATE TABLE log_entries (
+	idx   BIGINT PRIMARY KEY,
+	entry {{blob}} NOT NULL
+);
+CREATE TABLE log_hashes (
+	idx  BIGINT PRIMARY KEY,
+	hash {{blob}} NOT NULL
+);
+`,
 }
 
 // SchemaVersion is the schema version this build migrates to.

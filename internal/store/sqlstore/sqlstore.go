@@ -50,6 +50,9 @@ type Dialect struct {
 	// IsRetryable reports whether the transaction failed for a reason
 	// that a retry may cure (serialization failure, deadlock).
 	IsRetryable func(error) bool
+	// WritableCTE says INSERTs may run inside WITH clauses, so that a log
+	// append is one statement (one round trip while the log head is locked).
+	WritableCTE bool
 }
 
 // DB is a [store.Store] over a *sql.DB.
@@ -630,6 +633,160 @@ func (t *tx) AppendEvent(ctx context.Context, e *store.Event) error {
 		e.Type, e.Subject, e.Actor, nanos(e.At), string(payload)).Scan(&e.Seq)
 	if err != nil {
 		return fmt.Errorf("failed to append event: %w", err)
+	}
+	return nil
+}
+
+func (r reader) LogSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := r.queryRow(ctx, "SELECT size FROM log_head WHERE id = 1").Scan(&n); err != nil {
+		return 0, fmt.Errorf("failed to read the log size: %w", err)
+	}
+	return n, nil
+}
+
+func (r reader) LogEntries(ctx context.Context, start int64, limit int) ([][]byte, error) {
+	rows, err := r.query(ctx, "SELECT idx, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?", start, limitOr(limit))
+	if err != nil {
+		return nil, fmt.Errorf("failed to read log entries: %w", err)
+	}
+	defer rows.Close()
+	out := [][]byte{}
+	for rows.Next() {
+		var idx int64
+		var e []byte
+		if err := rows.Scan(&idx, &e); err != nil {
+			return nil, err
+		}
+		if idx != start+int64(len(out)) {
+			return nil, fmt.Errorf("log entry %d: %w", start+int64(len(out)), store.ErrNotFound)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (r reader) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	out := make([][32]byte, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	pos := make(map[int64][]int, len(indexes))
+	var q strings.Builder
+	q.WriteString("SELECT idx, hash FROM log_hashes WHERE idx IN (")
+	args := make([]any, 0, len(indexes))
+	for i, x := range indexes {
+		if _, ok := pos[x]; !ok {
+			if len(args) > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("?")
+			args = append(args, x)
+		}
+		pos[x] = append(pos[x], i)
+	}
+	q.WriteString(")")
+	rows, err := r.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read log hashes: %w", err)
+	}
+	defer rows.Close()
+	found := 0
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, err
+		}
+		if len(h) != 32 {
+			return nil, fmt.Errorf("log hash %d: corrupt (%d bytes)", idx, len(h))
+		}
+		for _, i := range pos[idx] {
+			copy(out[i][:], h)
+		}
+		found++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if found != len(args) {
+		return nil, fmt.Errorf("log hashes: %d of %d missing: %w", len(args)-found, len(args), store.ErrNotFound)
+	}
+	return out, nil
+}
+
+func (t *tx) LockLog(ctx context.Context) (int64, error) {
+	var n int64
+	if err := t.queryRow(ctx, "SELECT size FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n); err != nil {
+		return 0, fmt.Errorf("failed to lock the log: %w", err)
+	}
+	return n, nil
+}
+
+func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error {
+	if t.d.WritableCTE {
+		return t.appendLogCTE(ctx, index, entry, hashStart, hashes)
+	}
+	if err := t.insert(ctx, fmt.Sprintf("log entry %d", index), "INSERT INTO log_entries (idx, entry) VALUES (?, ?)", index, entry); err != nil {
+		return err
+	}
+	if len(hashes) > 0 {
+		var q strings.Builder
+		q.WriteString("INSERT INTO log_hashes (idx, hash) VALUES ")
+		args := make([]any, 0, 2*len(hashes))
+		for i := range hashes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?)")
+			args = append(args, hashStart+int64(i), hashes[i][:])
+		}
+		if err := t.insert(ctx, fmt.Sprintf("log hashes of entry %d", index), q.String(), args...); err != nil {
+			return err
+		}
+	}
+	res, err := t.exec(ctx, "UPDATE log_head SET size = ? WHERE id = 1 AND size = ?", index+1, index)
+	if err != nil {
+		return fmt.Errorf("failed to update the log size: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("log entry %d is not the next one: %w", index, store.ErrExists)
+	}
+	return nil
+}
+
+// appendLogCTE is AppendLog in one statement: the log head stays locked
+// for one round trip less per write.
+func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error {
+	var q strings.Builder
+	args := []any{index, entry}
+	q.WriteString("WITH e AS (INSERT INTO log_entries (idx, entry) VALUES (?, ?))")
+	if len(hashes) > 0 {
+		q.WriteString(", h AS (INSERT INTO log_hashes (idx, hash) VALUES ")
+		for i := range hashes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?)")
+			args = append(args, hashStart+int64(i), hashes[i][:])
+		}
+		q.WriteString(")")
+	}
+	q.WriteString(" UPDATE log_head SET size = ? WHERE id = 1 AND size = ?")
+	args = append(args, index+1, index)
+	res, err := t.exec(ctx, q.String(), args...)
+	if err != nil {
+		if t.d.IsUniqueViolation(err) {
+			return fmt.Errorf("log entry %d: %w", index, store.ErrExists)
+		}
+		return fmt.Errorf("failed to append log entry %d: %w", index, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("log entry %d is not the next one: %w", index, store.ErrExists)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"RollbackLeavesNothing", testRollback},
 		{"EventsOrdered", testEvents},
+		{"Log", testLog},
 		{"ConcurrentAliasWriters", func(t *testing.T, s store.Store) { testConcurrentAliases(t, s, s) }},
 	}
 	for _, tc := range tests {
@@ -54,6 +55,11 @@ func RunShared(t *testing.T, open func(t *testing.T) (store.Store, store.Store))
 		a, b := open(t)
 		t.Cleanup(func() { a.Close(); b.Close() })
 		testConcurrentAliases(t, a, b)
+	})
+	t.Run("ConcurrentLogAppenders", func(t *testing.T) {
+		a, b := open(t)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		testConcurrentLog(t, a, b)
 	})
 	t.Run("ConcurrentVersionCreators", func(t *testing.T) {
 		a, b := open(t)
@@ -539,5 +545,123 @@ func testConcurrentVersions(t *testing.T, a, b store.Store) {
 	}
 	if want := Manifest(fmt.Sprint("writer", winner)).Digest; got.Manifest.Digest != want {
 		t.Fatal("stored version is not the winner's")
+	}
+}
+
+func hashOf(i int64) [32]byte { return [32]byte{byte(i), byte(i >> 8), 0xAA} }
+
+// appendLog appends one entry the way the log does: lock, read the size,
+// append at that index (with one stored hash per entry, at the entry's
+// index, standing in for the real layout).
+func appendLog(ctx context.Context, tx store.Tx, entry string) (int64, error) {
+	n, err := tx.LockLog(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.AppendLog(ctx, n, []byte(entry), n, [][32]byte{hashOf(n)})
+}
+
+func testLog(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if n, err := s.LogSize(ctx); err != nil || n != 0 {
+		t.Fatalf("empty log size %d, %v", n, err)
+	}
+	for i := range 5 {
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			_, err := appendLog(ctx, tx, fmt.Sprint("e", i))
+			return err
+		})
+	}
+	// Two appends in one transaction, then a rolled-back one.
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if _, err := appendLog(ctx, tx, "e5"); err != nil {
+			return err
+		}
+		_, err := appendLog(ctx, tx, "e6")
+		return err
+	})
+	boom := errors.New("boom")
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if _, err := appendLog(ctx, tx, "rolled back"); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	if n, err := s.LogSize(ctx); err != nil || n != 7 {
+		t.Fatalf("log size %d, %v; want 7", n, err)
+	}
+	es, err := s.LogEntries(ctx, 2, 3)
+	if err != nil || len(es) != 3 || string(es[0]) != "e2" || string(es[2]) != "e4" {
+		t.Fatalf("entries 2..4: %q %v", es, err)
+	}
+	if es, err := s.LogEntries(ctx, 5, 100); err != nil || len(es) != 2 {
+		t.Fatalf("entries from 5: %q %v", es, err)
+	}
+	hs, err := s.LogHashes(ctx, []int64{6, 0, 6})
+	if err != nil || hs[0] != hashOf(6) || hs[1] != hashOf(0) || hs[2] != hashOf(6) {
+		t.Fatalf("hashes: %x %v", hs, err)
+	}
+	if _, err := s.LogHashes(ctx, []int64{1, 7}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing hash: %v", err)
+	}
+	// Appending anywhere but at the end is refused.
+	for _, idx := range []int64{3, 8} {
+		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			if _, err := tx.LockLog(ctx); err != nil {
+				return err
+			}
+			return tx.AppendLog(ctx, idx, []byte("x"), 100+idx, nil)
+		})
+		if !errors.Is(err, store.ErrExists) {
+			t.Fatalf("append at %d: %v", idx, err)
+		}
+	}
+}
+
+// testConcurrentLog appends from many goroutines through two handles: the
+// log ends gap-free with every entry exactly once.
+func testConcurrentLog(t *testing.T, a, b store.Store) {
+	const workers, each = 8, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		s := a
+		if w%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+					_, err := appendLog(ctx, tx, fmt.Sprintf("w%d-%d", w, i))
+					return err
+				}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	es, err := a.LogEntries(t.Context(), 0, 1000)
+	if err != nil || len(es) != workers*each {
+		t.Fatalf("%d entries (%v), want %d", len(es), err, workers*each)
+	}
+	seen := map[string]bool{}
+	for _, e := range es {
+		if seen[string(e)] {
+			t.Fatalf("entry %s twice", e)
+		}
+		seen[string(e)] = true
+	}
+	if n, err := b.LogSize(t.Context()); err != nil || n != workers*each {
+		t.Fatalf("size %d (%v)", n, err)
 	}
 }

@@ -1,0 +1,333 @@
+package tlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/custody-ml/custody/internal/store"
+)
+
+// AuditReport is what [Audit] found.
+type AuditReport struct {
+	Size     int64
+	Root     Hash
+	Findings []string // each a change made behind the log's back; empty if none
+}
+
+// State is the registry state an audit compares the log with: a
+// [store.Reader], or the API seen through a client. A method returns an
+// error wrapping errors.ErrUnsupported where that part of the state is not
+// visible (tokens and the journal over the API); its checks are skipped
+// and reported in [Auditor.Skipped].
+type State interface {
+	GetModel(ctx context.Context, name string) (*store.Model, error)
+	ListModels(ctx context.Context, after string, limit int) ([]store.Model, error)
+	GetVersion(ctx context.Context, model, version string) (*store.Version, error)
+	ListVersions(ctx context.Context, model, after string, limit int) ([]store.Version, error)
+	ListAliases(ctx context.Context, model string) ([]store.AliasEvent, error)
+	AliasHistory(ctx context.Context, model, alias string) ([]store.AliasEvent, error)
+	GetDataset(ctx context.Context, name, version string) (*store.Dataset, error)
+	GetRun(ctx context.Context, id string) (*store.Run, error)
+	GetToken(ctx context.Context, id string) (*store.Token, error)
+	Events(ctx context.Context, after int64, limit int) ([]store.Event, error)
+}
+
+// Audit replays the log stored behind r over the registry state in r (see
+// [Auditor]). Entries that do not hash to the stored tree stop the audit
+// with an error wrapping [ErrTampered].
+func Audit(ctx context.Context, r store.Reader) (*AuditReport, error) {
+	a := NewAuditor(r)
+	size, root, err := New(r, nil).Replay(ctx, func(i int64, b []byte) error { return a.Add(ctx, i, b) })
+	if err != nil {
+		return nil, err
+	}
+	findings, err := a.Finish(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &AuditReport{Size: size, Root: root, Findings: findings}, nil
+}
+
+type aliasKey struct{ model, alias string }
+
+// Auditor compares log entries, fed in index order with [Auditor.Add],
+// with the registry state, and reports every difference: records whose
+// current row disagrees with what the log says was written (digests,
+// signers, URIs, token roles, model metadata, alias histories, dataset
+// hashes, run inputs), and records and journal events the log never saw.
+type Auditor struct {
+	st       State
+	findings []string
+	// Skipped names the checks the state could not support.
+	Skipped    []string
+	skipped    map[string]bool
+	models     map[string]map[string]any // latest logged metadata
+	versions   map[string]bool
+	aliases    map[aliasKey][]*Entry
+	aliasOrder []aliasKey
+	events     map[int64]string // journal seq → "type subject" as logged
+}
+
+// NewAuditor returns an auditor of the state st.
+func NewAuditor(st State) *Auditor {
+	return &Auditor{st: st, skipped: map[string]bool{}, models: map[string]map[string]any{}, versions: map[string]bool{},
+		aliases: map[aliasKey][]*Entry{}, events: map[int64]string{}}
+}
+
+func (a *Auditor) find(format string, args ...any) {
+	a.findings = append(a.findings, fmt.Sprintf(format, args...))
+}
+
+// unsupported records a skipped check and reports whether err was one.
+func (a *Auditor) unsupported(what string, err error) bool {
+	if !errors.Is(err, errors.ErrUnsupported) {
+		return false
+	}
+	if !a.skipped[what] {
+		a.skipped[what] = true
+		a.Skipped = append(a.Skipped, what)
+	}
+	return true
+}
+
+// Add checks entry index against the state.
+func (a *Auditor) Add(ctx context.Context, index int64, b []byte) error {
+	e, err := ParseEntry(b)
+	if err != nil {
+		return fmt.Errorf("%w: entry %d: %v", ErrTampered, index, err)
+	}
+	a.events[e.Event] = e.Type + " " + e.Subject
+	r, find := a.st, a.find
+	s := func(k string) string { v, _ := e.Data[k].(string); return v }
+	switch e.Type {
+	case "model.create", "model.update":
+		a.models[s("name")] = e.Data
+	case "version.register":
+		key := s("model") + "@" + s("version")
+		a.versions[key] = true
+		v, err := r.GetVersion(ctx, s("model"), s("version"))
+		if errors.Is(err, store.ErrNotFound) {
+			find("version %s is logged (entry %d) but missing", key, index)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		signers := make([]string, len(v.Signatures))
+		for i, sg := range v.Signatures {
+			signers[i] = sg.Signer
+		}
+		diff(find, "version "+key, map[string][2]string{
+			"digest":       {s("digest"), v.Manifest.Digest.String()},
+			"oms_root":     {s("oms_root"), v.Manifest.OMSRoot.String()},
+			"uri":          {s("uri"), v.URI},
+			"run_id":       {s("run_id"), v.RunID},
+			"scan_verdict": {s("scan_verdict"), v.ScanVerdict},
+			"signers":      {strList(e.Data["signers"]), strings.Join(signers, ",")},
+			"created_by":   {e.Actor, v.CreatedBy},
+		})
+	case "run.create":
+		run, err := r.GetRun(ctx, s("id"))
+		if errors.Is(err, store.ErrNotFound) {
+			find("run %s is logged (entry %d) but missing", s("id"), index)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		var ins []string
+		for _, in := range run.Inputs {
+			ins = append(ins, in.Name+"@"+in.Version)
+		}
+		var logged []string
+		if l, ok := e.Data["inputs"].([]any); ok {
+			for _, x := range l {
+				m, _ := x.(map[string]any)
+				n, _ := m["name"].(string)
+				v, _ := m["version"].(string)
+				logged = append(logged, n+"@"+v)
+			}
+		}
+		slices.Sort(ins)
+		slices.Sort(logged)
+		diff(find, "run "+s("id"), map[string][2]string{
+			"inputs": {strings.Join(logged, ","), strings.Join(ins, ",")},
+			"output": {s("output"), run.OutputModel + "@" + run.OutputVersion},
+		})
+	case "alias.set", "alias.remove":
+		k := aliasKey{s("model"), s("alias")}
+		if a.aliases[k] == nil {
+			a.aliasOrder = append(a.aliasOrder, k)
+		}
+		a.aliases[k] = append(a.aliases[k], e)
+	case "dataset.register":
+		d, err := r.GetDataset(ctx, s("name"), s("version"))
+		if errors.Is(err, store.ErrNotFound) {
+			find("dataset %s@%s is logged (entry %d) but missing", s("name"), s("version"), index)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		size := ""
+		if n, ok := e.Data["size"]; ok {
+			size = fmt.Sprint(n)
+		}
+		diff(find, "dataset "+s("name")+"@"+s("version"), map[string][2]string{
+			"digest":  {s("digest"), d.Digest.String()},
+			"dvc_md5": {s("dvc_md5"), d.DVCMD5},
+			"size":    {size, fmt.Sprint(d.Size)},
+		})
+	case "token.create":
+		tok, err := r.GetToken(ctx, s("id"))
+		if a.unsupported("tokens", err) {
+			return nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			find("token %s is logged (entry %d) but missing", s("id"), index)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		diff(find, "token "+s("id"), map[string][2]string{
+			"role": {s("role"), tok.Role},
+			"name": {s("name"), tok.Name},
+		})
+	default:
+		find("entry %d has an unknown type %q", index, e.Type)
+	}
+	return nil
+}
+
+// Finish runs the checks that need the whole log and returns the findings.
+func (a *Auditor) Finish(ctx context.Context) ([]string, error) {
+	r, find := a.st, a.find
+	// Models: the latest logged metadata is the current one, and every
+	// model (with its versions and aliases) was logged.
+	for after := ""; ; {
+		ms, err := r.ListModels(ctx, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			logged, ok := a.models[m.Name]
+			if !ok {
+				find("model %s exists but its creation is not in the log", m.Name)
+			} else {
+				desc, _ := logged["description"].(string)
+				diff(find, "model "+m.Name, map[string][2]string{
+					"description": {desc, m.Description},
+					"owners":      {strList(logged["owners"]), strings.Join(m.Owners, ",")},
+					"tags":        {strList(logged["tags"]), strings.Join(m.Tags, ",")},
+				})
+			}
+			if err := auditVersions(ctx, r, m.Name, a.versions, find); err != nil {
+				return nil, err
+			}
+			as, err := r.ListAliases(ctx, m.Name)
+			if err != nil {
+				return nil, err
+			}
+			for _, al := range as {
+				if a.aliases[aliasKey{m.Name, al.Alias}] == nil {
+					find("alias %s/%s exists but no change of it is in the log", m.Name, al.Alias)
+				}
+			}
+			after = m.Name
+		}
+		if len(ms) < 1000 {
+			break
+		}
+	}
+	for name := range a.models {
+		if _, err := r.GetModel(ctx, name); errors.Is(err, store.ErrNotFound) {
+			find("model %s is logged but missing", name)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	// Alias histories: the stored history is exactly the logged one.
+	for _, k := range a.aliasOrder {
+		h, err := r.AliasHistory(ctx, k.model, k.alias)
+		if errors.Is(err, store.ErrNotFound) {
+			h = nil
+		} else if err != nil {
+			return nil, err
+		}
+		logged := a.aliases[k]
+		if len(h) != len(logged) {
+			find("alias %s/%s has %d changes, the log has %d", k.model, k.alias, len(h), len(logged))
+		}
+		for i := 0; i < len(h) && i < len(logged); i++ {
+			v, _ := logged[i].Data["version"].(string)
+			p, _ := logged[i].Data["previous"].(string)
+			if h[i].Version != v || h[i].Previous != p || h[i].Actor != logged[i].Actor {
+				find("alias %s/%s change %d is %q→%q by %s, the log says %q→%q by %s", k.model, k.alias, i+1,
+					h[i].Previous, h[i].Version, h[i].Actor, p, v, logged[i].Actor)
+			}
+		}
+	}
+	// Journal events that never reached the log.
+	for after := int64(0); ; {
+		evs, err := r.Events(ctx, after, 1000)
+		if a.unsupported("journal", err) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			if logged, ok := a.events[ev.Seq]; !ok {
+				find("journal event %d (%s %s) is not in the log", ev.Seq, ev.Type, ev.Subject)
+			} else if logged != ev.Type+" "+ev.Subject {
+				find("journal event %d is %s %s, the log says %s", ev.Seq, ev.Type, ev.Subject, logged)
+			}
+			after = ev.Seq
+		}
+		if len(evs) < 1000 {
+			break
+		}
+	}
+	return a.findings, nil
+}
+
+func auditVersions(ctx context.Context, r State, model string, logged map[string]bool, find func(string, ...any)) error {
+	for after := ""; ; {
+		vs, err := r.ListVersions(ctx, model, after, 1000)
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			if !logged[model+"@"+v.Version] {
+				find("version %s@%s exists but its registration is not in the log", model, v.Version)
+			}
+			after = v.Version
+		}
+		if len(vs) < 1000 {
+			return nil
+		}
+	}
+}
+
+func diff(find func(string, ...any), what string, fields map[string][2]string) {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if f := fields[k]; f[0] != f[1] {
+			find("%s: %s is %q, the log says %q", what, k, f[1], f[0])
+		}
+	}
+}
+
+func strList(v any) string {
+	l, _ := v.([]any)
+	out := make([]string, 0, len(l))
+	for _, x := range l {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return strings.Join(out, ",")
+}

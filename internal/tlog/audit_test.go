@@ -1,0 +1,112 @@
+package tlog_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/store/sqlstore"
+	"github.com/custody-ml/custody/internal/tlog"
+)
+
+// acceptAll stands in for signature verification, which the log does not
+// depend on.
+type acceptAll struct{}
+
+func (acceptAll) Verify(context.Context, []byte, *digest.Manifest) (registry.Signer, error) {
+	return registry.Signer{Identity: "key test"}, nil
+}
+
+func manifest(t *testing.T, content string) digest.Manifest {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "model.bin")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := digest.Hash(t.Context(), p, digest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *m
+}
+
+// populate makes a registry with models, versions, an alias history and
+// tokens, every change logged.
+func populate(t *testing.T, s *sqlstore.DB) {
+	t.Helper()
+	svc := registry.New(s, registry.Options{Verifier: acceptAll{}, Hooks: []registry.TxHook{tlog.Hook{}}})
+	admin := registry.Actor{Name: "token:admin", Role: registry.RoleAdmin}
+	ctx := t.Context()
+	for _, v := range []string{"1", "2"} {
+		req := registry.RegisterRequest{Model: "m", Version: v, Manifest: manifest(t, "weights "+v), Signatures: []json.RawMessage{json.RawMessage(`{}`)}, URI: "s3://m/" + v, ScanVerdict: "safe"}
+		if _, _, err := svc.RegisterVersion(ctx, admin, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"1", "2", "1"} {
+		if _, err := svc.SetAlias(ctx, admin, "m", "production", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.PutModel(ctx, admin, registry.ModelSpec{Name: "m", Description: "sentiment", Owners: []string{"ml"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreateToken(ctx, admin, registry.RoleViewer, "ci"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Audit finds every row changed behind the log's back, and nothing in an
+// untouched registry.
+func TestAudit(t *testing.T) {
+	for _, tc := range []struct {
+		name, sql, want string
+	}{
+		{"clean", "", ""},
+		{"version bytes", "UPDATE versions SET manifest = (SELECT manifest FROM versions WHERE version = '1') WHERE version = '2'", "version m@2: digest"},
+		{"version uri", "UPDATE versions SET uri = 's3://evil/2' WHERE version = '2'", "version m@2: uri"},
+		{"token role", "UPDATE tokens SET role = 'admin' WHERE name = 'ci'", "role is \"admin\""},
+		{"alias moved", "UPDATE alias_events SET version = '2' WHERE seq = (SELECT MAX(seq) FROM alias_events)", "alias m/production change 3"},
+		{"alias appended", "INSERT INTO alias_events (model, alias, version, previous, actor, at) VALUES ('m', 'production', '2', '1', 'token:admin', 0)", "has 4 changes, the log has 3"},
+		{"version inserted", "INSERT INTO versions SELECT model, '3', digest, oms_root, manifest, signatures, uri, format, scan_verdict, run_id, created_by, created_at FROM versions WHERE version = '1'", "m@3 exists but"},
+		{"model metadata", "UPDATE models SET owners = '[\"mallory\"]'", "owners is \"mallory\""},
+		{"event unlogged", "INSERT INTO events (type, subject, actor, at, payload) VALUES ('model.update', 'm', 'x', 0, '{}')", "is not in the log"},
+		{"event rewritten", "UPDATE events SET subject = 'n' WHERE type = 'model.update'", "the log says model.update m"},
+		{"version deleted", "DELETE FROM versions WHERE version = '1'", "m@1 is logged (entry "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openSQLite(t)
+			populate(t, s)
+			if tc.sql != "" {
+				if _, err := s.SQL().Exec("PRAGMA foreign_keys = OFF"); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.SQL().Exec(tc.sql); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep, err := tlog.Audit(t.Context(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Size == 0 {
+				t.Fatal("empty log")
+			}
+			got := strings.Join(rep.Findings, "\n")
+			if tc.want == "" {
+				if got != "" {
+					t.Fatalf("findings in an untouched registry:\n%s", got)
+				}
+				return
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("findings:\n%s\nwant one containing %q", got, tc.want)
+			}
+		})
+	}
+}

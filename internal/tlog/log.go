@@ -1,0 +1,256 @@
+// Package tlog implements custody's transparency log: an append-only
+// RFC 6962 Merkle tree of every registry state change, stored in the
+// registry's own database and appended in the same transaction as the
+// change it records, with checkpoints signed as C2SP signed notes and read
+// access in the C2SP tlog-tiles layout.
+//
+// # Appending
+//
+// [Hook] is a registry.TxHook: for every journal event it builds the
+// [Entry], locks the log head ([store.Tx.LockLog]), computes the new
+// stored hashes (golang.org/x/mod/sumdb/tlog's StoredHashes layout, which
+// gives O(log n) proofs) and writes entry, hashes and the new size
+// ([store.Tx.AppendLog]). Everything commits with the state change or
+// rolls back with it: there is no moment at which one exists without the
+// other. Leaf indexes come from the locked head, never from a database
+// sequence.
+//
+// # Hashing (RFC 6962, section 2.1)
+//
+// Leaf hash: SHA-256(0x00 || entry bytes). Interior node: SHA-256(0x01 ||
+// left || right). The tree over n leaves splits at the largest power of
+// two smaller than n. golang.org/x/mod/sumdb/tlog implements exactly this
+// (RecordHash, NodeHash, TreeHash); the tests check its proofs with an
+// independent verifier (github.com/transparency-dev/merkle/proof).
+//
+// # Reading
+//
+// [Log] signs checkpoints ([Log.Checkpoint]), serves tiles ([Log.Tile]) and
+// proves inclusion ([Log.ProveInclusion]) and consistency
+// ([Log.ProveConsistency]). The formats are in docs/tlog.md.
+package tlog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/custody-ml/custody/internal/store"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Hash is a SHA-256 tree hash.
+type Hash = tlog.Hash
+
+// hashReader reads stored hashes through a store reader (or transaction).
+func hashReader(ctx context.Context, r store.Reader) tlog.HashReader {
+	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		hs, err := r.LogHashes(ctx, indexes)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(hs))
+		for i := range hs {
+			out[i] = tlog.Hash(hs[i])
+		}
+		return out, nil
+	})
+}
+
+// Append adds entry as the next leaf, inside tx, and returns its index.
+// The caller's transaction must commit for the entry to exist.
+func Append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
+	if len(entry) > MaxEntrySize {
+		return 0, fmt.Errorf("log entry is %d bytes, more than %d", len(entry), MaxEntrySize)
+	}
+	n, err := tx.LockLog(ctx)
+	if err != nil {
+		return 0, err
+	}
+	hs, err := tlog.StoredHashes(n, entry, hashReader(ctx, tx))
+	if err != nil {
+		return 0, fmt.Errorf("failed to hash log entry %d: %w", n, err)
+	}
+	raw := make([][32]byte, len(hs))
+	for i := range hs {
+		raw[i] = hs[i]
+	}
+	if err := tx.AppendLog(ctx, n, entry, tlog.StoredHashIndex(0, n), raw); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Hook appends every registry change to the log, in the change's
+// transaction. It implements registry.TxHook; it needs no key (only
+// checkpoints are signed), so every writer, including `custody token
+// create` writing the database directly, installs it.
+type Hook struct{}
+
+// AfterChange appends the entry describing ev.
+func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
+	e, err := EntryFor(ctx, tx, ev)
+	if err != nil {
+		return err
+	}
+	b, err := e.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = Append(ctx, tx, b)
+	return err
+}
+
+// EntryFor builds the log entry of a journal event: the event's type,
+// subject, actor and time, and its payload as data. An alias change also
+// records the digest of the version the alias now points to ("digest")
+// and of the one it pointed to before ("previous_digest"), read in tx.
+func EntryFor(ctx context.Context, r store.Reader, ev *store.Event) (*Entry, error) {
+	data := map[string]any{}
+	if len(ev.Payload) > 0 {
+		if err := decodeNumbers(ev.Payload, &data); err != nil {
+			return nil, fmt.Errorf("event %d payload: %w", ev.Seq, err)
+		}
+	}
+	if ev.Type == "alias.set" || ev.Type == "alias.remove" {
+		model, _ := data["model"].(string)
+		for _, k := range []string{"version", "previous"} {
+			v, _ := data[k].(string)
+			if v == "" {
+				continue
+			}
+			ver, err := r.GetVersion(ctx, model, v)
+			if err != nil {
+				return nil, fmt.Errorf("alias event %d: %w", ev.Seq, err)
+			}
+			name := "digest"
+			if k == "previous" {
+				name = "previous_digest"
+			}
+			data[name] = ver.Manifest.Digest.String()
+		}
+	}
+	return &Entry{Type: ev.Type, Subject: ev.Subject, Actor: ev.Actor, Time: ev.At, Event: ev.Seq, Data: data}, nil
+}
+
+func decodeNumbers(raw []byte, v any) error {
+	dec := json.NewDecoder(bytesReader(raw))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+// Log reads the log and signs its checkpoints.
+type Log struct {
+	r      store.Reader
+	signer note.Signer
+}
+
+// New returns the log stored behind r, signing checkpoints with signer
+// (whose key name is the log's origin). signer may be nil for a log that
+// only serves tiles and proofs.
+func New(r store.Reader, signer note.Signer) *Log { return &Log{r: r, signer: signer} }
+
+// Origin is the log's name: the first line of its checkpoints.
+func (l *Log) Origin() string {
+	if l.signer == nil {
+		return ""
+	}
+	return l.signer.Name()
+}
+
+// ErrNoKey is returned by [Log.Checkpoint] when the log has no signing key.
+var ErrNoKey = errors.New("the log has no signing key")
+
+// Head returns the current tree size and root hash.
+func (l *Log) Head(ctx context.Context) (int64, Hash, error) {
+	n, err := l.r.LogSize(ctx)
+	if err != nil {
+		return 0, Hash{}, err
+	}
+	h, err := tlog.TreeHash(n, hashReader(ctx, l.r))
+	if err != nil {
+		return 0, Hash{}, fmt.Errorf("failed to compute the tree hash of size %d: %w", n, err)
+	}
+	return n, h, nil
+}
+
+// Checkpoint returns the current checkpoint as a signed note.
+func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
+	if l.signer == nil {
+		return nil, ErrNoKey
+	}
+	n, h, err := l.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	text := Checkpoint{Origin: l.signer.Name(), Size: n, Hash: h}.Format()
+	return note.Sign(&note.Note{Text: string(text)}, l.signer)
+}
+
+// ErrOutOfRange is wrapped when a proof, tile or entry is asked for beyond
+// the tree; check with errors.Is.
+var ErrOutOfRange = errors.New("beyond the log")
+
+// Entry returns the entry at index.
+func (l *Log) Entry(ctx context.Context, index int64) ([]byte, error) {
+	es, err := l.r.LogEntries(ctx, index, 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, fmt.Errorf("log entry %d: %w", index, ErrOutOfRange)
+	}
+	return es[0], nil
+}
+
+// size returns the log size, or want if it is at most the log size.
+func (l *Log) size(ctx context.Context, want int64) (int64, error) {
+	n, err := l.r.LogSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if want == 0 {
+		return n, nil
+	}
+	if want < 0 || want > n {
+		return 0, fmt.Errorf("tree size %d (the log has %d entries): %w", want, n, ErrOutOfRange)
+	}
+	return want, nil
+}
+
+// ProveInclusion returns the RFC 6962 inclusion proof (audit path) of
+// entry index in the tree of the given size (0: the current size), and
+// that size.
+func (l *Log) ProveInclusion(ctx context.Context, index, size int64) ([]Hash, int64, error) {
+	n, err := l.size(ctx, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if index < 0 || index >= n {
+		return nil, 0, fmt.Errorf("entry %d in a tree of %d: %w", index, n, ErrOutOfRange)
+	}
+	p, err := tlog.ProveRecord(n, index, hashReader(ctx, l.r))
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, n, nil
+}
+
+// ProveConsistency returns the RFC 6962 consistency proof from the tree of
+// size from to the tree of size size (0: the current size), and that size.
+func (l *Log) ProveConsistency(ctx context.Context, from, size int64) ([]Hash, int64, error) {
+	n, err := l.size(ctx, size)
+	if err != nil {
+		return nil, 0, err
+	}
+	if from < 1 || from > n {
+		return nil, 0, fmt.Errorf("consistency from %d to %d: %w", from, n, ErrOutOfRange)
+	}
+	p, err := tlog.ProveTree(n, from, hashReader(ctx, l.r))
+	if err != nil {
+		return nil, 0, err
+	}
+	return p, n, nil
+}
