@@ -218,16 +218,6 @@ func hashUnit(ctx context.Context, m *model, u *unit, buf []byte, cp copier) err
 	}
 	h := sha256.New()
 	off, end := u.off, u.off+u.n
-	// Large ranges are hashed straight from the page cache through a
-	// memory mapping, sparing the copy a read makes; the rest (and any
-	// range the mapping path declines) is read into buf.
-	if !noMmap && u.n >= mmapMinRange {
-		done, err := hashMapped(ctx, f, fe, off, end, h, w)
-		if err != nil {
-			return err
-		}
-		off += done
-	}
 	for off < end {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -1,5 +1,0 @@
-//go:build darwin || freebsd || netbsd || openbsd
-
-package digest
-
-const mapPopulate = 0
