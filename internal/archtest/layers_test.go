@@ -38,6 +38,9 @@ func TestLayers(t *testing.T) {
 		// transport, no store implementation, no registry rules. (attest
 		// reaches net/http only through sigstore-go inside internal/oms.)
 		{"internal/bom", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store/", mod + "internal/registry", "net/http", mod + "cmd/"}},
+		// Policy evaluation is a pure function of policies and an input
+		// document: no transport, no store, no registry.
+		{"internal/policy", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
 		{"internal/attest", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
 	}
 	for _, r := range rules {
