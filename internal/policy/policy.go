@@ -14,7 +14,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -262,9 +261,10 @@ func Test(ctx context.Context, srcs []Source) ([]TestResult, error) {
 		if r.Error != nil {
 			tr.Message = r.Error.Error()
 		} else if !tr.Pass {
-			var b bytes.Buffer
-			b.WriteString(r.String())
-			tr.Message = b.String()
+			tr.Message = "test rule undefined or false"
+			if out := strings.TrimSpace(string(r.Output)); out != "" {
+				tr.Message += "; printed: " + out
+			}
 		}
 		out = append(out, tr)
 	}
