@@ -76,9 +76,9 @@ func TestDefaultsDeny(t *testing.T) {
 			delete(version(m), "signatures")
 			delete(version(m), "digest")
 		}, []string{"version has no digest", "version is not signed by a trusted key"}},
-		{"scan unsafe", "promote", func(m map[string]any) {
-			version(m)["scan"] = map[string]any{"verdict": "unsafe"}
-		}, []string{`scan verdict is "unsafe" (want "safe")`}},
+		{"scan dangerous", "promote", func(m map[string]any) {
+			version(m)["scan"] = map[string]any{"verdict": "dangerous"}
+		}, []string{`scan verdict is "dangerous" (want "safe")`}},
 		{"self approval", "approve", func(m map[string]any) {
 			m["actor"].(map[string]any)["subject"] = "alice"
 		}, []string{`actor "alice" is the publisher and may not approve it (two-person rule)`}},

@@ -50,10 +50,10 @@ test_unsigned_denied if {
 	register.deny == {"version is not signed by a trusted key"} with input as inp
 }
 
-test_scan_unsafe_denied if {
-	inp := json.patch(good, [{"op": "replace", "path": "/version/scan/verdict", "value": "unsafe"}])
-	promote.deny == {"scan verdict is \"unsafe\" (want \"safe\")"} with input as inp
-	deploy.deny == {"scan verdict is \"unsafe\" (want \"safe\")"} with input as inp
+test_scan_dangerous_denied if {
+	inp := json.patch(good, [{"op": "replace", "path": "/version/scan/verdict", "value": "dangerous"}])
+	promote.deny == {"scan verdict is \"dangerous\" (want \"safe\")"} with input as inp
+	deploy.deny == {"scan verdict is \"dangerous\" (want \"safe\")"} with input as inp
 }
 
 test_scan_missing_denied if {
