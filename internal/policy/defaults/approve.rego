@@ -14,6 +14,10 @@ deny contains sprintf("actor %q is the publisher and may not approve it (two-per
 	input.actor.subject == input.version.publisher
 }
 
+deny contains "actor has no subject" if {
+	object.get(input, ["actor", "subject"], "") == ""
+}
+
 deny contains sprintf("actor role %q may not approve (want \"approver\" or \"admin\")", [role]) if {
 	role := object.get(input, ["actor", "role"], "")
 	not role in {"approver", "admin"}

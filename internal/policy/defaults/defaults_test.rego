@@ -101,3 +101,13 @@ test_register_needs_digest if {
 	inp := json.remove(good, ["version/digest"])
 	register.deny == {"version has no digest"} with input as inp
 }
+
+test_metric_minimum_not_number_denied if {
+	inp := json.patch(good, [{"op": "replace", "path": "/config/min_metrics/accuracy", "value": "high"}])
+	promote.deny == {"config.min_metrics.accuracy is not a number"} with input as inp
+}
+
+test_anonymous_approver_denied if {
+	inp := json.remove(good, ["actor/subject"])
+	approve.deny == {"actor has no subject"} with input as inp
+}

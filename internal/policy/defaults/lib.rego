@@ -31,6 +31,11 @@ contracts_pass contains sprintf("dataset contract %q failed", [c.name]) if {
 	c.passed != true
 }
 
+min_metrics contains sprintf("config.min_metrics.%s is not a number", [name]) if {
+	some name, min in object.get(input, ["config", "min_metrics"], {})
+	not is_number(min)
+}
+
 min_metrics contains sprintf("metric %s is missing (minimum %v)", [name, min]) if {
 	some name, min in object.get(input, ["config", "min_metrics"], {})
 	not is_number(object.get(input, ["version", "metrics", name], null))
@@ -40,6 +45,7 @@ min_metrics contains sprintf("metric %s = %v is below the minimum %v", [name, go
 	some name, min in object.get(input, ["config", "min_metrics"], {})
 	got := input.version.metrics[name]
 	is_number(got)
+	is_number(min)
 	got < min
 }
 
