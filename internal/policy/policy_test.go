@@ -231,3 +231,53 @@ func TestRegoUnitTests(t *testing.T) {
 		}
 	}
 }
+
+func TestRegoTestFailureReported(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"p.rego":      "package custody.promote\n\ndeny := set()\n\nallow := true\n",
+		"p_test.rego": "package custody.p_test\n\nimport data.custody.promote\n\ntest_ok if promote.allow\n\ntest_wrong if not promote.allow\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srcs, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Test(t.Context(), srcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TestResult{
+		{Name: "data.custody.p_test.test_ok", Pass: true},
+		{Name: "data.custody.p_test.test_wrong", Pass: false, Message: "test rule undefined or false"},
+	}
+	if !slices.Equal(res, want) {
+		t.Errorf("got %+v, want %+v", res, want)
+	}
+}
+
+func TestConcurrentEvaluate(t *testing.T) {
+	e, err := NewDefault(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			d, err := e.Evaluate(t.Context(), "promote", []byte(goodInput))
+			if err == nil && !d.Allow {
+				err = errors.New("denied a compliant input")
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
