@@ -23,7 +23,6 @@ import (
 	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"go.uber.org/goleak"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -33,20 +32,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	cluster, clusterErr = pgtest.Start()
-	code := m.Run()
-	if cluster != nil {
-		if err := cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping PostgreSQL:", err)
-		}
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(pgtest.RunTests(m, func(c *pgtest.Cluster, err error) { cluster, clusterErr = c, err }))
 }
 
 func openSQLite(t testing.TB) *sqlstore.DB {

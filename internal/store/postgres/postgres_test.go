@@ -2,7 +2,6 @@ package postgres_test
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"sync"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/custody-ml/custody/internal/store/sqlstore"
 	"github.com/custody-ml/custody/internal/store/storetest"
-	"go.uber.org/goleak"
 )
 
 var (
@@ -21,21 +19,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	cluster, clusterErr = pgtest.Start()
-	code := m.Run()
-	if cluster != nil {
-		if err := cluster.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "stopping PostgreSQL:", err)
-		}
-	}
-	if code == 0 {
-		// Every store was closed: no connection goroutine may survive.
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(pgtest.RunTests(m, func(c *pgtest.Cluster, err error) { cluster, clusterErr = c, err }))
 }
 
 func newDB(t *testing.T) string {
