@@ -13,7 +13,6 @@ import (
 
 	"github.com/custody-ml/custody/internal/attest"
 	"github.com/custody-ml/custody/internal/digest"
-	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/spf13/cobra"
@@ -122,15 +121,7 @@ func runAttest(ctx context.Context, stdout io.Writer, opts attestOptions) error 
 	if err != nil {
 		return err
 	}
-	if opts.Out == "" {
-		_, err := stdout.Write(append(out, '\n'))
-		return err
-	}
-	if err := fileutil.WriteFileAtomic(opts.Out, append(out, '\n'), 0o644); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "attested %s %s (run %s) to %s\n", in.ModelName, in.Manifest.OMSRoot, in.Run.ID, opts.Out)
-	return err
+	return writeOutput(stdout, opts.Out, append(out, '\n'), fmt.Sprintf("attested %s %s (run %s) to %s", in.ModelName, in.Manifest.OMSRoot, in.Run.ID, opts.Out))
 }
 
 func attestInputFromRegistry(ctx context.Context, opts attestOptions, in *attest.Input) error {

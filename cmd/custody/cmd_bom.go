@@ -10,7 +10,6 @@ import (
 	"os"
 
 	"github.com/custody-ml/custody/internal/bom"
-	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/spf13/cobra"
 )
@@ -112,15 +111,7 @@ func runBOM(ctx context.Context, stdout io.Writer, opts bomOptions, args []strin
 		// A bug in the mapping, not in the records: never hand it out.
 		return fmt.Errorf("refusing to write a BOM that fails the CycloneDX 1.6 schema: %w", err)
 	}
-	if opts.Out == "" {
-		_, err := stdout.Write(buf.Bytes())
-		return err
-	}
-	if err := fileutil.WriteFileAtomic(opts.Out, buf.Bytes(), 0o644); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "wrote the CycloneDX 1.6 BOM of %s@%s to %s\n", in.Version.Model, in.Version.Version, opts.Out)
-	return err
+	return writeOutput(stdout, opts.Out, buf.Bytes(), fmt.Sprintf("wrote the CycloneDX 1.6 BOM of %s@%s to %s", in.Version.Model, in.Version.Version, opts.Out))
 }
 
 func newBOMValidateCommand() *cobra.Command {

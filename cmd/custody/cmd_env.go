@@ -9,7 +9,6 @@ import (
 	"os/exec"
 
 	"github.com/custody-ml/custody/internal/envcheck"
-	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -85,15 +84,7 @@ func runEnvCapture(ctx context.Context, stdout io.Writer, opts envCaptureOptions
 		return err
 	}
 	data = append(data, '\n')
-	if opts.Out == "" {
-		_, err = stdout.Write(data)
-		return err
-	}
-	if err := fileutil.WriteFileAtomic(opts.Out, data, 0o644); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "captured %d packages to %s\n", len(l.Packages), opts.Out)
-	return err
+	return writeOutput(stdout, opts.Out, data, fmt.Sprintf("captured %d packages to %s", len(l.Packages), opts.Out))
 }
 
 type envCheckOptions struct {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/monitor"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -79,15 +78,7 @@ func runProfile(ctx context.Context, stdout io.Writer, opts profileOptions) erro
 		return err
 	}
 	data = append(data, '\n')
-	if opts.Out == "" {
-		_, err = stdout.Write(data)
-		return err
-	}
-	if err := fileutil.WriteFileAtomic(opts.Out, data, 0o644); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "profiled %d columns of %d rows to %s\n", len(p.Columns), p.Rows, opts.Out)
-	return err
+	return writeOutput(stdout, opts.Out, data, fmt.Sprintf("profiled %d columns of %d rows to %s", len(p.Columns), p.Rows, opts.Out))
 }
 
 // readProfile reads a profile written by 'custody monitor profile'.
