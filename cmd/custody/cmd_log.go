@@ -61,6 +61,20 @@ func (o *logKeyOptions) verifier() (note.Verifier, error) {
 	return v, nil
 }
 
+// logConnect returns the client for the registry server and the verifier
+// its checkpoints must be signed with.
+func logConnect(co *clientOptions, ko *logKeyOptions) (*client.Client, note.Verifier, error) {
+	v, err := ko.verifier()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := co.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, v, nil
+}
+
 // logError maps log verification failures to exit 1.
 func logError(err error) error {
 	for _, target := range []error{tlog.ErrBadSignature, tlog.ErrProof, tlog.ErrTampered, tlog.ErrMalformedEntry} {
@@ -155,11 +169,7 @@ it (or write it to --out, to check later with 'custody log verify --since').`,
 }
 
 func runLogCheckpoint(ctx context.Context, stdout io.Writer, opts logCheckpointOptions) error {
-	v, err := opts.verifier()
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	c, v, err := logConnect(&opts.clientOptions, &opts.logKeyOptions)
 	if err != nil {
 		return err
 	}
@@ -167,15 +177,7 @@ func runLogCheckpoint(ctx context.Context, stdout io.Writer, opts logCheckpointO
 	if err != nil {
 		return logError(err)
 	}
-	if opts.Out == "" {
-		_, err = stdout.Write(signed)
-		return err
-	}
-	if err := fileutil.WriteFileAtomic(opts.Out, signed, 0o644); err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(stdout, "checkpoint %s\n", describe(cp))
-	return err
+	return writeOutput(stdout, opts.Out, signed, "checkpoint "+describe(cp))
 }
 
 // --- prove
@@ -224,11 +226,7 @@ func runLogProve(ctx context.Context, stdout io.Writer, opts logProveOptions, ar
 	if err != nil || index < 0 {
 		return usagef("INDEX %q: want a non-negative entry number", arg)
 	}
-	v, err := opts.verifier()
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	c, v, err := logConnect(&opts.clientOptions, &opts.logKeyOptions)
 	if err != nil {
 		return err
 	}
@@ -295,15 +293,11 @@ func runLogVerify(ctx context.Context, stdout io.Writer, opts logVerifyOptions) 
 	if opts.Since == "" {
 		return usagef("--since FILE is required")
 	}
-	v, err := opts.verifier()
+	c, v, err := logConnect(&opts.clientOptions, &opts.logKeyOptions)
 	if err != nil {
 		return err
 	}
 	old, err := readCheckpointFile(opts.Since, v)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
 	if err != nil {
 		return err
 	}
@@ -390,11 +384,7 @@ func runLogAudit(ctx context.Context, stdout io.Writer, opts logAuditOptions) er
 		if opts.Data != "" || opts.DB != "" {
 			return usagef("--server and --data/--db are exclusive")
 		}
-		v, err := opts.verifier()
-		if err != nil {
-			return err
-		}
-		c, err := opts.client()
+		c, v, err := logConnect(&opts.clientOptions, &opts.logKeyOptions)
 		if err != nil {
 			return err
 		}
