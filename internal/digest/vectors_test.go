@@ -114,7 +114,7 @@ func TestSerializationVectors(t *testing.T) {
 		t.Run(c.golden, func(t *testing.T) {
 			goldenPath := filepath.Join(base, c.golden)
 			if _, err := os.Stat(goldenPath); err != nil {
-				t.Skipf("no golden file: %v", err)
+				t.Fatalf("golden file missing: %v", err)
 			}
 			want := readGolden(t, goldenPath)
 			fx := strings.TrimSuffix(filepath.Base(c.golden), "_small_shards")
