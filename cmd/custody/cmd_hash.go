@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -45,13 +44,7 @@ Prints "DIGEST  PATH", or the whole manifest with --json.`,
 func runHash(ctx context.Context, stdout io.Writer, opts hashOptions, path string) error {
 	m, err := digest.Hash(ctx, path, opts.digestOptions())
 	if err != nil {
-		if errors.Is(err, digest.ErrBadOptions) {
-			return &usageError{msg: err.Error()}
-		}
-		if errors.Is(err, digest.ErrRefused) || errors.Is(err, digest.ErrChanged) || errors.Is(err, digest.ErrEmptyModel) {
-			return notHold(err)
-		}
-		return err
+		return checkError(err)
 	}
 	if opts.JSON {
 		enc := json.NewEncoder(stdout)

@@ -72,7 +72,7 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// checkError maps errors from hashing a model for a check (verify, exec):
+// checkError maps errors from hashing a model (hash, verify, exec):
 // a model that is refused, changed, empty or different does not hold (exit
 // 1); everything else (I/O, usage) could not be checked (exit 2).
 func checkError(err error) error {
