@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -94,7 +95,8 @@ func runExec(ctx context.Context, stderr io.Writer, opts execOptions, argv []str
 		modelPath = opts.Model
 	}
 	if err != nil {
-		if mm, ok := err.(*digest.MismatchError); ok {
+		var mm *digest.MismatchError
+		if errors.As(err, &mm) {
 			fmt.Fprint(stderr, mm.Diff.String())
 		}
 		return checkError(fmt.Errorf("not starting %s: %s: %w", argv[0], opts.Model, err))
