@@ -159,6 +159,27 @@ type Token struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Approval records that an approver vouched for a model version. There
+// is at most one per (model, version, approver).
+type Approval struct {
+	Model    string    `json:"model"`
+	Version  string    `json:"version"`
+	Approver string    `json:"approver"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// VersionStatus marks a model version, e.g. "bad" after a rollback away
+// from it. There is at most one per version.
+type VersionStatus struct {
+	Model   string    `json:"model"`
+	Version string    `json:"version"`
+	Status  string    `json:"status"`
+	Reason  string    `json:"reason,omitempty"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+}
+
 // Event is one entry of the change journal: every state change appends
 // exactly one, in the transaction that makes the change. Seq is assigned by
 // the store, increasing in insertion order (PostgreSQL sequences may leave
@@ -194,6 +215,12 @@ type Reader interface {
 	// ordered by ID.
 	RunsWithInput(ctx context.Context, ds DatasetRef) ([]Run, error)
 	GetToken(ctx context.Context, id string) (*Token, error)
+	// ListApprovals returns the approvals of a version, ordered by time
+	// then approver (empty, not ErrNotFound, when there are none).
+	ListApprovals(ctx context.Context, model, version string) ([]Approval, error)
+	// GetVersionStatus returns the status record of a version;
+	// ErrNotFound if it has none.
+	GetVersionStatus(ctx context.Context, model, version string) (*VersionStatus, error)
 	// Events returns events with Seq > after, oldest first.
 	Events(ctx context.Context, after int64, limit int) ([]Event, error)
 
@@ -229,6 +256,12 @@ type Tx interface {
 	CreateRun(ctx context.Context, r *Run) error
 	// CreateToken inserts t; ErrExists if the ID is taken.
 	CreateToken(ctx context.Context, t *Token) error
+	// CreateApproval inserts a; ErrExists if the approver already
+	// approved the version.
+	CreateApproval(ctx context.Context, a *Approval) error
+	// CreateVersionStatus inserts st; ErrExists if the version already
+	// has a status record.
+	CreateVersionStatus(ctx context.Context, st *VersionStatus) error
 	// AppendEvent journals a state change and sets e.Seq.
 	AppendEvent(ctx context.Context, e *Event) error
 
