@@ -21,7 +21,7 @@ type Role string
 const (
 	RoleViewer    Role = "viewer"    // read everything
 	RolePublisher Role = "publisher" // read; register models, versions, datasets
-	RoleApprover  Role = "approver"  // read; move aliases
+	RoleApprover  Role = "approver"  // read; approve versions, move aliases
 	RoleAdmin     Role = "admin"     // everything, including tokens
 )
 
@@ -44,15 +44,16 @@ type Permission string
 const (
 	PermRead     Permission = "read"
 	PermPublish  Permission = "publish" // models, versions, datasets
-	PermAlias    Permission = "alias"   // set and remove aliases
+	PermAlias    Permission = "alias"   // set and remove aliases, promote, roll back
+	PermApprove  Permission = "approve" // approve versions
 	PermAdminTok Permission = "tokens"  // create tokens
 )
 
 var grants = map[Role][]Permission{
 	RoleViewer:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
-	RoleApprover:  {PermRead, PermAlias},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok},
+	RoleApprover:  {PermRead, PermAlias, PermApprove},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermApprove, PermAdminTok},
 }
 
 // Can reports whether the role grants p.

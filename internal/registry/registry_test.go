@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go.uber.org/goleak"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,10 +17,13 @@ import (
 	"github.com/custody-ml/custody/internal/dvc"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
+	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/custody-ml/custody/internal/store/sqlite"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	os.Exit(pgtest.RunTests(m, func(c *pgtest.Cluster, err error) { cluster, clusterErr = c, err }))
+}
 
 // edVerifier is a test SignatureVerifier: a bundle is {"digest": PIN,
 // "sig": base64(ed25519(PIN))}. It stands in for the OMS verifier at the
