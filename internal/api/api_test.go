@@ -213,11 +213,11 @@ func TestRoleMatrix(t *testing.T) {
 		"POST /api/v1/models/{name}/versions/{version}/approvals": func() any { return ApproveBody{Comment: "ok"} },
 		"POST /api/v1/models/{name}/aliases/{alias}/promote":      func() any { return PromoteBody{Version: "2"} },
 		"POST /api/v1/models/{name}/aliases/{alias}/rollback":     func() any { return RollbackBody{Reason: "matrix"} },
-		"PUT /api/v1/models/{name}":                      func() any { return ModelBody{Description: "d"} },
-		"PUT /api/v1/models/{name}/versions/{version}":   func() any { return e.registerBody("seed weights") },
-		"PUT /api/v1/models/{name}/aliases/{alias}":      func() any { return AliasBody{Version: "1"} },
-		"PUT /api/v1/datasets/{name}/versions/{version}": func() any { return datasetBody("a,b\n") },
-		"POST /api/v1/tokens":                            func() any { return TokenBody{Role: "viewer"} },
+		"PUT /api/v1/models/{name}":                               func() any { return ModelBody{Description: "d"} },
+		"PUT /api/v1/models/{name}/versions/{version}":            func() any { return e.registerBody("seed weights") },
+		"PUT /api/v1/models/{name}/aliases/{alias}":               func() any { return AliasBody{Version: "1"} },
+		"PUT /api/v1/datasets/{name}/versions/{version}":          func() any { return datasetBody("a,b\n") },
+		"POST /api/v1/tokens":                                     func() any { return TokenBody{Role: "viewer"} },
 	}
 	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
 		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1")
