@@ -88,8 +88,10 @@ func FuzzDecodeSmallBodies(f *testing.F) {
 	f.Add([]byte(`{"role":"admin","name":"ci"}`))
 	f.Add([]byte(`{"version":"1","version":"2"}`))
 	f.Add([]byte("\xef\xbb\xbf{}"))
+	f.Add([]byte(`{"comment":"eval ok"}`))
+	f.Add([]byte(`{"to":"1","reason":"error rate up"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, v := range []any{&AliasBody{}, &ModelBody{}, &TokenBody{}} {
+		for _, v := range []any{&AliasBody{}, &ModelBody{}, &TokenBody{}, &ApproveBody{}, &PromoteBody{}, &RollbackBody{}} {
 			err := decodeStrict(bytes.NewReader(data), 1024, v)
 			if err != nil {
 				c := classify(err)
