@@ -246,14 +246,17 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 	if err != nil {
 		return nil, err
 	}
+	// One entry per alias the version has held, with the latest time it
+	// moved there: the input stays small however often an alias flips.
 	for _, al := range aliases {
 		h, err := r.AliasHistory(ctx, v.Model, al.Alias)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range h {
-			if e.Version == v.Version {
-				promotions = append(promotions, map[string]any{"alias": e.Alias, "time": timeString(e.At)})
+		for i := len(h) - 1; i >= 0; i-- {
+			if h[i].Version == v.Version {
+				promotions = append(promotions, map[string]any{"alias": h[i].Alias, "time": timeString(h[i].At)})
+				break
 			}
 		}
 	}

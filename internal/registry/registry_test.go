@@ -76,7 +76,7 @@ func newFixture(t *testing.T, hooks ...registry.TxHook) *fixture {
 	return f
 }
 
-func (f *fixture) manifest(t *testing.T, content string) digest.Manifest {
+func (f *fixture) manifest(t testing.TB, content string) digest.Manifest {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "model.bin")
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -94,7 +94,7 @@ func (f *fixture) sign(m digest.Manifest) json.RawMessage {
 	return b
 }
 
-func (f *fixture) request(t *testing.T, model, version, content string) registry.RegisterRequest {
+func (f *fixture) request(t testing.TB, model, version, content string) registry.RegisterRequest {
 	m := f.manifest(t, content)
 	return registry.RegisterRequest{Model: model, Version: version, Manifest: m, Signatures: []json.RawMessage{f.sign(m)}, URI: "s3://models/" + model, Format: "safetensors"}
 }
