@@ -389,8 +389,13 @@ func TestTokens(t *testing.T) {
 	flip := []byte(plain)
 	flip[len(flip)-1] ^= 1
 	secret := plain[len("cst_")+13:]
-	for _, bad := range []string{"", "cst_", string(flip), plain + "x", "cst_" + strings.Repeat("0", 12) + "_" + secret,
-		"cst_" + strings.ToUpper(tok.ID) + "_" + secret, base64.StdEncoding.EncodeToString([]byte(plain))} {
+	bads := []string{"", "cst_", string(flip), plain + "x", "cst_" + strings.Repeat("0", 12) + "_" + secret,
+		base64.StdEncoding.EncodeToString([]byte(plain))}
+	// An id of digits only has no upper case (about 1 run in 300).
+	if up := strings.ToUpper(tok.ID); up != tok.ID {
+		bads = append(bads, "cst_"+up+"_"+secret)
+	}
+	for _, bad := range bads {
 		if _, err := f.svc.Authenticate(ctx, bad); !errors.Is(err, registry.ErrUnauthenticated) {
 			t.Errorf("Authenticate(%q) = %v, want ErrUnauthenticated", bad, err)
 		}
