@@ -18,6 +18,7 @@ import (
 	"github.com/custody-ml/custody/internal/store/postgres"
 	"github.com/custody-ml/custody/internal/store/postgres/pgtest"
 	"github.com/custody-ml/custody/internal/store/sqlite"
+	"github.com/custody-ml/custody/internal/tlog"
 )
 
 var (
@@ -27,13 +28,24 @@ var (
 
 // backends opens a fresh store of each kind: SQLite and PostgreSQL.
 func backends(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	backends2(t, func(t *testing.T, a, _ store.Store) { fn(t, a) })
+}
+
+// backends2 opens two handles on one fresh database of each kind, as two
+// servers sharing it have.
+func backends2(t *testing.T, fn func(t *testing.T, a, b store.Store)) {
 	t.Run("sqlite", func(t *testing.T) {
-		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
-		if err != nil {
-			t.Fatal(err)
+		path := filepath.Join(t.TempDir(), "r.db")
+		open := func() store.Store {
+			st, err := sqlite.Open(t.Context(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
 		}
-		t.Cleanup(func() { st.Close() })
-		fn(t, st)
+		a := open()
+		fn(t, a, open())
 	})
 	t.Run("postgres", func(t *testing.T) {
 		if clusterErr != nil {
@@ -46,12 +58,16 @@ func backends(t *testing.T, fn func(t *testing.T, st store.Store)) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, err := postgres.Open(t.Context(), url)
-		if err != nil {
-			t.Fatal(err)
+		open := func() store.Store {
+			st, err := postgres.Open(t.Context(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
 		}
-		t.Cleanup(func() { st.Close() })
-		fn(t, st)
+		a := open()
+		fn(t, a, open())
 	})
 }
 
@@ -59,15 +75,22 @@ func backends(t *testing.T, fn func(t *testing.T, st store.Store)) {
 // a minimum accuracy of 0.9 and production protected.
 func gatedFixture(t *testing.T, st store.Store) *fixture {
 	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	return gatedFixtureKey(t, st, priv)
+}
+
+// gatedFixtureKey is gatedFixture trusting priv's public key, with the
+// transparency log hooked in.
+func gatedFixtureKey(t *testing.T, st store.Store, priv ed25519.PrivateKey) *fixture {
+	t.Helper()
 	gate, err := policy.NewDefault(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, _ := ed25519.GenerateKey(nil)
 	f := &fixture{st: st, priv: priv, clock: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	f.svc = registry.New(st, registry.Options{Verifier: edVerifier{pub}, Gate: gate, ProtectedAliases: []string{"production"},
-		PolicyConfig: map[string]any{"min_metrics": map[string]any{"accuracy": 0.9}},
-		Now:          func() time.Time { return f.clock }})
+	f.svc = registry.New(st, registry.Options{Verifier: edVerifier{priv.Public().(ed25519.PublicKey)}, Gate: gate, ProtectedAliases: []string{"production"},
+		PolicyConfig: map[string]any{"min_metrics": map[string]any{"accuracy": 0.9}}, Hooks: []registry.TxHook{tlog.Hook{}},
+		Now: func() time.Time { return f.clock }})
 	return f
 }
 
@@ -287,4 +310,91 @@ func TestNoGateFailsClosed(t *testing.T) {
 	if st, _ := f.svc.VersionState(t.Context(), "m", "1"); len(st.Approvals) != 0 {
 		t.Fatal("approved without a gate")
 	}
+}
+
+// TestConcurrentPromotions: two services on two handles of one database
+// (two servers) promote and roll back concurrently. The alias history stays
+// a chain (each change's previous target is the one before it), and every
+// change through policy has its allowing decision logged just before it.
+func TestConcurrentPromotions(t *testing.T) {
+	backends2(t, func(t *testing.T, st, st2 store.Store) {
+		f := gatedFixture(t, st)
+		for _, v := range []string{"1", "2", "3", "4"} {
+			f.register(t, admin, v, "w"+v, "safe", 0.95)
+			if _, _, err := f.svc.Approve(t.Context(), approver, "m", v, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g := gatedFixtureKey(t, st2, f.priv) // a second server on the same database
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for w, svc := range []*registry.Service{f.svc, g.svc} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 8 {
+					v := []string{"1", "2", "3", "4"}[(i+w)%4]
+					_, err := svc.Promote(context.Background(), approver, "m", v, "production")
+					if i%3 == 2 {
+						_, err = svc.Rollback(context.Background(), approver, "m", "production", "flip")
+					}
+					if err != nil && !errors.Is(err, registry.ErrPolicyDenied) && !errors.Is(err, registry.ErrConflict) {
+						errs <- err
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		h, err := f.svc.AliasHistory(t.Context(), "m", "production")
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev := ""
+		for i, e := range h {
+			if e.Previous != prev {
+				t.Fatalf("change %d: previous %q, but the alias pointed at %q", i, e.Previous, prev)
+			}
+			prev = e.Version
+		}
+		// In the log (where one transaction's entries are contiguous), each
+		// alias.set follows an allowing decision on it (a rollback's bad
+		// mark may sit between).
+		n, err := st.LogSize(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := st.LogEntries(t.Context(), 0, int(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var es []*tlog.Entry
+		for _, b := range raw {
+			e, err := tlog.ParseEntry(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			es = append(es, e)
+		}
+		sets := 0
+		for i, e := range es {
+			if e.Type != "alias.set" {
+				continue
+			}
+			sets++
+			j := i - 1
+			if es[j].Type == "version.status" {
+				j--
+			}
+			if es[j].Type != "policy.decision" || es[j].Data["allow"] != true {
+				t.Fatalf("alias change %v is not preceded by an allowing decision: %s %v", e.Data, es[j].Type, es[j].Data)
+			}
+		}
+		if sets != len(h) || sets == 0 {
+			t.Fatalf("%d alias.set events, %d history entries", sets, len(h))
+		}
+	})
 }
