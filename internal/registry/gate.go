@@ -241,24 +241,15 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 	for _, a := range as {
 		approvals = append(approvals, map[string]any{"approver": a.Approver, "comment": a.Comment, "time": timeString(a.At)})
 	}
+	// One entry per alias the version has held, with the latest time it
+	// moved there: the input stays small however often an alias flips.
 	promotions := []any{}
-	aliases, err := r.ListAliases(ctx, v.Model)
+	held, err := r.VersionAliases(ctx, v.Model, v.Version)
 	if err != nil {
 		return nil, err
 	}
-	// One entry per alias the version has held, with the latest time it
-	// moved there: the input stays small however often an alias flips.
-	for _, al := range aliases {
-		h, err := r.AliasHistory(ctx, v.Model, al.Alias)
-		if err != nil {
-			return nil, err
-		}
-		for i := len(h) - 1; i >= 0; i-- {
-			if h[i].Version == v.Version {
-				promotions = append(promotions, map[string]any{"alias": h[i].Alias, "time": timeString(h[i].At)})
-				break
-			}
-		}
+	for _, e := range held {
+		promotions = append(promotions, map[string]any{"alias": e.Alias, "time": timeString(e.At)})
 	}
 	contracts, err := contractResults(ctx, r, v)
 	if err != nil {

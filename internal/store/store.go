@@ -209,6 +209,9 @@ type Reader interface {
 	AliasHistory(ctx context.Context, model, alias string) ([]AliasEvent, error)
 	// ListAliases returns the latest event of every alias of model.
 	ListAliases(ctx context.Context, model string) ([]AliasEvent, error)
+	// VersionAliases returns, for every alias that ever pointed at the
+	// version, the latest event that moved it there, ordered by alias.
+	VersionAliases(ctx context.Context, model, version string) ([]AliasEvent, error)
 	GetDataset(ctx context.Context, name, version string) (*Dataset, error)
 	GetRun(ctx context.Context, id string) (*Run, error)
 	// RunsWithInput returns the runs that read the dataset version,

@@ -354,6 +354,10 @@ func (r reader) ListAliases(ctx context.Context, model string) ([]store.AliasEve
 	return r.aliases(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE seq IN (SELECT MAX(seq) FROM alias_events WHERE model = ? GROUP BY alias) ORDER BY alias", model)
 }
 
+func (r reader) VersionAliases(ctx context.Context, model, version string) ([]store.AliasEvent, error) {
+	return r.aliases(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE seq IN (SELECT MAX(seq) FROM alias_events WHERE model = ? AND version = ? GROUP BY alias) ORDER BY alias", model, version)
+}
+
 const datasetCols = "name, version, digest, dvc_md5, source_uri, size, rows, files, created_by, created_at"
 
 func scanDataset(sc scanner) (*store.Dataset, error) {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,6 +282,31 @@ func testAliases(t *testing.T, s store.Store) {
 	}
 	if len(all) != 2 || all[0].Alias != "production" || all[0].Version != "1" || all[1].Alias != "staging" || all[1].Version != "2" {
 		t.Fatalf("ListAliases = %+v", all)
+	}
+	held := func(v string) string {
+		es, err := s.VersionAliases(ctx, "m", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			if e.Version != v {
+				t.Fatalf("VersionAliases(%s) returned %+v", v, e)
+			}
+			out = append(out, fmt.Sprintf("%s@%s", e.Alias, e.At.Sub(t0)))
+		}
+		return strings.Join(out, " ")
+	}
+	// 1 held production twice (the latest counts); 2 held production and
+	// staging; 9 never held anything.
+	if got := held("1"); got != "production@3h0m0s" {
+		t.Errorf("VersionAliases(1) = %q", got)
+	}
+	if got := held("2"); got != "production@1h0m0s staging@0s" {
+		t.Errorf("VersionAliases(2) = %q", got)
+	}
+	if got := held("9"); got != "" {
+		t.Errorf("VersionAliases(9) = %q", got)
 	}
 }
 
