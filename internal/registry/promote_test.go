@@ -398,3 +398,43 @@ func TestConcurrentPromotions(t *testing.T) {
 		}
 	})
 }
+
+// TestRegisterDenied: a register policy that denies keeps the version out,
+// and the denial is logged alone.
+func TestRegisterDenied(t *testing.T) {
+	srcs := []policy.Source{{Name: "register.rego", Text: `package custody.register
+
+deny contains "register needs a safe scan" if input.version.scan.verdict != "safe"
+
+deny contains "register needs a safe scan" if not input.version.scan.verdict
+
+allow if count(deny) == 0
+`}}
+	gate, err := policy.New(t.Context(), srcs, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	pub := f.priv.Public().(ed25519.PublicKey)
+	f.svc = registry.New(f.st, registry.Options{Verifier: edVerifier{pub}, Gate: gate})
+	_, _, err = f.svc.RegisterVersion(t.Context(), publisher, f.request(t, "m", "1", "w"))
+	wantDenied(t, err, "register needs a safe scan")
+	if _, err := f.svc.GetVersion(t.Context(), "m", "1"); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("denied version exists: %v", err)
+	}
+	if got := f.decisions(t); !slices.Equal(got, []string{"register m@1 deny"}) {
+		t.Fatalf("decisions %q", got)
+	}
+	if evs := f.events(t); len(evs) != 1 {
+		t.Fatalf("a denied registration changed state: %+v", evs)
+	}
+	req := f.request(t, "m", "1", "w")
+	req.ScanVerdict = "safe"
+	if _, created, err := f.svc.RegisterVersion(t.Context(), publisher, req); err != nil || !created {
+		t.Fatalf("register safe: %v %v", created, err)
+	}
+	// The other decisions are undefined in this policy: they fail closed.
+	if _, _, err := f.svc.Approve(t.Context(), approver, "m", "1", ""); !errors.Is(err, registry.ErrPolicyFailed) {
+		t.Fatalf("Approve with no approve policy = %v", err)
+	}
+}
