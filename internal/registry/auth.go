@@ -23,10 +23,11 @@ const (
 	RolePublisher Role = "publisher" // read; register models, versions, datasets
 	RoleApprover  Role = "approver"  // read; move aliases
 	RoleAdmin     Role = "admin"     // everything, including tokens
+	RoleIngester  Role = "ingester"  // log predictions and labels, nothing else
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleAdmin}
+var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleAdmin, RoleIngester}
 
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
@@ -35,7 +36,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", invalidf("unknown role %q (want viewer, publisher, approver or admin)", truncate(s))
+	return "", invalidf("unknown role %q (want viewer, publisher, approver, admin or ingester)", truncate(s))
 }
 
 // Permission is an action a role may be granted.
@@ -46,13 +47,17 @@ const (
 	PermPublish  Permission = "publish" // models, versions, datasets
 	PermAlias    Permission = "alias"   // set and remove aliases
 	PermAdminTok Permission = "tokens"  // create tokens
+	PermIngest   Permission = "ingest"  // log predictions and labels
 )
 
 var grants = map[Role][]Permission{
 	RoleViewer:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
 	RoleApprover:  {PermRead, PermAlias},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermIngest},
+	// An ingester cannot read the registry: resolving a record's digest
+	// to a version happens inside the server.
+	RoleIngester: {PermIngest},
 }
 
 // Can reports whether the role grants p.
