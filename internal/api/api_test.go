@@ -62,13 +62,12 @@ func newEnv(t *testing.T, opts Options) *env {
 		t.Fatal(err)
 	}
 	opts.Log, opts.LogVerifierKey = tlog.New(st, signer), vkey
-	pst, err := predsql.OpenDir(t.Context(), t.TempDir(), predsql.Options{})
+	opts.Metrics = NewMetrics()
+	pst, err := predsql.OpenDir(t.Context(), t.TempDir(), predsql.Options{OnCommit: opts.Metrics.ObserveCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.Predictions == nil {
-		opts.Predictions = predict.New(svc, pst, predict.Options{})
-	}
+	opts.Predictions = predict.New(svc, pst, predict.Options{Observers: []predict.Observer{opts.Metrics}})
 	h, err := New(svc, opts)
 	if err != nil {
 		t.Fatal(err)

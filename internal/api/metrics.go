@@ -18,7 +18,8 @@ import (
 // (never the global one), served at /metrics. Label values are bounded:
 // model names and 16-hex digest prefixes only (never request ids), and at
 // most [MaxModelLabels] distinct (model, prefix) pairs; further pairs are
-// counted under model="other", model_sha256_prefix="other".
+// counted under model="other", model_sha256_prefix="other". Records
+// rejected before their model was resolved count under model="unresolved".
 type Metrics struct {
 	Requests     atomic.Int64 // all responses
 	ClientErrors atomic.Int64 // 4xx
@@ -118,7 +119,7 @@ func (m *Metrics) observe(status int) {
 // the cap into "other".
 func (m *Metrics) bound(model, prefix string) (string, string) {
 	if model == "" {
-		return "unregistered", ""
+		return "unresolved", ""
 	}
 	k := [2]string{model, prefix}
 	m.mu.Lock()

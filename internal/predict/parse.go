@@ -357,7 +357,7 @@ func parseTime(raw json.RawMessage, required bool) (time.Time, error) {
 }
 
 func normDigest(s string) (string, error) {
-	h := strings.ToLower(strings.TrimPrefix(s, "sha256:"))
+	h := strings.TrimPrefix(strings.ToLower(s), "sha256:")
 	if len(h) != 16 && len(h) != 64 {
 		return "", errors.New(`model_sha256 must be "sha256:<64 hex>" or a 16-hex-digit prefix`)
 	}

@@ -3,7 +3,7 @@ package predsql_test
 import (
 	"errors"
 	"os"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/custody-ml/custody/internal/predstore"
