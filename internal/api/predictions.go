@@ -9,6 +9,16 @@ import (
 	"github.com/custody-ml/custody/internal/predict"
 )
 
+// IngestResult is the data of a POST /api/v1/predictions response.
+type IngestResult = predict.IngestResult
+
+// LabelResult is the data of a POST /api/v1/labels response.
+type LabelResult = predict.LabelResult
+
+// PredictionLookup is the data of a GET /api/v1/predictions/{request_id}
+// response.
+type PredictionLookup = predict.Lookup
+
 // bodyFormat reads how an ingest body is encoded: NDJSON (Content-Type
 // application/x-ndjson) or JSON, gzip-compressed or not (Content-Encoding).
 func bodyFormat(r *http.Request) (ndjson, gzipped bool, err error) {
