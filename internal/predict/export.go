@@ -28,7 +28,7 @@ type ExportRow struct {
 	Score       *float64 `parquet:"score,optional" json:"score,omitempty"`
 	Segment     string   `parquet:"segment,json" json:"-"`
 	LatencyMS   *float64 `parquet:"latency_ms,optional" json:"latency_ms,omitempty"`
-	Label       *string  `parquet:"label,optional,json" json:"-"`
+	Label       *string  `parquet:"label,optional" json:"-"`
 	LabelTS     *int64   `parquet:"label_ts,optional,timestamp(nanosecond)" json:"-"`
 }
 
