@@ -26,13 +26,15 @@ func OpenDir(ctx context.Context, dir string, opts Options) (*DB, error) {
 }
 
 // OpenSQLite opens (creating it) the SQLite prediction database at path:
-// WAL mode, synchronous=FULL (every commit fsyncs the WAL).
+// WAL mode, synchronous=FULL (every commit fsyncs the WAL). Statement
+// journals stay in memory (temp_store) and the WAL is checkpointed every
+// 64 MiB rather than every 4 MiB: both measured to matter for ingest.
 func OpenSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("predsql: database path %q must not contain '?' or '#'", path)
 	}
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
-		"&_pragma=cache_size(-65536)&_txlock=immediate"
+		"&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open %s: %w", path, err)

@@ -16,7 +16,8 @@
 // # Schema
 //
 //	predictions(id serial, request_id UNIQUE, ts (Unix ns), model, version,
-//	            chash (16 bytes of SHA-256 of doc), doc (the record as JSON))
+//	            digest ("sha256:<hex>"), chash (16-byte content hash),
+//	            doc (JSON: features, prediction, segment, latency_ms))
 //	  index (model, ts)          -- export and retention
 //	prediction_labels(request_id PRIMARY KEY, label (JSON), ts (Unix ns))
 //	prediction_models(model PRIMARY KEY)  -- models that have records
@@ -33,6 +34,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,6 +102,34 @@ type job struct {
 
 var errClosed = errors.New("prediction store is closed")
 
+// body is what the doc column holds: the record's fields that have no
+// column of their own.
+type body struct {
+	Features   json.RawMessage `json:"features,omitempty"`
+	Prediction json.RawMessage `json:"prediction"`
+	Segment    json.RawMessage `json:"segment,omitempty"`
+	LatencyMS  *float64        `json:"latency_ms,omitempty"`
+}
+
+// contentHash identifies a record's content for idempotence: SHA-256 over
+// the columns and the doc, truncated to 16 bytes.
+func contentHash(r *predstore.Record, doc []byte) [16]byte {
+	h := sha256.New()
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(r.TS.UnixNano()))
+	h.Write(ts[:])
+	for _, s := range []string{r.RequestID, r.Model, r.Version, r.Digest} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	h.Write(doc)
+	var out [16]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
 func open(ctx context.Context, db *sql.DB, d dialect, opts Options, lock string) (*DB, error) {
 	if opts.MaxGroup <= 0 {
 		opts.MaxGroup = 50_000
@@ -152,14 +182,14 @@ func (s *DB) Append(ctx context.Context, recs []predstore.Record) ([]predstore.O
 		if recs[i].RequestID == "" {
 			return nil, fmt.Errorf("record %d has no request id", i)
 		}
-		recs[i].TS = recs[i].TS.UTC()
-		doc, err := json.Marshal(&recs[i])
+		r := &recs[i]
+		r.TS = r.TS.UTC()
+		doc, err := json.Marshal(body{Features: r.Features, Prediction: r.Prediction, Segment: r.Segment, LatencyMS: r.LatencyMS})
 		if err != nil {
 			return nil, fmt.Errorf("failed to encode record %d: %w", i, err)
 		}
 		j.docs[i] = doc
-		sum := sha256.Sum256(doc)
-		copy(j.hashes[i][:], sum[:16])
+		j.hashes[i] = contentHash(r, doc)
 	}
 	if err := s.submit(ctx, j); err != nil {
 		return nil, err
@@ -320,13 +350,13 @@ func (s *DB) appendTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][
 		seen[id] = j.hashes[i]
 		fresh = append(fresh, i)
 	}
-	const cols = 6
+	const cols = 7
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), s.d.maxRows)]
 		fresh = fresh[len(chunk):]
 		var b strings.Builder
 		b.Grow(64 + len(chunk)*40)
-		b.WriteString("INSERT INTO predictions(request_id, ts, model, version, chash, doc) VALUES ")
+		b.WriteString("INSERT INTO predictions(request_id, ts, model, version, digest, chash, doc) VALUES ")
 		args := make([]any, 0, len(chunk)*cols)
 		for k, i := range chunk {
 			if k > 0 {
@@ -341,7 +371,7 @@ func (s *DB) appendTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][
 			}
 			b.WriteByte(')')
 			r := &j.recs[i]
-			args = append(args, r.RequestID, r.TS.UnixNano(), r.Model, r.Version, j.hashes[i][:], string(j.docs[i]))
+			args = append(args, r.RequestID, r.TS.UnixNano(), r.Model, r.Version, r.Digest, j.hashes[i][:], string(j.docs[i]))
 			models[r.Model] = true
 		}
 		b.WriteString(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
@@ -500,28 +530,41 @@ func (s *DB) deleteTx(ctx context.Context, tx *sql.Tx, j *job) error {
 
 // Get implements predstore.Store: two index lookups.
 func (s *DB) Get(ctx context.Context, requestID string) (*predstore.Record, *predstore.Label, error) {
-	var doc string
-	var label sql.NullString
-	var lts sql.NullInt64
-	err := s.db.QueryRowContext(ctx, "SELECT p.doc, l.label, l.ts FROM predictions p LEFT JOIN prediction_labels l ON l.request_id = p.request_id WHERE p.request_id = "+s.ph(0), requestID).Scan(&doc, &label, &lts)
+	var row scanned
+	err := s.db.QueryRowContext(ctx, selectRecord+" WHERE p.request_id = "+s.ph(0), requestID).Scan(row.dest()...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, fmt.Errorf("prediction %q: %w", requestID, predstore.ErrNotFound)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("failed to look up prediction: %w", err)
 	}
-	return decode(requestID, doc, label, lts)
+	return row.decode()
 }
 
-func decode(id, doc string, label sql.NullString, lts sql.NullInt64) (*predstore.Record, *predstore.Label, error) {
-	var r predstore.Record
-	if err := json.Unmarshal([]byte(doc), &r); err != nil {
-		return nil, nil, fmt.Errorf("stored prediction %q is corrupt: %w", id, err)
+const selectRecord = "SELECT p.request_id, p.ts, p.model, p.version, p.digest, p.doc, l.label, l.ts FROM predictions p LEFT JOIN prediction_labels l ON l.request_id = p.request_id"
+
+type scanned struct {
+	id, model, version, digest, doc string
+	ts                              int64
+	label                           sql.NullString
+	lts                             sql.NullInt64
+}
+
+func (r *scanned) dest() []any {
+	return []any{&r.id, &r.ts, &r.model, &r.version, &r.digest, &r.doc, &r.label, &r.lts}
+}
+
+func (r *scanned) decode() (*predstore.Record, *predstore.Label, error) {
+	var b body
+	if err := json.Unmarshal([]byte(r.doc), &b); err != nil {
+		return nil, nil, fmt.Errorf("stored prediction %q is corrupt: %w", r.id, err)
 	}
-	if !label.Valid {
-		return &r, nil, nil
+	rec := &predstore.Record{RequestID: r.id, TS: time.Unix(0, r.ts).UTC(), Model: r.model, Version: r.version, Digest: r.digest,
+		Features: b.Features, Prediction: b.Prediction, Segment: b.Segment, LatencyMS: b.LatencyMS}
+	if !r.label.Valid {
+		return rec, nil, nil
 	}
-	return &r, &predstore.Label{RequestID: r.RequestID, Label: json.RawMessage(label.String), TS: time.Unix(0, lts.Int64).UTC()}, nil
+	return rec, &predstore.Label{RequestID: r.id, Label: json.RawMessage(r.label.String), TS: time.Unix(0, r.lts.Int64).UTC()}, nil
 }
 
 // Export implements predstore.Store.
@@ -542,19 +585,17 @@ func (s *DB) Export(ctx context.Context, q predstore.ExportQuery, fn func(*preds
 		since = q.Since.UnixNano()
 	}
 	for _, m := range models {
-		rows, err := s.db.QueryContext(ctx, "SELECT p.request_id, p.doc, l.label, l.ts FROM predictions p LEFT JOIN prediction_labels l ON l.request_id = p.request_id WHERE p.model = "+s.ph(0)+" AND p.ts >= "+s.ph(1)+" AND p.ts < "+s.ph(2)+" ORDER BY p.ts, p.id", m, since, until)
+		rows, err := s.db.QueryContext(ctx, selectRecord+" WHERE p.model = "+s.ph(0)+" AND p.ts >= "+s.ph(1)+" AND p.ts < "+s.ph(2)+" ORDER BY p.ts, p.id", m, since, until)
 		if err != nil {
 			return fmt.Errorf("failed to export: %w", err)
 		}
 		for rows.Next() {
-			var id, doc string
-			var label sql.NullString
-			var lts sql.NullInt64
-			if err := rows.Scan(&id, &doc, &label, &lts); err != nil {
+			var row scanned
+			if err := rows.Scan(row.dest()...); err != nil {
 				rows.Close()
 				return err
 			}
-			r, l, err := decode(id, doc, label, lts)
+			r, l, err := row.decode()
 			if err == nil {
 				err = fn(r, l)
 			}
@@ -601,6 +642,7 @@ var migrations = []func(d dialect) []string{
 				ts BIGINT NOT NULL,
 				model TEXT NOT NULL,
 				version TEXT NOT NULL,
+				digest TEXT NOT NULL,
 				chash ` + d.blob + ` NOT NULL,
 				doc TEXT NOT NULL
 			)`,
