@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/custody-ml/custody/internal/predict"
+	"github.com/custody-ml/custody/internal/predstore"
 	"github.com/custody-ml/custody/internal/registry"
 )
 
@@ -240,4 +243,43 @@ func grep(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// The shipped Grafana dashboard queries only metrics the server exports
+// (the proxy's custody_proxy_* metrics are the proxy's).
+func TestDashboardMetrics(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/grafana/custody.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(raw) {
+		t.Fatal("dashboard is not JSON")
+	}
+	m := NewMetrics()
+	// Touch the vectors so that they are gathered.
+	m.ObserveIngest(&predict.IngestResult{Outcomes: []predict.Outcome{{Kind: "stored", Model: "m", Prefix: "0123456789abcdef"}}}, time.Millisecond)
+	m.ObserveLabels(&predict.LabelResult{})
+	lat := 1.0
+	m.Observe(t.Context(), []predstore.Record{{Model: "m", Digest: "sha256:" + strings.Repeat("0", 64), Prediction: json.RawMessage("0.5"), LatencyMS: &lat}})
+	fams, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, f := range fams {
+		have[f.GetName()] = true
+	}
+	used := regexp.MustCompile(`\b(custody_[a-z0-9_]+|process_[a-z_]+|go_[a-z_]+)`).FindAllString(string(raw), -1)
+	if len(used) == 0 {
+		t.Fatal("no metrics in the dashboard")
+	}
+	for _, name := range used {
+		if strings.HasPrefix(name, "custody_proxy_") {
+			continue
+		}
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if !have[name] && !have[base] {
+			t.Errorf("dashboard uses %s, which the server does not export", name)
+		}
+	}
 }
