@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,6 +109,7 @@ func BenchmarkIngest(b *testing.B) {
 		wg   sync.WaitGroup
 	)
 	b.ResetTimer()
+	cpu0 := procCPU(b, srv.Process.Pid)
 	deadline := time.Now().Add(time.Duration(secs) * time.Second)
 	start := time.Now()
 	for w := range clients {
@@ -147,6 +149,7 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	wg.Wait()
 	el := time.Since(start)
+	cpu := procCPU(b, srv.Process.Pid) - cpu0
 	b.StopTimer()
 	rate := float64(n) / el.Seconds()
 	b.ReportMetric(rate, "predictions/s")
@@ -155,7 +158,11 @@ func BenchmarkIngest(b *testing.B) {
 	b.ReportMetric(base, "baseline_store_predictions/s")
 	fmt.Printf("ingest over HTTP: %d records in %.1fs = %.0f predictions/s durable (batch %d, %d clients, gzip %v); ack p50 %v p99 %v\n",
 		n, el.Seconds(), rate, per, clients, gz, pct(lats, 0.5), pct(lats, 0.99))
-	fmt.Printf("baseline (store.Append in process, no HTTP/parsing): %.0f predictions/s; HTTP/baseline ratio %.2f\n", base, rate/base)
+	fmt.Printf("baseline (store.Append in process, parsing included, no HTTP): %.0f predictions/s; HTTP/baseline ratio %.2f\n", base, rate/base)
+	perRec := cpu.Seconds() / float64(n) * 1e6
+	b.ReportMetric(perRec, "server_cpu_us/record")
+	fmt.Printf("server CPU: %.1fs for %d records = %.1f µs/record (%.2f cores busy on average; machine load average %s)\n",
+		cpu.Seconds(), n, perRec, cpu.Seconds()/el.Seconds(), loadavg())
 	srv.Process.Kill()
 	srv.Wait()
 }
@@ -226,4 +233,23 @@ func BenchmarkLookup(b *testing.B) {
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50_ms")
 	fmt.Printf("lookup by request id in %d records through the API: p50 %v p99 %v; baseline (10,000 records) p50 %v p99 %v; p99 ratio %.2f\n",
 		total, p50, p99, bp50, bp99, float64(p99)/float64(bp99))
+}
+
+// procCPU returns the user+system CPU time a process has used so far.
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 (1-based) of the whole line, in clock ticks (100/s).
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func loadavg() string {
+	raw, _ := os.ReadFile("/proc/loadavg")
+	return strings.Join(strings.Fields(string(raw))[:3], " ")
 }

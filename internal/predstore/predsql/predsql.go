@@ -75,6 +75,8 @@ type DB struct {
 	quit  chan struct{}
 	done  chan struct{}
 	close sync.Once
+	// insertFull is the prepared insert of maxRows records (writer only).
+	insertFull *sql.Stmt
 }
 
 type jobKind int
@@ -154,6 +156,9 @@ func (s *DB) ph(i int) string {
 func (s *DB) Close() error {
 	s.close.Do(func() { close(s.quit) })
 	<-s.done
+	if s.insertFull != nil {
+		s.insertFull.Close()
+	}
 	return s.db.Close()
 }
 
@@ -375,7 +380,20 @@ func (s *DB) appendTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][
 			models[r.Model] = true
 		}
 		b.WriteString(" ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
-		rows, err := tx.QueryContext(ctx, b.String(), args...)
+		var rows *sql.Rows
+		var err error
+		if len(chunk) == s.d.maxRows {
+			// Full chunks reuse one prepared statement: SQLite would
+			// otherwise parse thousands of placeholders per chunk.
+			if s.insertFull == nil {
+				if s.insertFull, err = s.db.PrepareContext(ctx, b.String()); err != nil {
+					return fmt.Errorf("failed to prepare the insert: %w", err)
+				}
+			}
+			rows, err = tx.StmtContext(ctx, s.insertFull).QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, b.String(), args...)
+		}
 		if err != nil {
 			return fmt.Errorf("failed to insert predictions: %w", err)
 		}
