@@ -108,3 +108,33 @@ func FuzzParseBatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseLabels: never panics; accepted labels are numbers or strings
+// with a request id that passes CheckRequestID.
+func FuzzParseLabels(f *testing.F) {
+	f.Add([]byte(`[{"request_id": "r1", "label": 1}, {"request_id": "r2", "label": "cat", "ts": 1700000000}]`), false)
+	f.Add([]byte(`{"request_id": "r1", "label": null}`+"\n"+`{"label": 1}`), true)
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		in, err := ParseLabels(bytes.NewReader(body), ndjson, false, DefaultLimits(), time.Unix(1e9, 0))
+		if err != nil {
+			return
+		}
+		for _, l := range in {
+			if l.Reason != "" {
+				continue
+			}
+			if CheckRequestID(l.Label.RequestID) != nil || len(l.Label.Label) == 0 || l.Label.TS.IsZero() {
+				t.Fatalf("accepted %+v", l.Label)
+			}
+			var v any
+			if err := json.Unmarshal(l.Label.Label, &v); err != nil {
+				t.Fatalf("label %s is not JSON", l.Label.Label)
+			}
+			switch v.(type) {
+			case float64, string:
+			default:
+				t.Fatalf("label %s is neither a number nor a string", l.Label.Label)
+			}
+		}
+	})
+}
