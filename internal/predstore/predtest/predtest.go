@@ -179,6 +179,50 @@ func Run(t *testing.T, open func(t *testing.T) predstore.Store) {
 			t.Fatalf("label of deleted record = %v, %v", out, err)
 		}
 	})
+	t.Run("LargeBatch", func(t *testing.T) {
+		s := open(t)
+		defer s.Close()
+		ctx := t.Context()
+		var recs []predstore.Record
+		for i := range 2500 {
+			recs = append(recs, Rec(fmt.Sprintf("big-%d", i), "m", t0.Add(time.Duration(i)), float64(i)))
+		}
+		for round, want := range []predstore.Outcome{predstore.Stored, predstore.Duplicate} {
+			out, err := s.Append(ctx, recs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, o := range out {
+				if o != want {
+					t.Fatalf("round %d: record %d is %v, want %v", round, i, o, want)
+				}
+			}
+		}
+		// Half new, half changed: chunks mixing inserts and conflicts.
+		for i := range recs {
+			if i%2 == 0 {
+				recs[i].RequestID += "-new"
+			} else {
+				recs[i].Prediction = json.RawMessage("-1")
+			}
+		}
+		out, err := s.Append(ctx, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range out {
+			if want := []predstore.Outcome{predstore.Stored, predstore.Conflict}[i%2]; o != want {
+				t.Fatalf("record %d is %v, want %v", i, o, want)
+			}
+		}
+		n := 0
+		if err := s.Export(ctx, predstore.ExportQuery{Model: "m"}, func(*predstore.Record, *predstore.Label) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 2500+1250 {
+			t.Fatalf("%d records, want %d", n, 3750)
+		}
+	})
 	t.Run("Concurrent", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
