@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -398,11 +399,45 @@ func flatObject(what string, m map[string]json.RawMessage, maxKeys int, lim Limi
 			return nil, fmt.Errorf("%s.%s must be a string", what, truncate(k))
 		}
 	}
-	out, err := json.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", what, err)
+	// Sorted keys, values as sent (scalars carry no whitespace): the same
+	// input always gives the same bytes, without a reflective re-encode.
+	keys := make([]string, 0, len(m))
+	n := 2
+	for k, v := range m {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 4
 	}
-	return out, nil
+	slices.Sort(keys)
+	out := make([]byte, 0, n)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendString(out, k)
+		out = append(out, ':')
+		out = append(out, bytes.TrimSpace(m[k])...)
+	}
+	return append(out, '}'), nil
+}
+
+// appendString appends s as a JSON string (s is valid UTF-8: it came out
+// of the JSON decoder).
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }
 
 // parsePrediction checks a prediction: a number, a string (class) or an

@@ -31,6 +31,7 @@
 package predsql
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -113,6 +114,54 @@ type body struct {
 	LatencyMS  *float64        `json:"latency_ms,omitempty"`
 }
 
+// encodeBody is json.Marshal(body{...}) without reflection: the parts are
+// JSON already (checked here, compacted only if needed).
+func encodeBody(r *predstore.Record) ([]byte, error) {
+	b := make([]byte, 0, 48+len(r.Features)+len(r.Prediction)+len(r.Segment))
+	part := func(key string, v json.RawMessage) error {
+		if len(v) == 0 {
+			return nil
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, key...)
+		if !json.Valid(v) {
+			return fmt.Errorf("%s is not JSON", key)
+		}
+		if bytes.ContainsAny(v, " \t\r\n") {
+			var c bytes.Buffer
+			json.Compact(&c, v)
+			v = c.Bytes()
+		}
+		b = append(b, v...)
+		return nil
+	}
+	b = append(b, '{')
+	if err := part(`"features":`, r.Features); err != nil {
+		return nil, err
+	}
+	if len(r.Prediction) == 0 {
+		return nil, errors.New("no prediction")
+	}
+	if err := part(`"prediction":`, r.Prediction); err != nil {
+		return nil, err
+	}
+	if err := part(`"segment":`, r.Segment); err != nil {
+		return nil, err
+	}
+	if r.LatencyMS != nil {
+		lat, err := json.Marshal(*r.LatencyMS)
+		if err != nil {
+			return nil, err
+		}
+		if err := part(`"latency_ms":`, lat); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
 // contentHash identifies a record's content for idempotence: SHA-256 over
 // the columns and the doc, truncated to 16 bytes.
 func contentHash(r *predstore.Record, doc []byte) [16]byte {
@@ -189,7 +238,7 @@ func (s *DB) Append(ctx context.Context, recs []predstore.Record) ([]predstore.O
 		}
 		r := &recs[i]
 		r.TS = r.TS.UTC()
-		doc, err := json.Marshal(body{Features: r.Features, Prediction: r.Prediction, Segment: r.Segment, LatencyMS: r.LatencyMS})
+		doc, err := encodeBody(r)
 		if err != nil {
 			return nil, fmt.Errorf("failed to encode record %d: %w", i, err)
 		}
