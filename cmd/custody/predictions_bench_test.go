@@ -38,7 +38,8 @@ func pct(d []time.Duration, p float64) time.Duration {
 
 // BenchmarkIngest is the ingest load generator: CUSTODY_BENCH_CLIENTS
 // concurrent clients (default 8) post NDJSON batches of
-// CUSTODY_BENCH_BATCH records (default 1000; gzip if CUSTODY_BENCH_GZIP=1)
+// CUSTODY_BENCH_BATCH records (default 1000; gzip if CUSTODY_BENCH_GZIP=1,
+// compressed by the client per request, which costs client CPU)
 // over loopback to a real `custody server` on SQLite (synchronous=FULL)
 // for CUSTODY_BENCH_SECONDS (default 10). It reports durable predictions/s
 // and the p50/p99 acknowledgement latency, and as the baseline the rate of
@@ -93,13 +94,6 @@ func BenchmarkIngest(b *testing.B) {
 	bodies := make([][]byte, 64)
 	for i := range bodies {
 		bodies[i] = batch("x", per, e.digest)
-		if gz {
-			var z bytes.Buffer
-			zw := gzip.NewWriter(&z)
-			zw.Write(bodies[i])
-			zw.Close()
-			bodies[i] = z.Bytes()
-		}
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	var (
@@ -118,7 +112,11 @@ func BenchmarkIngest(b *testing.B) {
 				// Unique request ids: rewrite the prefix "x-" in place.
 				body := bytes.ReplaceAll(bodies[i%len(bodies)], []byte(`"x-`), fmt.Appendf(nil, `"c%d-%d-`, w, i))
 				if gz {
-					body = bodies[i%len(bodies)] // server-generated ids would differ; ids repeat: count duplicates too
+					var z bytes.Buffer
+					zw := gzip.NewWriter(&z)
+					zw.Write(body)
+					zw.Close()
+					body = z.Bytes()
 				}
 				req, _ := http.NewRequest("POST", url+"/api/v1/predictions", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+e.ingester)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -124,6 +125,15 @@ func TestIngestAndLookup(t *testing.T) {
 	if code, _ := e.do(view, "GET", "/api/v1/predictions/zzz", nil); code != 404 {
 		t.Fatalf("unknown id: %d", code)
 	}
+	// Any printable id round-trips through the path (escaped as the client does).
+	odd := `a/b?c%d#e"f`
+	code, env = e.post(ing, "/api/v1/predictions", "", false, []byte(`{"ts": 1, "request_id": "a/b?c%d#e\"f", "model": "m", "model_sha256": "`+pfx+`", "prediction": 1}`))
+	if code != 200 || !strings.Contains(string(env.Data), `"stored":1`) {
+		t.Fatalf("odd id: %d %s", code, env.Data)
+	}
+	if code, env := e.do(view, "GET", "/api/v1/predictions/"+url.PathEscape(odd), nil); code != 200 || !strings.Contains(string(env.Data), `"request_id":"a/b?c%d#e\"f"`) {
+		t.Fatalf("lookup of an odd id: %d %s", code, env.Data)
+	}
 
 	// Labels: unknown ids rejected one by one; a later label replaces.
 	code, env = e.post(ing, "/api/v1/labels", "", false, []byte(`[{"request_id": "a1", "label": "no"}, {"request_id": "zz", "label": 1}, {"request_id": "a1", "label": "yes", "ts": "2026-03-10T00:00:00Z"}, {"request_id": "a1"}]`))
@@ -149,10 +159,10 @@ func TestIngestAndLookup(t *testing.T) {
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`custody_predictions_total{model="m",model_sha256_prefix="` + pfx + `",outcome="stored"} 5`,
+		`custody_predictions_total{model="m",model_sha256_prefix="` + pfx + `",outcome="stored"} 6`,
 		`custody_predictions_total{model="m",model_sha256_prefix="` + pfx + `",outcome="duplicate"} 2`,
 		`custody_predictions_total{model="unresolved",model_sha256_prefix="",outcome="rejected"} 10`,
-		`custody_prediction_score_count{model="m",model_sha256_prefix="` + pfx + `"} 3`,
+		`custody_prediction_score_count{model="m",model_sha256_prefix="` + pfx + `"} 4`,
 		`custody_prediction_latency_seconds_count{model="m",model_sha256_prefix="` + pfx + `"} 2`,
 		`custody_prediction_labels_total{outcome="stored"} 2`,
 		"custody_prediction_commit_seconds_bucket", "custody_prediction_ingest_batch_records_bucket",
