@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,7 @@ func newPredictionsIngestCommand(labels bool) *cobra.Command {
 		Short: short,
 		Long: short + `.
 
-The file is sent gzip-compressed in one request (needs the ingester or admin
+The records are sent as gzip-compressed NDJSON, 10,000 per request (needs the ingester or admin
 role). Exit status 1 if the server rejected any record; the reasons are
 printed.`,
 		Args: cobra.ExactArgs(1),
@@ -68,31 +69,60 @@ func runPredictionsIngest(ctx context.Context, stdout io.Writer, opts prediction
 	if err != nil {
 		return err
 	}
-	// A JSON array starts with '['; anything else is sent as NDJSON.
-	ndjson := !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("["))
-	var z bytes.Buffer
-	zw := gzip.NewWriter(&z)
-	zw.Write(raw)
-	if err := zw.Close(); err != nil {
-		return err
+	recs, err := splitRecords(raw)
+	if err != nil {
+		return usagef("%s: %v", path, err)
 	}
+	// Sent as gzip-compressed NDJSON in batches the server accepts.
 	var rejected []predict.Rejection
 	var out any
 	var summary string
+	pres := &predict.IngestResult{Rejected: []predict.Rejection{}, RequestIDs: []string{}}
+	lres := &predict.LabelResult{Rejected: []predict.Rejection{}}
+	for off := 0; off < len(recs) || off == 0; off += ingestBatch {
+		chunk := recs[off:min(len(recs), off+ingestBatch)]
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		for _, r := range chunk {
+			zw.Write(r)
+			zw.Write([]byte("\n"))
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		if labels {
+			res, err := c.IngestLabels(ctx, &z, true, true)
+			if err != nil {
+				return serverError(err)
+			}
+			lres.Stored += res.Stored
+			for _, r := range res.Rejected {
+				r.Index += off
+				lres.Rejected = append(lres.Rejected, r)
+			}
+		} else {
+			res, err := c.IngestPredictions(ctx, &z, true, true)
+			if err != nil {
+				return serverError(err)
+			}
+			pres.Stored += res.Stored
+			pres.Duplicates += res.Duplicates
+			pres.RequestIDs = append(pres.RequestIDs, res.RequestIDs...)
+			for _, r := range res.Rejected {
+				r.Index += off
+				pres.Rejected = append(pres.Rejected, r)
+			}
+		}
+		if len(recs) == 0 {
+			break
+		}
+	}
 	if labels {
-		res, err := c.IngestLabels(ctx, &z, ndjson, true)
-		if err != nil {
-			return serverError(err)
-		}
-		out, rejected = res, res.Rejected
-		summary = fmt.Sprintf("stored %d labels, rejected %d", res.Stored, len(res.Rejected))
+		out, rejected = lres, lres.Rejected
+		summary = fmt.Sprintf("stored %d labels, rejected %d", lres.Stored, len(lres.Rejected))
 	} else {
-		res, err := c.IngestPredictions(ctx, &z, ndjson, true)
-		if err != nil {
-			return serverError(err)
-		}
-		out, rejected = res, res.Rejected
-		summary = fmt.Sprintf("stored %d, duplicates %d, rejected %d", res.Stored, res.Duplicates, len(res.Rejected))
+		out, rejected = pres, pres.Rejected
+		summary = fmt.Sprintf("stored %d, duplicates %d, rejected %d", pres.Stored, pres.Duplicates, len(pres.Rejected))
 	}
 	if opts.JSON {
 		if err := printJSON(stdout, out); err != nil {
@@ -108,6 +138,36 @@ func runPredictionsIngest(ctx context.Context, stdout io.Writer, opts prediction
 		return notHold(fmt.Errorf("%d records rejected", len(rejected)))
 	}
 	return nil
+}
+
+// ingestBatch is the number of records per request of `predictions
+// ingest` and `label`.
+const ingestBatch = 10_000
+
+// splitRecords returns the records of a file: the elements of a JSON
+// array, or the non-blank lines of NDJSON (sent as they are: the server
+// rejects bad ones one by one).
+func splitRecords(raw []byte) ([]json.RawMessage, error) {
+	t := bytes.TrimSpace(raw)
+	if bytes.HasPrefix(t, []byte("[")) {
+		var recs []json.RawMessage
+		if err := json.Unmarshal(t, &recs); err != nil {
+			return nil, fmt.Errorf("not a JSON array of records: %v", err)
+		}
+		for i, r := range recs {
+			var c bytes.Buffer
+			json.Compact(&c, r)
+			recs[i] = c.Bytes()
+		}
+		return recs, nil
+	}
+	var recs []json.RawMessage
+	for line := range bytes.Lines(t) {
+		if l := bytes.TrimSpace(line); len(l) > 0 {
+			recs = append(recs, l)
+		}
+	}
+	return recs, nil
 }
 
 type predictionsGetOptions struct {
