@@ -42,9 +42,9 @@ func newPredictionsIngestCommand(labels bool) *cobra.Command {
 		Short: short,
 		Long: short + `.
 
-The records are sent as gzip-compressed NDJSON, 10,000 per request (needs the ingester or admin
-role). Exit status 1 if the server rejected any record; the reasons are
-printed.`,
+The records are sent as gzip-compressed NDJSON, 10,000 per request (needs
+the ingester or admin role). Exit status 1 if the server rejected any
+record; the reasons are printed (indexes count from 0 over the whole file).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPredictionsIngest(cmd.Context(), cmd.OutOrStdout(), opts, args[0], labels)
