@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -145,4 +146,26 @@ func TestPredictionsSurviveKill(t *testing.T) {
 		t.Fatalf("lookup after restart: %+v %v", l, err)
 	}
 	t.Logf("%d records acknowledged before SIGKILL, all present after restart", len(acked)*perBatch)
+}
+
+// A file larger than one request is sent in batches; rejection indexes
+// count over the whole file.
+func TestPredictionsIngestBatches(t *testing.T) {
+	e := newPredictionEnv(t)
+	_, url, _ := startServer(t, e.dir, "--trusted-key", e.keyPub)
+	e.register(t, url)
+	lines := bytes.Split(bytes.TrimSpace(batch("f", 25_001, e.digest)), []byte("\n"))
+	lines[20_005] = []byte(`{"ts": 1, "model": "m"}`)
+	file := filepath.Join(t.TempDir(), "p.ndjson")
+	os.WriteFile(file, append(bytes.Join(lines, []byte("\n")), '\n'), 0o644)
+	cmd := exec.Command("custody", "predictions", "ingest", file)
+	cmd.Env = append(os.Environ(), "CUSTODY_SERVER="+url, "CUSTODY_TOKEN="+e.ingester)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1: %s", err, out)
+	}
+	if !strings.Contains(string(out), "stored 25000, duplicates 0, rejected 1") || !strings.Contains(string(out), "record 20005 ()") {
+		t.Fatalf("output %s", out)
+	}
 }
