@@ -73,7 +73,7 @@ type Auditor struct {
 	aliases    map[aliasKey][]*Entry
 	aliasIdx   map[aliasKey][]int64 // the leaf index of each logged alias change
 	aliasOrder []aliasKey
-	deploys    map[int64]bool // logged deployment IDs
+	deploys    map[int64]bool   // logged deployment IDs
 	events     map[int64]string // journal seq → "type subject" as logged
 }
 
