@@ -110,8 +110,14 @@ func Prepare(ctx context.Context, t *Target, opts FileOptions) (*Prepared, error
 	if want.Digest != t.Digest {
 		return nil, refuse(ErrDisagrees, "the manifest of %s@%s pins %s, the log says %s", t.Model, t.Version, want.Digest, t.Digest)
 	}
+	// Signatures first (cheap): a version no trusted key signed is refused
+	// before its files are read or copied.
+	signers, err := verifySignatures(ctx, t, opts.Trust, want)
+	if err != nil {
+		return nil, err
+	}
 	exp := digest.Expected{Digest: t.Digest, Manifest: want}
-	p := &Prepared{Target: t}
+	p := &Prepared{Target: t, Signers: signers}
 	var (
 		m    *digest.Manifest
 		path string
@@ -137,22 +143,11 @@ func Prepare(ctx context.Context, t *Target, opts FileOptions) (*Prepared, error
 		}
 		return nil, fmt.Errorf("%s: %w", src, err)
 	}
-	if len(t.Record.Signatures) == 0 {
+	// The bytes served hash to the pin; the signatures must sign the
+	// manifest computed from them.
+	if _, err := verifySignatures(ctx, t, opts.Trust, m); err != nil {
 		p.Cleanup()
-		return nil, refuse(ErrUnsigned, "%s@%s has no signature", t.Model, t.Version)
-	}
-	var errs []error
-	for i, sg := range t.Record.Signatures {
-		s, err := opts.Trust.Verify(ctx, sg.Bundle, m)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("signature %d: %w", i+1, err))
-			continue
-		}
-		p.Signers = append(p.Signers, s.Identity)
-	}
-	if len(p.Signers) == 0 {
-		p.Cleanup()
-		return nil, refuse(ErrUnsigned, "no signature of %s@%s verifies under the trusted keys: %v", t.Model, t.Version, errors.Join(errs...))
+		return nil, err
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -164,4 +159,28 @@ func Prepare(ctx context.Context, t *Target, opts FileOptions) (*Prepared, error
 		p.Dir = filepath.Dir(abs)
 	}
 	return p, nil
+}
+
+// verifySignatures returns the identities of the version's signature
+// bundles that verify under trust and sign exactly m; at least one must.
+func verifySignatures(ctx context.Context, t *Target, trust SignatureVerifier, m *digest.Manifest) ([]string, error) {
+	if len(t.Record.Signatures) == 0 {
+		return nil, refuse(ErrUnsigned, "%s@%s has no signature", t.Model, t.Version)
+	}
+	var (
+		signers []string
+		errs    []error
+	)
+	for i, sg := range t.Record.Signatures {
+		s, err := trust.Verify(ctx, sg.Bundle, m)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("signature %d: %w", i+1, err))
+			continue
+		}
+		signers = append(signers, s.Identity)
+	}
+	if len(signers) == 0 {
+		return nil, refuse(ErrUnsigned, "no signature of %s@%s verifies under the trusted keys: %v", t.Model, t.Version, errors.Join(errs...))
+	}
+	return signers, nil
 }

@@ -341,3 +341,6 @@ func (t tileReader) ReadTiles(tiles []xtlog.Tile) ([][]byte, error) {
 }
 
 func (tileReader) SaveTiles([]xtlog.Tile, [][]byte) {}
+
+// Client returns the registry client the resolver uses.
+func (r *Resolver) Client() *client.Client { return r.c }
