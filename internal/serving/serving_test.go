@@ -51,7 +51,7 @@ type registryEnv struct {
 	proxy  *httptest.Server
 	mu     sync.Mutex
 	mutate func(r *http.Request, body []byte) []byte // rewrites responses
-	remap  func(path string) string                 // rewrites request paths
+	remap  func(path string) string                  // rewrites request paths
 }
 
 func newRegistryEnv(t *testing.T, skey string) *registryEnv {
@@ -515,4 +515,3 @@ func TestRefusesAliasWithoutIndex(t *testing.T) {
 	_, err := e.resolver("").Resolve(t.Context(), "m", "staging")
 	wantRefused(t, err, ErrNotProven)
 }
-
