@@ -40,7 +40,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // HTTP API) behind a proxy that a test can make lie: an attacker who
 // controls the server's answers, but not the log key.
 type registryEnv struct {
-	t      *testing.T
+	t      testing.TB
 	st     store.Store
 	svc    *registry.Service
 	key    crypto.Signer // the publisher's signing key (trusted)
@@ -54,7 +54,7 @@ type registryEnv struct {
 	remap  func(path string) string                  // rewrites request paths
 }
 
-func newRegistryEnv(t *testing.T, skey string) *registryEnv {
+func newRegistryEnv(t testing.TB, skey string) *registryEnv {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
