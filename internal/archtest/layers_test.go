@@ -45,6 +45,9 @@ func TestLayers(t *testing.T) {
 		// Policy evaluation is a pure function of policies and an input
 		// document: no transport, no store, no registry.
 		{"internal/policy", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
+		// Serving is a client of the registry: it reaches it over HTTP
+		// (internal/client) and never opens a store or serves the API.
+		{"internal/serving", []string{mod + "internal/store/sqlite", mod + "internal/store/postgres", mod + "internal/store/sqlstore", mod + "cmd/"}},
 		{"internal/attest", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
 	}
 	for _, r := range rules {

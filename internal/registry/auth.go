@@ -22,12 +22,13 @@ const (
 	RoleViewer    Role = "viewer"    // read everything
 	RolePublisher Role = "publisher" // read; register models, versions, datasets
 	RoleApprover  Role = "approver"  // read; move aliases
+	RoleDeployer  Role = "deployer"  // read; report deployments (serving processes)
 	RoleAdmin     Role = "admin"     // everything, including tokens
 	RoleIngester  Role = "ingester"  // log predictions and labels, nothing else
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleAdmin, RoleIngester}
+var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleDeployer, RoleAdmin, RoleIngester}
 
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
@@ -36,7 +37,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", invalidf("unknown role %q (want viewer, publisher, approver, admin or ingester)", truncate(s))
+	return "", invalidf("unknown role %q (want viewer, publisher, approver, deployer, admin or ingester)", truncate(s))
 }
 
 // Permission is an action a role may be granted.
@@ -47,6 +48,7 @@ const (
 	PermPublish  Permission = "publish" // models, versions, datasets
 	PermAlias    Permission = "alias"   // set and remove aliases
 	PermAdminTok Permission = "tokens"  // create tokens
+	PermDeploy   Permission = "deploy"  // report deployments
 	PermIngest   Permission = "ingest"  // log predictions and labels
 )
 
@@ -54,7 +56,8 @@ var grants = map[Role][]Permission{
 	RoleViewer:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
 	RoleApprover:  {PermRead, PermAlias},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermIngest},
+	RoleDeployer:  {PermRead, PermDeploy},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermDeploy, PermIngest},
 	// An ingester cannot read the registry: resolving a record's digest
 	// to a version happens inside the server.
 	RoleIngester: {PermIngest},
