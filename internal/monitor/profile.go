@@ -333,3 +333,9 @@ func (d *ProfileDrift) Breaches(ts Thresholds) []Breach {
 		Chi2Statistic: d.Chi2Statistic, Chi2PValue: d.Chi2PValue, CurrentMissingShare: d.CurrentMissingShare}
 	return ts.Check(&cd)
 }
+
+// ProfileEdges returns the bin edges a profile fixes for a numerical
+// reference sample (NaN and ±Inf are ignored); see BuildProfile.
+func ProfileEdges(sample []float64) []float64 {
+	return referenceEdges(finiteSorted(sample))
+}
