@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 
 	"github.com/custody-ml/custody/internal/monitor"
@@ -20,9 +19,9 @@ func init() { register(newMonitorCommand) }
 func newMonitorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Reference profiles for drift monitoring",
+		Short: "Reference profiles, monitors and their reports",
 	}
-	cmd.AddCommand(newMonitorProfileCommand())
+	cmd.AddCommand(newMonitorProfileCommand(), newMonitorRunCommand(), newMonitorReportCommand())
 	return cmd
 }
 
@@ -137,17 +136,4 @@ func runProfile(ctx context.Context, stdout io.Writer, opts profileOptions) erro
 }
 
 // readProfile reads a profile written by 'custody monitor profile'.
-func readProfile(path string) (*monitor.Profile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var p monitor.Profile
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("%s: not a profile: %w", path, err)
-	}
-	if p.Version != monitor.ProfileVersion {
-		return nil, fmt.Errorf("%s: profile version %d, want %d", path, p.Version, monitor.ProfileVersion)
-	}
-	return &p, nil
-}
+func readProfile(path string) (*monitor.Profile, error) { return monitor.ReadProfile(path) }

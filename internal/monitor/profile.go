@@ -1,14 +1,48 @@
 package monitor
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"slices"
 
 	"github.com/custody-ml/custody/internal/monitor/stats"
 	"github.com/custody-ml/custody/internal/monitor/summary"
 )
+
+// MaxProfileBytes caps the size of a profile file.
+const MaxProfileBytes = 256 << 20
+
+// ReadProfile reads a profile written by 'custody monitor profile' and
+// validates it.
+func ReadProfile(path string) (*Profile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxProfileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxProfileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes: %w", path, MaxProfileBytes, ErrInvalidInput)
+	}
+	var p Profile
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: not a profile: %w", path, err)
+	}
+	if p.Version != ProfileVersion {
+		return nil, fmt.Errorf("%s: profile version %d, want %d", path, p.Version, ProfileVersion)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &p, nil
+}
 
 // ProfileVersion is the version of the reference profile format.
 const ProfileVersion = 1

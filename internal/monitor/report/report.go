@@ -32,14 +32,13 @@ var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap
 	"time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 }).ParseFS(files, "report.html.tmpl"))
 
-// JSON writes the result as indented JSON.
-func JSON(w io.Writer, r *watch.Result) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(data, '\n'))
-	return err
+// JSON writes v (a *watch.Result or a list of them) as indented JSON,
+// without HTML escaping (">=" stays readable).
+func JSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // HTML writes the result as a self-contained HTML page.

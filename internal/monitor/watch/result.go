@@ -269,8 +269,12 @@ func (e *Engine) compute(sums map[string]*windowSummary, start, end time.Time) *
 		check(MetricResult{Metric: MetricParityRatio, Feature: f.Attribute, Value: fr.DemographicParityRatio, Threshold: *f.MinRatio, Direction: "<"})
 	}
 
-	// Drift of every profiled feature.
+	// Drift of every profiled feature, once the window has min_rows
+	// predictions (drift on a handful of rows is noise).
 	for _, cp := range e.ref.Columns {
+		if whole.Predictions < int64(m.MinRows) {
+			break
+		}
 		d, ok := e.featureDrift(&cp, whole)
 		if !ok {
 			continue

@@ -1,0 +1,127 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestScheduleAndRestart checks the schedule (EvaluateDue with a label
+// delay), that summaries and the breach streak survive a restart (a new
+// Set over the same store), and routing by model.
+func TestScheduleAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	prof, err := json.Marshal(referenceProfile(t, 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ref.json"), prof, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(strings.NewReader(`
+monitors:
+  - name: a
+    model: churn
+    reference: ref.json
+    window: 1h
+    label_delay: 30m
+    min_rows: 200
+    consecutive: 2
+    rollback: true
+  - name: b
+    model: other
+    reference: ref.json
+    window: 1h
+`), "cfg.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	var now atomic.Int64
+	now.Store(t0.Unix())
+	var rollbacks atomic.Int32
+	store, err := NewFileStore(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Set {
+		s, err := OpenSet(cfg, dir, SetOptions{Store: store,
+			Rollbacker: RollbackFunc(func(context.Context, string, string, string) error { rollbacks.Add(1); return nil }),
+			Options:    Options{Now: func() time.Time { return time.Unix(now.Load(), 0) }}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	batch := func(s *Set, i int, shift float64) {
+		rows := generate(t0.Add(time.Duration(i)*time.Hour), time.Hour, scenario{rows: 1000, seed: uint64(i), shift: shift})
+		var preds []Prediction
+		var labels []Label
+		for _, r := range rows {
+			preds = append(preds, r.prediction("churn"))
+			labels = append(labels, Label{Prediction: r.prediction("churn"), Label: map[int]string{0: "0", 1: "1"}[r.label]})
+		}
+		if err := s.ObserveBatch(t.Context(), preds, labels); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := open()
+	batch(s, 0, 0.3)
+	// The window has not ended plus the label delay: nothing is due.
+	now.Store(t0.Add(80 * time.Minute).Unix())
+	if rs, err := s.Engine("a").EvaluateDue(t.Context()); err != nil || len(rs) != 0 {
+		t.Fatalf("due too early: %d, %v", len(rs), err)
+	}
+	now.Store(t0.Add(91 * time.Minute).Unix())
+	rs, err := s.Engine("a").EvaluateDue(t.Context())
+	if err != nil || len(rs) != 1 || rs[0].Consecutive != 1 {
+		t.Fatalf("due: %v %v", rs, err)
+	}
+	if ws, _ := s.Engine("b").Windows(t.Context()); len(ws) != 0 {
+		t.Fatalf("monitor b got churn's records: %v", ws)
+	}
+	// Restart: the second breaching window completes the streak.
+	s = open()
+	batch(s, 1, 0.3)
+	now.Store(t0.Add(151 * time.Minute).Unix())
+	rs, err = s.Engine("a").EvaluateDue(t.Context())
+	if err != nil || len(rs) != 1 || rs[0].Consecutive != 2 || rs[0].Action == nil || rollbacks.Load() != 1 {
+		t.Fatalf("after restart: %+v %v, rollbacks %d", rs, err, rollbacks.Load())
+	}
+	// Evaluating an old window again replaces its result only.
+	r, err := s.Engine("a").Evaluate(t.Context(), t0)
+	if err != nil || !r.Reevaluated || r.Action != nil || rollbacks.Load() != 1 {
+		t.Fatalf("re-evaluation: %+v %v", r, err)
+	}
+	// Late labels for window 0 arriving after a restart are merged with
+	// the stored summaries.
+	s = open()
+	if err := s.ObserveBatch(t.Context(), nil, []Label{{Prediction: Prediction{TS: t0.Add(time.Minute), Model: "churn", Score: ptr(0.5)}, Label: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = s.Engine("a").Report(t.Context(), t0, t0.Add(time.Hour))
+	if err != nil || r.Labelled != 1001 || r.Predictions != 1000 {
+		t.Fatalf("late label: %d labelled, %v", r.Labelled, err)
+	}
+}
+
+func TestRunStops(t *testing.T) {
+	store, _ := NewFileStore(t.TempDir())
+	m := Monitor{Name: "r", Model: "m", Reference: "x", Window: Duration(time.Hour)}
+	e, err := New(m, referenceProfile(t, 10), Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Set{engines: []*Engine{e}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Run(ctx, time.Millisecond); close(done) }()
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	<-done
+}
