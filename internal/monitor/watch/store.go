@@ -1,8 +1,11 @@
 package watch
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,11 +49,13 @@ type SummaryStore interface {
 // FileStore is a SummaryStore in a directory:
 //
 //	DIR/MONITOR/windows/UNIXSTART/all.json        the whole window
-//	DIR/MONITOR/windows/UNIXSTART/s-HEX.json      segment HEX (hex of its name)
+//	DIR/MONITOR/windows/UNIXSTART/s-HASH.json     a segment; HASH is the hex of the first
+//	                                              16 bytes of SHA-256(segment name)
 //	DIR/MONITOR/results/UNIXSTART.json
 //	DIR/MONITOR/state.json
 //
-// Files are written atomically (internal/fileutil). One process at a time
+// A summary file holds the segment name as a JSON string, a newline, then
+// the data. Files are written atomically (internal/fileutil). One process at a time
 // may write a directory.
 type FileStore struct {
 	dir string
@@ -80,7 +85,8 @@ func segmentFile(segment string) string {
 	if segment == "" {
 		return "all.json"
 	}
-	return "s-" + hex.EncodeToString([]byte(segment)) + ".json"
+	h := sha256.Sum256([]byte(segment))
+	return "s-" + hex.EncodeToString(h[:16]) + ".json"
 }
 
 func (s *FileStore) write(path string, data []byte) error {
@@ -107,7 +113,10 @@ func (s *FileStore) SaveSummary(_ context.Context, monitor string, window time.T
 	if err != nil {
 		return err
 	}
-	return s.write(filepath.Join(d, "windows", windowName(window), segmentFile(segment)), data)
+	name, _ := json.Marshal(segment)
+	buf := make([]byte, 0, len(name)+1+len(data))
+	buf = append(append(append(buf, name...), '\n'), data...)
+	return s.write(filepath.Join(d, "windows", windowName(window), segmentFile(segment)), buf)
 }
 
 // LoadSummaries implements SummaryStore.
@@ -127,23 +136,19 @@ func (s *FileStore) LoadSummaries(_ context.Context, monitor string, window time
 	out := map[string][]byte{}
 	for _, e := range ents {
 		n := e.Name()
-		var seg string
-		switch {
-		case n == "all.json":
-		case strings.HasPrefix(n, "s-") && strings.HasSuffix(n, ".json"):
-			b, err := hex.DecodeString(strings.TrimSuffix(strings.TrimPrefix(n, "s-"), ".json"))
-			if err != nil {
-				continue
-			}
-			seg = string(b)
-		default:
+		if n != "all.json" && !(strings.HasPrefix(n, "s-") && strings.HasSuffix(n, ".json")) {
 			continue // temporary files
 		}
 		data, err := readCapped(filepath.Join(wd, n))
 		if err != nil {
 			return nil, fmt.Errorf("failed to read window summaries: %w", err)
 		}
-		out[seg] = data
+		head, body, ok := bytes.Cut(data, []byte{'\n'})
+		var seg string
+		if !ok || json.Unmarshal(head, &seg) != nil || segmentFile(seg) != n {
+			return nil, fmt.Errorf("%s: not a summary file", filepath.Join(wd, n))
+		}
+		out[seg] = body
 	}
 	return out, nil
 }

@@ -66,6 +66,9 @@ func ParsePrediction(raw json.RawMessage, positiveClass string) (score *float64,
 		if err := json.Unmarshal(raw, &class); err != nil {
 			return nil, "", fmt.Errorf("prediction: %v", err)
 		}
+		if class == "" {
+			return nil, "", errors.New("prediction: empty class name")
+		}
 		return nil, class, nil
 	case '{':
 		var m map[string]float64
@@ -76,7 +79,13 @@ func ParsePrediction(raw json.RawMessage, positiveClass string) (score *float64,
 			return nil, "", errors.New("prediction: empty object")
 		}
 		keys := make([]string, 0, len(m))
-		for k := range m {
+		for k, p := range m {
+			if k == "" {
+				return nil, "", errors.New("prediction: empty class name")
+			}
+			if math.IsNaN(p) {
+				return nil, "", fmt.Errorf("prediction: probability of %q is not a number", k)
+			}
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
