@@ -217,5 +217,8 @@ func binLabel(d *watch.FeatureDrift, i int) string {
 	case i == len(e):
 		return "> " + num(e[len(e)-1])
 	}
+	if i == len(e)-1 {
+		return "[" + num(e[i-1]) + ", " + num(e[i]) + "]" // numpy closes the last bin
+	}
 	return "[" + num(e[i-1]) + ", " + num(e[i]) + ")"
 }

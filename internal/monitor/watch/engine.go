@@ -77,10 +77,11 @@ type Alert struct {
 
 // Options are an Engine's collaborators.
 type Options struct {
-	Store      SummaryStore // required
-	Rollbacker Rollbacker   // nil: rollbacks are recorded as not possible
-	Alerter    Alerter      // nil: no alerts
-	Logger     *slog.Logger // nil: discard
+	Store      SummaryStore    // required
+	Rollbacker Rollbacker      // nil: rollbacks are recorded as not possible
+	Alerter    Alerter         // nil: no alerts
+	Logger     *slog.Logger    // nil: discard
+	Metrics    *MonitorMetrics // nil: no metrics
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -95,7 +96,6 @@ type Engine struct {
 	mu      sync.Mutex
 	windows map[int64]*window
 	latest  time.Time // start of the newest window observed
-	dropped int64     // records older than the kept windows
 }
 
 // state is what an Engine persists besides summaries.
@@ -211,9 +211,12 @@ func (e *Engine) ObservePrediction(ctx context.Context, p Prediction) (bool, err
 	}
 	w, err := e.window(ctx, start)
 	if err != nil || w == nil {
-		e.dropped++
+		if err == nil {
+			e.opts.Metrics.count(e.m.Name, "prediction", false)
+		}
 		return false, err
 	}
+	e.opts.Metrics.count(e.m.Name, "prediction", true)
 	e.addPrediction(e.segmentSummary(w, ""), &p)
 	for _, seg := range e.segmentNames(w, &p) {
 		e.segmentSummary(w, seg).Predictions++
@@ -231,9 +234,12 @@ func (e *Engine) ObserveLabel(ctx context.Context, l Label) (bool, error) {
 	start := e.WindowStart(l.Prediction.TS)
 	w, err := e.window(ctx, start)
 	if err != nil || w == nil {
-		e.dropped++
+		if err == nil {
+			e.opts.Metrics.count(e.m.Name, "label", false)
+		}
 		return false, err
 	}
+	e.opts.Metrics.count(e.m.Name, "label", true)
 	e.addLabel(e.segmentSummary(w, ""), &l)
 	for _, seg := range e.segmentNames(w, &l.Prediction) {
 		e.addLabel(e.segmentSummary(w, seg), &l)
@@ -423,6 +429,7 @@ func (e *Engine) evaluateLocked(ctx context.Context, start time.Time) (*Result, 
 	if err := e.opts.Store.SaveResult(ctx, e.m.Name, start, data); err != nil {
 		return nil, fmt.Errorf("failed to save the result of monitor %s: %w", e.m.Name, err)
 	}
+	e.opts.Metrics.observe(r)
 	e.log.Info("window evaluated", "window", start.Format(time.RFC3339), "status", r.Status,
 		"consecutive", r.Consecutive, "rows", r.Labelled)
 	return r, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/custody-ml/custody/internal/monitor"
 	"github.com/custody-ml/custody/internal/monitor/alert"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 var sports = []string{"MLB", "NBA", "NFL"}
@@ -232,7 +233,8 @@ monitors:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(m, referenceProfile(t, bins), Options{Store: store, Rollbacker: rb, Alerter: al})
+	reg := prometheus.NewRegistry()
+	e, err := New(m, referenceProfile(t, bins), Options{Store: store, Rollbacker: rb, Alerter: al, Metrics: NewMonitorMetrics(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +304,20 @@ monitors:
 		t.Fatalf("%d requests for %d alerts", recv.seen, len(recv.events))
 	}
 
+	// Metrics.
+	for name, want := range map[string]float64{
+		`custody_monitor_rollbacks_total{monitor="churn-prod",result="ok"}`:                 1,
+		`custody_monitor_alerts_total{event="breach",monitor="churn-prod",result="sent"}`:   5,
+		`custody_monitor_alerts_total{event="rollback",monitor="churn-prod",result="sent"}`: 1,
+		`custody_monitor_evaluations_total{monitor="churn-prod",status="breached"}`:         5,
+		`custody_monitor_consecutive_breaches{monitor="churn-prod"}`:                        2,
+		`custody_monitor_observations_total{kind="label",monitor="churn-prod"}`:             24000,
+	} {
+		if got := gathered(t, reg)[name]; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+
 	// Results are stored; the report over several windows merges them.
 	hist, err := e.Results(ctx, 0)
 	if err != nil || len(hist) != len(plan) {
@@ -314,6 +330,27 @@ monitors:
 	if rep.Windows != 3 || rep.Predictions != 9000 {
 		t.Fatalf("merged report: %d windows, %d predictions", rep.Windows, rep.Predictions)
 	}
+}
+
+// gathered returns every sample of reg by its name{labels} text.
+func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			out[mf.GetName()+"{"+strings.Join(labels, ",")+"}"] = v
+		}
+	}
+	return out
 }
 
 func (m mapEnv) get(k string) string { return m[k] }
