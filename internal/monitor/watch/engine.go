@@ -93,7 +93,11 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 
+	// mu guards the in-memory windows (ingest, flush, loading); evalMu
+	// serialises evaluations and the streak state, so that a slow
+	// rollback or webhook never blocks ingest.
 	mu      sync.Mutex
+	evalMu  sync.Mutex
 	windows map[int64]*window
 	latest  time.Time // start of the newest window observed
 }
@@ -297,8 +301,20 @@ func (e *Engine) flushLocked(ctx context.Context) error {
 	return nil
 }
 
+// snapshot flushes and returns merged copies of the summaries of the
+// windows starting in [from, to).
+func (e *Engine) snapshot(ctx context.Context, from, to time.Time) (map[string]*windowSummary, int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.flushLocked(ctx); err != nil {
+		return nil, 0, err
+	}
+	return e.load(ctx, from, to)
+}
+
 // load returns the summaries of the windows starting in [from, to),
-// merged: one summary per segment.
+// merged into fresh summaries (one per segment) that share nothing with
+// the in-memory windows.
 func (e *Engine) load(ctx context.Context, from, to time.Time) (map[string]*windowSummary, int, error) {
 	out := map[string]*windowSummary{}
 	n := 0
@@ -354,12 +370,7 @@ func (e *Engine) load(ctx context.Context, from, to time.Time) (map[string]*wind
 // merged together, without recording anything: O(bins × segments ×
 // windows), whatever the number of observations.
 func (e *Engine) Report(ctx context.Context, from, to time.Time) (*Result, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.flushLocked(ctx); err != nil {
-		return nil, err
-	}
-	sums, n, err := e.load(ctx, from, to)
+	sums, n, err := e.snapshot(ctx, from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -375,18 +386,15 @@ func (e *Engine) Report(ctx context.Context, from, to time.Time) (*Result, error
 // breach, rolls the alias back when a rollback metric has breached in
 // Consecutive windows in a row, and stores the result.
 func (e *Engine) Evaluate(ctx context.Context, t time.Time) (*Result, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	start := e.WindowStart(t)
-	return e.evaluateLocked(ctx, start)
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
+	return e.evaluate(ctx, e.WindowStart(t))
 }
 
-func (e *Engine) evaluateLocked(ctx context.Context, start time.Time) (*Result, error) {
-	if err := e.flushLocked(ctx); err != nil {
-		return nil, err
-	}
+// evaluate runs with evalMu held.
+func (e *Engine) evaluate(ctx context.Context, start time.Time) (*Result, error) {
 	end := start.Add(e.windowLen())
-	sums, n, err := e.load(ctx, start, end)
+	sums, n, err := e.snapshot(ctx, start, end)
 	if err != nil {
 		return nil, err
 	}
@@ -507,16 +515,13 @@ func (e *Engine) saveState(ctx context.Context, st state) error {
 // least LabelDelay ago and is newer than the last evaluated one. This is
 // what a schedule calls.
 func (e *Engine) EvaluateDue(ctx context.Context) ([]*Result, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.flushLocked(ctx); err != nil {
-		return nil, err
-	}
+	e.evalMu.Lock()
+	defer e.evalMu.Unlock()
 	st, err := e.loadState(ctx)
 	if err != nil {
 		return nil, err
 	}
-	stored, err := e.opts.Store.Windows(ctx, e.m.Name)
+	stored, err := e.Windows(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +534,7 @@ func (e *Engine) EvaluateDue(ctx context.Context) ([]*Result, error) {
 		if ws.Add(e.windowLen() + time.Duration(e.m.LabelDelay)).After(now) {
 			break
 		}
-		r, err := e.evaluateLocked(ctx, ws)
+		r, err := e.evaluate(ctx, ws)
 		if err != nil {
 			return out, err
 		}

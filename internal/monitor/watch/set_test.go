@@ -125,3 +125,44 @@ func TestRunStops(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestIngestDuringSlowRollback: a rollback (or webhook) in progress must
+// not block ingest. If it did, this test would deadlock.
+func TestIngestDuringSlowRollback(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	rb := RollbackFunc(func(ctx context.Context, _, _, _ string) error {
+		close(entered)
+		<-release
+		return nil
+	})
+	store, _ := NewFileStore(t.TempDir())
+	m := Monitor{Name: "slow", Model: "churn", Reference: "r", Window: Duration(time.Hour), Consecutive: 1, Rollback: true, MinRows: 10}
+	e, err := New(m, referenceProfile(t, 10), Options{Store: store, Rollbacker: rb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	feed(t, e, generate(t0, time.Hour, scenario{rows: 500, seed: 3, shift: 0.4}))
+	done := make(chan *Result)
+	go func() {
+		r, err := e.Evaluate(context.Background(), t0)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	<-entered
+	next := generate(t0.Add(time.Hour), time.Hour, scenario{rows: 10, seed: 4})
+	for _, r := range next {
+		if _, err := e.ObservePrediction(t.Context(), r.prediction("churn")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if r := <-done; r == nil || r.Action == nil || r.Action.Kind != EventRollback {
+		t.Fatalf("result %+v", r)
+	}
+}
