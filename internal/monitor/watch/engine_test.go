@@ -35,13 +35,12 @@ type row struct {
 
 // scenario says how a window's rows are generated.
 type scenario struct {
-	shift     float64 // added to the score shown (miscalibration)
-	flipAll   float64 // share of labels flipped everywhere (uniform drift)
-	flipNBA   float64 // share of labels flipped in NBA only (targeted)
-	xShift    float64 // feature drift
-	rows      int
-	seed      uint64
-	labelFrac float64 // share of rows labelled (1 when 0)
+	shift   float64 // added to the score shown (miscalibration)
+	flipAll float64 // share of labels flipped everywhere (uniform drift)
+	flipNBA float64 // share of labels flipped in NBA only (targeted)
+	xShift  float64 // feature drift
+	rows    int
+	seed    uint64
 }
 
 // generate simulates a calibrated binary model: the true probability q is
