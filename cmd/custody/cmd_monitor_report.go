@@ -30,7 +30,7 @@ func (o *monitorReportOptions) AddFlags(f *pflag.FlagSet) {
 func newMonitorReportCommand() *cobra.Command {
 	var opts monitorReportOptions
 	cmd := &cobra.Command{
-		Use:   "report --config F [--name NAME] [--window latest|TIME|FROM..TO] [--json] [--html FILE]",
+		Use:   "report [NAME] --config F [--name NAME] [--window latest|TIME|FROM..TO] [--json] [--html FILE]",
 		Short: "Report a monitor's window from its persisted summaries",
 		Long: `Compute a monitor's report from the summaries persisted under its state
 directory (by 'custody monitor run' or, later, by the server): calibration
@@ -39,8 +39,11 @@ with histogram counts. Windows merge exactly, so FROM..TO reports several
 windows as one. The cost depends on the number of bins, not of
 predictions. Nothing is recorded: the breach streak and stored results are
 left as they are. See docs/monitoring.md.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.nameFromArgs(args); err != nil {
+				return err
+			}
 			return runMonitorReport(cmd.Context(), cmd.OutOrStdout(), opts)
 		},
 	}

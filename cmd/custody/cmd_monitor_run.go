@@ -32,6 +32,19 @@ func (o *monitorConfigOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.StateDir, "state-dir", "", "directory of the persisted summaries and results (default: the configuration's state_dir, else .custody-monitor next to it)")
 }
 
+// nameFromArgs takes the monitor's name from the optional argument
+// ('custody monitor run NAME'), as --name does.
+func (o *monitorConfigOptions) nameFromArgs(args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if o.Name != "" && o.Name != args[0] {
+		return usagef("monitor named twice: %q and --name %q", args[0], o.Name)
+	}
+	o.Name = args[0]
+	return nil
+}
+
 // loadMonitor reads the configuration, the monitor's reference profile
 // (relative to the configuration file) and opens the file-backed store.
 func loadMonitor(o monitorConfigOptions) (*watch.Monitor, *monitor.Profile, *watch.FileStore, error) {
@@ -100,7 +113,7 @@ func (o *monitorRunOptions) AddFlags(f *pflag.FlagSet) {
 func newMonitorRunCommand() *cobra.Command {
 	var opts monitorRunOptions
 	cmd := &cobra.Command{
-		Use:   "run --config F [--name NAME] --input predictions.(jsonl|csv|parquet) [--labels L]",
+		Use:   "run [NAME] --config F [--name NAME] --input predictions.(jsonl|csv|parquet) [--labels L]",
 		Short: "Feed logged predictions through a monitor offline and evaluate its windows",
 		Long: `Fold a file of logged predictions (and labels) into the monitor's
 per-window summaries under the state directory, exactly as the server does
@@ -113,8 +126,11 @@ Webhooks are sent unless --no-alerts.
 Each run adds its input to the state directory: use a fresh --state-dir to
 evaluate a file on its own. Exit status 1 when a window breaches a
 threshold. See docs/monitoring.md.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.nameFromArgs(args); err != nil {
+				return err
+			}
 			return runMonitorRun(cmd.Context(), cmd.OutOrStdout(), opts)
 		},
 	}
