@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -233,7 +234,14 @@ monitors:
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	e, err := New(m, referenceProfile(t, bins), Options{Store: store, Rollbacker: rb, Alerter: al, Metrics: NewMonitorMetrics(reg)})
+	var logs strings.Builder
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e, err := New(m, referenceProfile(t, bins), Options{Store: store, Rollbacker: rb, Alerter: al, Metrics: NewMonitorMetrics(reg), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,6 +311,12 @@ monitors:
 		t.Fatalf("%d requests for %d alerts", recv.seen, len(recv.events))
 	}
 
+	logMu.Lock()
+	if strings.Contains(logs.String(), "hook-secret") || !strings.Contains(logs.String(), "alias rolled back") {
+		t.Errorf("logs: %s", logs.String())
+	}
+	logMu.Unlock()
+
 	// Metrics.
 	for name, want := range map[string]float64{
 		`custody_monitor_rollbacks_total{monitor="churn-prod",result="ok"}`:                 1,
@@ -351,6 +365,10 @@ func gathered(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	}
 	return out
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func (m mapEnv) get(k string) string { return m[k] }
 
