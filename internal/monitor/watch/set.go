@@ -81,30 +81,33 @@ func (s *Set) Engine(name string) *Engine {
 func (s *Set) ObserveBatch(ctx context.Context, preds []Prediction, labels []Label) error {
 	var errs []error
 	for _, e := range s.engines {
-		touched := false
-		for _, p := range preds {
-			ok, err := e.ObservePrediction(ctx, p)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("monitor %s: %w", e.m.Name, err))
-				break
-			}
-			touched = touched || ok
-		}
-		for _, l := range labels {
-			ok, err := e.ObserveLabel(ctx, l)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("monitor %s: %w", e.m.Name, err))
-				break
-			}
-			touched = touched || ok
-		}
-		if touched {
-			if err := e.Flush(ctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		errs = append(errs, e.ObserveBatch(ctx, preds, labels))
 	}
 	return errors.Join(errs...)
+}
+
+// ObserveBatch folds the predictions and labels of e's model and, when
+// any was, flushes.
+func (e *Engine) ObserveBatch(ctx context.Context, preds []Prediction, labels []Label) error {
+	touched := false
+	for _, p := range preds {
+		ok, err := e.ObservePrediction(ctx, p)
+		if err != nil {
+			return fmt.Errorf("monitor %s: %w", e.m.Name, err)
+		}
+		touched = touched || ok
+	}
+	for _, l := range labels {
+		ok, err := e.ObserveLabel(ctx, l)
+		if err != nil {
+			return fmt.Errorf("monitor %s: %w", e.m.Name, err)
+		}
+		touched = touched || ok
+	}
+	if !touched {
+		return nil
+	}
+	return e.Flush(ctx)
 }
 
 // Run runs every engine's schedule (EvaluateDue every interval) until ctx
@@ -115,4 +118,56 @@ func (s *Set) Run(ctx context.Context, interval time.Duration) {
 		wg.Go(func() { e.Run(ctx, interval) })
 	}
 	wg.Wait()
+}
+
+// ObserveRecords is ObserveBatch for stored records, decoded per monitor
+// (each monitor has its own positive class). Records a monitor cannot
+// decode are skipped and reported in the joined error; the others count.
+// This is what the prediction ingest's observer calls after each
+// committed batch, and its label path with each label joined to its
+// stored prediction.
+func (s *Set) ObserveRecords(ctx context.Context, recs []RawRecord, labels []RawLabel) error {
+	var errs []error
+	for _, e := range s.engines {
+		var preds []Prediction
+		var ls []Label
+		bad := 0
+		for i := range recs {
+			if !e.accepts(recs[i].Model) {
+				continue
+			}
+			p, err := e.m.DecodeRaw(&recs[i])
+			if err != nil {
+				bad++
+				continue
+			}
+			preds = append(preds, p)
+		}
+		for i := range labels {
+			if !e.accepts(labels[i].Prediction.Model) {
+				continue
+			}
+			p, err := e.m.DecodeRaw(&labels[i].Prediction)
+			if err != nil {
+				bad++
+				continue
+			}
+			l, err := LabelText(labels[i].Label)
+			if err != nil {
+				bad++
+				continue
+			}
+			p.Features = nil
+			ls = append(ls, Label{Prediction: p, Label: l})
+		}
+		if bad > 0 {
+			errs = append(errs, fmt.Errorf("monitor %s: %d records could not be decoded", e.m.Name, bad))
+		}
+		if len(preds) > 0 || len(ls) > 0 {
+			if err := e.ObserveBatch(ctx, preds, ls); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

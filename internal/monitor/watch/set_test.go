@@ -166,3 +166,31 @@ func TestIngestDuringSlowRollback(t *testing.T) {
 		t.Fatalf("result %+v", r)
 	}
 }
+
+func TestObserveRecords(t *testing.T) {
+	store, _ := NewFileStore(t.TempDir())
+	m := Monitor{Name: "raw", Model: "churn", Reference: "r", Window: Duration(time.Hour), Segments: []string{"sport"}, MinRows: 1, PositiveClass: "yes", NegativeClass: "no"}
+	e, err := New(m, referenceProfile(t, 10), Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Set{engines: []*Engine{e}}
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	rec := RawRecord{TS: t0, RequestID: "a", Model: "churn", Features: json.RawMessage(`{"x":1.5,"color":"red"}`),
+		Prediction: json.RawMessage(`{"yes":0.8,"no":0.2}`), Segment: json.RawMessage(`{"sport":"NBA"}`)}
+	other := rec
+	other.Model = "other"
+	bad := rec
+	bad.Features = json.RawMessage(`{"x":{"nested":1}}`)
+	err = s.ObserveRecords(t.Context(), []RawRecord{rec, other, bad}, []RawLabel{{Prediction: rec, Label: json.RawMessage(`"yes"`)}})
+	if err == nil || !strings.Contains(err.Error(), "1 records could not be decoded") {
+		t.Fatalf("want one undecodable record, got %v", err)
+	}
+	r, err := e.Evaluate(t.Context(), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Predictions != 1 || r.Labelled != 1 || r.Calibration.Rows != 1 || *r.Accuracy != 1 || len(r.Segments) != 1 || r.Segments[0].Segment != "sport=NBA" {
+		t.Fatalf("result: %+v", r)
+	}
+}

@@ -150,3 +150,48 @@ func (m *Monitor) Prediction(r *Record) (Prediction, error) {
 	return Prediction{TS: ts, RequestID: r.RequestID, Model: r.Model, ModelSHA256: r.ModelSHA256,
 		Features: r.Features, Score: score, Class: class, Segment: r.Segment}, nil
 }
+
+// RawRecord is a stored prediction as the ingest keeps it, its JSON parts
+// undecoded (the shape of the prediction store's records).
+type RawRecord struct {
+	TS          time.Time
+	RequestID   string
+	Model       string
+	ModelSHA256 string
+	Features    json.RawMessage // flat object, or empty
+	Prediction  json.RawMessage // number, string or {class: probability}
+	Segment     json.RawMessage // flat object of strings, or empty
+}
+
+// RawLabel is a stored label joined to its stored prediction.
+type RawLabel struct {
+	Prediction RawRecord
+	Label      json.RawMessage // number or string
+}
+
+// DecodeRaw converts a stored record for monitor m.
+func (m *Monitor) DecodeRaw(r *RawRecord) (Prediction, error) {
+	p := Prediction{TS: r.TS, RequestID: r.RequestID, Model: r.Model, ModelSHA256: r.ModelSHA256}
+	var err error
+	if p.Score, p.Class, err = ParsePrediction(r.Prediction, m.PositiveClass); err != nil {
+		return Prediction{}, err
+	}
+	if len(bytes.TrimSpace(r.Features)) > 0 {
+		if err := json.Unmarshal(r.Features, &p.Features); err != nil {
+			return Prediction{}, fmt.Errorf("features: %v", err)
+		}
+		for k, v := range p.Features {
+			switch v.(type) {
+			case nil, float64, string, bool:
+			default:
+				return Prediction{}, fmt.Errorf("feature %q: nested values are not allowed", k)
+			}
+		}
+	}
+	if len(bytes.TrimSpace(r.Segment)) > 0 {
+		if err := json.Unmarshal(r.Segment, &p.Segment); err != nil {
+			return Prediction{}, fmt.Errorf("segment: %v", err)
+		}
+	}
+	return p, nil
+}
