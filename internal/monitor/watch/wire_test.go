@@ -78,3 +78,29 @@ func FuzzRecord(f *testing.F) {
 		_, _ = LabelText(r.Label)
 	})
 }
+
+func FuzzDecodeRaw(f *testing.F) {
+	f.Add([]byte(`{"x":1,"c":"r"}`), []byte(`{"1":0.9,"0":0.1}`), []byte(`{"s":"v"}`))
+	f.Add([]byte(``), []byte(`0.3`), []byte(``))
+	m := Monitor{Name: "f", Model: "m", Reference: "r", Window: Duration(time.Hour)}
+	if err := m.Validate(); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, features, prediction, segment []byte) {
+		r := RawRecord{TS: time.Unix(0, 0), Model: "m", Features: features, Prediction: prediction, Segment: segment}
+		p, err := m.DecodeRaw(&r)
+		if err != nil {
+			return
+		}
+		if p.Score == nil && p.Class == "" {
+			t.Fatalf("prediction %q gave neither score nor class", prediction)
+		}
+		for k, v := range p.Features {
+			switch v.(type) {
+			case nil, float64, string, bool:
+			default:
+				t.Fatalf("feature %q: %T accepted", k, v)
+			}
+		}
+	})
+}
