@@ -84,6 +84,10 @@ type Options struct {
 	Metrics    *MonitorMetrics // nil: no metrics
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// FlushEvery bounds how often ObserveBatch persists summaries: at most
+	// once per FlushEvery (0: after every batch). A crash loses at most
+	// that much of the summaries, never the stored predictions.
+	FlushEvery time.Duration
 }
 
 // Engine is one running monitor. Its methods are safe for concurrent use.
@@ -100,6 +104,7 @@ type Engine struct {
 	evalMu  sync.Mutex
 	windows map[int64]*window
 	latest  time.Time // start of the newest window observed
+	flushed time.Time // last flush
 }
 
 // state is what an Engine persists besides summaries.
@@ -262,6 +267,7 @@ func (e *Engine) Flush(ctx context.Context) error {
 }
 
 func (e *Engine) flushLocked(ctx context.Context) error {
+	e.flushed = e.opts.Now()
 	keys := make([]int64, 0, len(e.windows))
 	for k := range e.windows {
 		keys = append(keys, k)

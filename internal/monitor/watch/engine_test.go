@@ -73,7 +73,7 @@ func generate(start time.Time, win time.Duration, sc scenario) []row {
 	return out
 }
 
-func writeCSV(t *testing.T, path string, rows []row) {
+func writeCSV(t testing.TB, path string, rows []row) {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("x,color,sport,score,label\n")
@@ -88,7 +88,7 @@ func writeCSV(t *testing.T, path string, rows []row) {
 // referenceProfile profiles a calibrated reference the way
 // `custody monitor profile --label-column label --prob-column score
 // --segment-column sport` does.
-func referenceProfile(t *testing.T, bins int) *monitor.Profile {
+func referenceProfile(t testing.TB, bins int) *monitor.Profile {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ref.csv")
 	writeCSV(t, path, generate(time.Unix(0, 0), time.Hour, scenario{rows: 20000, seed: 1}))

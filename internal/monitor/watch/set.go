@@ -87,7 +87,7 @@ func (s *Set) ObserveBatch(ctx context.Context, preds []Prediction, labels []Lab
 }
 
 // ObserveBatch folds the predictions and labels of e's model and, when
-// any was, flushes.
+// any was, flushes (at most once per Options.FlushEvery).
 func (e *Engine) ObserveBatch(ctx context.Context, preds []Prediction, labels []Label) error {
 	touched := false
 	for _, p := range preds {
@@ -107,7 +107,21 @@ func (e *Engine) ObserveBatch(ctx context.Context, preds []Prediction, labels []
 	if !touched {
 		return nil
 	}
-	return e.Flush(ctx)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.opts.FlushEvery > 0 && e.opts.Now().Sub(e.flushed) < e.opts.FlushEvery {
+		return nil
+	}
+	return e.flushLocked(ctx)
+}
+
+// Flush persists every engine's pending summaries (at shutdown).
+func (s *Set) Flush(ctx context.Context) error {
+	var errs []error
+	for _, e := range s.engines {
+		errs = append(errs, e.Flush(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // Run runs every engine's schedule (EvaluateDue every interval) until ctx
