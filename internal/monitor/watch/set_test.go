@@ -194,3 +194,39 @@ func TestObserveRecords(t *testing.T) {
 		t.Fatalf("result: %+v", r)
 	}
 }
+
+func TestFlushEvery(t *testing.T) {
+	store, _ := NewFileStore(t.TempDir())
+	t0 := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	m := Monitor{Name: "fe", Model: "churn", Reference: "r", Window: Duration(time.Hour)}
+	e, err := New(m, referenceProfile(t, 10), Options{Store: store, FlushEvery: time.Minute, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Set{engines: []*Engine{e}}
+	stored := func() int64 {
+		raw, err := store.LoadSummaries(t.Context(), "fe", t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw[""] == nil {
+			return 0
+		}
+		w, err := e.decodeSummary(raw[""], true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.Predictions
+	}
+	rows := generate(t0, time.Hour, scenario{rows: 20, seed: 1})
+	p := func(i int) []Prediction { return []Prediction{rows[i].prediction("churn")} }
+	if err := s.ObserveBatch(t.Context(), p(0), nil); err != nil || stored() != 1 {
+		t.Fatalf("first batch not flushed: %d %v", stored(), err)
+	}
+	if err := s.ObserveBatch(t.Context(), p(1), nil); err != nil || stored() != 1 {
+		t.Fatalf("second batch flushed within FlushEvery: %d %v", stored(), err)
+	}
+	if err := s.Flush(t.Context()); err != nil || stored() != 2 {
+		t.Fatalf("Flush: %d %v", stored(), err)
+	}
+}
