@@ -262,10 +262,12 @@ monitors:
 			t.Fatal(err)
 		}
 		off := offlineECE(t, rows, bins)
-		if d := math.Abs(float64(res.Calibration.ECE - off.ECE)); d > 1e-12 {
+		// Bucket counts are exact; the sums differ only by the 2^-52
+		// quantisation and summation order (observed: <= 2.5e-16).
+		if d := math.Abs(float64(res.Calibration.ECE - off.ECE)); d > 1e-15 {
 			t.Errorf("window %d: ECE from summaries %v, offline %v", i, res.Calibration.ECE, off.ECE)
 		}
-		if d := math.Abs(float64(res.Calibration.Brier - off.Brier)); d > 1e-12 {
+		if d := math.Abs(float64(res.Calibration.Brier - off.Brier)); d > 1e-15 {
 			t.Errorf("window %d: Brier from summaries %v, offline %v", i, res.Calibration.Brier, off.Brier)
 		}
 		for k, b := range off.Table {
