@@ -161,11 +161,11 @@ func runMonitorRun(ctx context.Context, stdout io.Writer, opts monitorRunOptions
 	if err != nil {
 		return err
 	}
-	// Predictions first (remembering those a labels file may label), then
-	// labels, as they arrive in production.
+	// Summaries are counts, so the order of observations does not matter:
+	// a label in the input counts at once; a labels file is joined after.
 	var labelled []watch.Label
 	pending := map[string]watch.Prediction{}
-	var preds, skipped int64
+	var preds, skipped, nlabels int64
 	err = watch.ReadPredictions(ctx, opts.Input, m, func(p watch.Prediction, label *string) error {
 		ok, err := e.ObservePrediction(ctx, p)
 		if err != nil {
@@ -177,7 +177,9 @@ func runMonitorRun(ctx context.Context, stdout io.Writer, opts monitorRunOptions
 		}
 		preds++
 		if label != nil {
-			labelled = append(labelled, watch.Label{Prediction: p, Label: *label})
+			nlabels++
+			_, err := e.ObserveLabel(ctx, watch.Label{Prediction: p, Label: *label})
+			return err
 		} else if opts.Labels != "" && p.RequestID != "" {
 			p.Features = nil
 			pending[p.RequestID] = p
@@ -207,6 +209,7 @@ func runMonitorRun(ctx context.Context, stdout io.Writer, opts monitorRunOptions
 			return err
 		}
 	}
+	nlabels += int64(len(labelled))
 	if err := e.Flush(ctx); err != nil {
 		return err
 	}
@@ -228,7 +231,7 @@ func runMonitorRun(ctx context.Context, stdout io.Writer, opts monitorRunOptions
 		}
 	} else {
 		fmt.Fprintf(stdout, "monitor %s: %d predictions (%d for other models or too old), %d labelled, %d windows\n",
-			m.Name, preds, skipped, len(labelled), len(results))
+			m.Name, preds, skipped, nlabels, len(results))
 		for _, r := range results {
 			printResult(stdout, r)
 		}
