@@ -75,7 +75,10 @@ type DB struct {
 	jobs  chan *job
 	quit  chan struct{}
 	done  chan struct{}
-	close sync.Once
+	// mu orders submissions before Close: once closed is set no job is
+	// queued, so the writer's final drain sees every queued job.
+	mu     sync.RWMutex
+	closed bool
 	// insertFull is the prepared insert of maxRows records (writer only).
 	insertFull *sql.Stmt
 }
@@ -203,7 +206,12 @@ func (s *DB) ph(i int) string {
 
 // Close stops the writer (after the queued jobs) and closes the database.
 func (s *DB) Close() error {
-	s.close.Do(func() { close(s.quit) })
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.quit)
+	}
+	s.mu.Unlock()
 	<-s.done
 	if s.insertFull != nil {
 		s.insertFull.Close()
@@ -213,11 +221,16 @@ func (s *DB) Close() error {
 
 func (s *DB) submit(ctx context.Context, j *job) error {
 	j.done = make(chan struct{})
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errClosed
+	}
 	select {
 	case s.jobs <- j:
-	case <-s.quit:
-		return errClosed
+		s.mu.RUnlock()
 	case <-ctx.Done():
+		s.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, the job runs: wait for it even if ctx ends, so the

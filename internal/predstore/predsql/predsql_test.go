@@ -2,7 +2,9 @@ package predsql_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,4 +77,29 @@ func TestReopen(t *testing.T) {
 	if _, err := s.Append(t.Context(), []predstore.Record{predtest.Rec("b", "m", time.Unix(1e9, 0), 1)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Appends racing with Close either complete or fail with an error; none
+// hangs.
+func TestCloseWhileAppending(t *testing.T) {
+	s, err := predsql.OpenDir(t.Context(), t.TempDir(), predsql.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				_, err := s.Append(t.Context(), []predstore.Record{predtest.Rec(fmt.Sprintf("%d-%d", w, i), "m", time.Unix(1e9, 0), 1)})
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
 }
