@@ -69,12 +69,12 @@ type dialect struct {
 
 // DB is a prediction store over database/sql.
 type DB struct {
-	db    *sql.DB
-	d     dialect
-	opts  Options
-	jobs  chan *job
-	quit  chan struct{}
-	done  chan struct{}
+	db   *sql.DB
+	d    dialect
+	opts Options
+	jobs chan *job
+	quit chan struct{}
+	done chan struct{}
 	// mu orders submissions before Close: once closed is set no job is
 	// queued, so the writer's final drain sees every queued job.
 	mu     sync.RWMutex
