@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/dvc"
 	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/policy"
+	"github.com/custody-ml/custody/internal/predict"
+	"github.com/custody-ml/custody/internal/predstore/predsql"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlite"
@@ -30,10 +33,11 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	svc    *registry.Service
 	st     store.Store
+	pst    *predsql.DB
 	key    crypto.Signer
 	tokens map[registry.Role]string
 }
@@ -47,7 +51,7 @@ deny := set()
 allow := true
 `
 
-func allowAllGate(t *testing.T) registry.Gate {
+func allowAllGate(t testing.TB) registry.Gate {
 	t.Helper()
 	var srcs []policy.Source
 	for _, d := range policy.Decisions {
@@ -60,13 +64,13 @@ func allowAllGate(t *testing.T) registry.Gate {
 	return e
 }
 
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	return newEnvGate(t, opts, allowAllGate(t), nil)
 }
 
 // newEnvGate is newEnv with a policy gate and protected aliases.
-func newEnvGate(t *testing.T, opts Options, gate registry.Gate, protected []string) *env {
+func newEnvGate(t testing.TB, opts Options, gate registry.Gate, protected []string) *env {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
@@ -89,12 +93,18 @@ func newEnvGate(t *testing.T, opts Options, gate registry.Gate, protected []stri
 		t.Fatal(err)
 	}
 	opts.Log, opts.LogVerifierKey = tlog.New(st, signer), vkey
+	opts.Metrics = NewMetrics()
+	pst, err := predsql.OpenDir(t.Context(), t.TempDir(), predsql.Options{OnCommit: opts.Metrics.ObserveCommit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Predictions = predict.New(svc, pst, predict.Options{Observers: []predict.Observer{opts.Metrics}})
 	h, err := New(svc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(h), svc: svc, st: st, key: key, tokens: map[registry.Role]string{}}
-	t.Cleanup(func() { e.srv.Close(); st.Close() })
+	e := &env{t: t, srv: httptest.NewServer(h), svc: svc, st: st, pst: pst, key: key, tokens: map[registry.Role]string{}}
+	t.Cleanup(func() { e.srv.Close(); pst.Close(); st.Close() })
 	root := registry.Actor{Name: "local:test", Role: registry.RoleAdmin}
 	for _, r := range registry.Roles {
 		tok, _, err := svc.CreateToken(t.Context(), root, r, string(r))
@@ -183,6 +193,14 @@ func (e *env) seed() {
 	if code, env := e.do(admin, "PUT", "/api/v1/models/m/aliases/production", AliasBody{Version: "1"}); code != 200 {
 		e.t.Fatalf("seed alias: %d %+v", code, env)
 	}
+	if code, env := e.do(admin, "POST", "/api/v1/predictions", e.predictionBody("r1", body.Manifest.Digest.String())); code != 200 {
+		e.t.Fatalf("seed prediction: %d %+v", code, env)
+	}
+}
+
+func (e *env) predictionBody(id, digest string) []byte {
+	return []byte(`[{"ts": "2026-03-01T12:00:00Z", "request_id": "` + id + `", "model": "m", "model_sha256": "` + digest +
+		`", "features": {"x": 1}, "prediction": 0.5}]`)
 }
 
 // seedCanary registers m@2 and moves alias canary 2 -> 1, so that a
@@ -218,9 +236,17 @@ func TestRoleMatrix(t *testing.T) {
 		"PUT /api/v1/models/{name}/aliases/{alias}":               func() any { return AliasBody{Version: "1"} },
 		"PUT /api/v1/datasets/{name}/versions/{version}":          func() any { return datasetBody("a,b\n") },
 		"POST /api/v1/tokens":                                     func() any { return TokenBody{Role: "viewer"} },
+		"POST /api/v1/predictions": func() any {
+			return e.predictionBody("r2", e.registerBody("seed weights").Manifest.Digest.String())
+		},
+		"POST /api/v1/labels": func() any { return []byte(`{"request_id": "r1", "label": 1}`) },
+		"POST /api/v1/deployments": func() any {
+			return DeploymentBody{Model: "m", Alias: "production", Version: "1", Digest: e.registerBody("seed weights").Manifest.Digest,
+				AliasLogIndex: -1, Host: "h", PID: 1, StartedAt: time.Now()}
+		},
 	}
 	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
-		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1")
+		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1", "{request_id}", "r1")
 	fillDataset := strings.NewReplacer("{name}", "d", "{version}", "1")
 	callers := []struct {
 		name  string
@@ -247,6 +273,9 @@ func TestRoleMatrix(t *testing.T) {
 		// The first permitted rollback (canary 2 -> 1 back to 2) marks 1
 		// bad; the second finds nothing left to roll back to.
 		rollbacks := 0
+		if rt.Pattern == "/api/v1/deployments/{id}" {
+			path = "/api/v1/deployments/1" // reported by the POST above
+		}
 		for _, c := range callers {
 			t.Run(key+"/"+c.name, func(t *testing.T) {
 				var body any

@@ -22,11 +22,13 @@ const (
 	RoleViewer    Role = "viewer"    // read everything
 	RolePublisher Role = "publisher" // read; register models, versions, datasets
 	RoleApprover  Role = "approver"  // read; approve versions, move aliases
+	RoleDeployer  Role = "deployer"  // read; report deployments (serving processes)
 	RoleAdmin     Role = "admin"     // everything, including tokens
+	RoleIngester  Role = "ingester"  // log predictions and labels, nothing else
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleAdmin}
+var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleDeployer, RoleAdmin, RoleIngester}
 
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
@@ -35,7 +37,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", invalidf("unknown role %q (want viewer, publisher, approver or admin)", truncate(s))
+	return "", invalidf("unknown role %q (want viewer, publisher, approver, deployer, admin or ingester)", truncate(s))
 }
 
 // Permission is an action a role may be granted.
@@ -47,13 +49,19 @@ const (
 	PermAlias    Permission = "alias"   // set and remove aliases, promote, roll back
 	PermApprove  Permission = "approve" // approve versions
 	PermAdminTok Permission = "tokens"  // create tokens
+	PermDeploy   Permission = "deploy"  // report deployments
+	PermIngest   Permission = "ingest"  // log predictions and labels
 )
 
 var grants = map[Role][]Permission{
 	RoleViewer:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
 	RoleApprover:  {PermRead, PermAlias, PermApprove},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermApprove, PermAdminTok},
+	RoleDeployer:  {PermRead, PermDeploy},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermApprove, PermAdminTok, PermDeploy, PermIngest},
+	// An ingester cannot read the registry: resolving a record's digest
+	// to a version happens inside the server.
+	RoleIngester: {PermIngest},
 }
 
 // Can reports whether the role grants p.
