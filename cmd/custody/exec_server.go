@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/custody-ml/custody/internal/api"
+	"github.com/custody-ml/custody/internal/client"
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/serving"
 	"github.com/custody-ml/custody/internal/trust"
@@ -140,6 +142,11 @@ func (s *execServer) report(ctx context.Context, p *serving.Prepared, pid int) e
 		}
 		s.logf("reported deployment %d of %s@%s (log entry %s)", d.ID, d.Model, d.Version, idx)
 		return nil
+	}
+	if client.IsType(err, api.ErrPolicyDenied) {
+		// A deploy policy denial is an answer, not an outage: nothing
+		// starts, whatever --report says (exit 1, reasons one per line).
+		return fmt.Errorf("not starting %s on %s@%s: %w", s.argv[0], p.Target.Model, p.Target.Version, serverError(err))
 	}
 	if s.opts.Report == "best-effort" {
 		s.logf("WARNING: failed to report the deployment (starting anyway, --report best-effort): %v", err)

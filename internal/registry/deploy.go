@@ -60,10 +60,13 @@ func (d *DeploymentSpec) validate() error {
 	return nil
 }
 
-// ReportDeployment records that a serving process started a version. The
-// version must exist and the reported digest must be its pinned digest
-// (ErrConflict otherwise): a report can only name what the registry
-// holds. Like every change it is journaled and logged ("deployment").
+// ReportDeployment records that a serving process started a version,
+// after the "deploy" policy allowed it. The version must exist and the
+// reported digest must be its pinned digest (ErrConflict otherwise): a
+// report can only name what the registry holds. The decision is logged
+// with the deployment ("policy.decision", then "deployment", in one
+// transaction); a denial is logged alone and returns a [DeniedError], on
+// which the serving process refuses to start.
 func (s *Service) ReportDeployment(ctx context.Context, actor Actor, spec DeploymentSpec) (*store.Deployment, error) {
 	if err := actor.Require(PermDeploy); err != nil {
 		return nil, err
@@ -71,15 +74,32 @@ func (s *Service) ReportDeployment(ctx context.Context, actor Actor, spec Deploy
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	var out *store.Deployment
-	err := s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		v, err := tx.GetVersion(ctx, spec.Model, spec.Version)
+	v, err := s.st.GetVersion(ctx, spec.Model, spec.Version)
+	if err != nil {
+		return nil, err
+	}
+	if v.Manifest.Digest != spec.Digest {
+		return nil, fmt.Errorf("%w: %s@%s has digest %s, the report says %s", ErrConflict, spec.Model, spec.Version, v.Manifest.Digest, spec.Digest)
+	}
+	trusted := s.trustedSignatures(ctx, v)
+	build := func(ctx context.Context, r store.Reader) (gateCase, error) {
+		vin, err := versionInput(ctx, r, v, trusted)
 		if err != nil {
-			return err
+			return gateCase{}, err
 		}
-		if v.Manifest.Digest != spec.Digest {
-			return fmt.Errorf("%w: %s@%s has digest %s, the report says %s", ErrConflict, spec.Model, spec.Version, v.Manifest.Digest, spec.Digest)
+		c := gateCase{input: s.policyInput(DecisionDeploy, actor, vin), subject: spec.Model + "@" + spec.Version + " on " + spec.Host}
+		c.input["deployment"] = map[string]any{"alias": spec.Alias, "host": spec.Host}
+		st, err := versionStatus(ctx, r, spec.Model, spec.Version)
+		if err != nil {
+			return gateCase{}, err
 		}
+		if st != nil && st.Status == StatusBad {
+			c.extra = append(c.extra, badReason(st))
+		}
+		return c, nil
+	}
+	var out *store.Deployment
+	apply := func(ctx context.Context, tx store.Tx) error {
 		d := &store.Deployment{Model: spec.Model, Alias: spec.Alias, Version: spec.Version, Digest: spec.Digest,
 			AliasLogIndex: spec.AliasLogIndex, Host: spec.Host, PID: spec.PID, StartedAt: spec.StartedAt.UTC(),
 			Actor: actor.Name, At: s.now()}
@@ -102,8 +122,8 @@ func (s *Service) ReportDeployment(ctx context.Context, actor Actor, spec Deploy
 		}
 		out = d
 		return nil
-	})
-	if err != nil {
+	}
+	if err := s.decideAndApply(ctx, actor, DecisionDeploy, spec.Model, build, apply); err != nil {
 		return nil, err
 	}
 	return out, nil

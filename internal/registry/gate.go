@@ -16,8 +16,8 @@ import (
 // Gate decides whether an action may happen: policy as code. custody
 // server adapts the Rego engine of internal/policy to it.
 //
-// Decide evaluates decision ("register", "approve", "promote" or
-// "rollback") for input, the document described in docs/policy.md. It
+// Decide evaluates decision ("register", "approve", "promote", "rollback"
+// or "deploy") for input, the document described in docs/policy.md. It
 // returns allow, or the reasons to deny (shown to the client verbatim). An
 // error means the gate could not decide; the Service then refuses the
 // action (fail closed). Decide is called outside any transaction and may
@@ -32,6 +32,7 @@ const (
 	DecisionApprove  = "approve"
 	DecisionPromote  = "promote"
 	DecisionRollback = "rollback"
+	DecisionDeploy   = "deploy"
 )
 
 // StatusBad marks a version rolled back from: it is never a rollback

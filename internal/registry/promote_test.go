@@ -438,3 +438,69 @@ allow if count(deny) == 0
 		t.Fatalf("Approve with no approve policy = %v", err)
 	}
 }
+
+// TestDeployGate: a deployment report is the "deploy" decision. The default
+// policy refuses an unapproved or never-promoted version with readable
+// reasons (logged, nothing recorded), allows an approved and promoted one
+// (decision and deployment logged together), and a version marked bad is
+// refused whatever the policy says.
+func TestDeployGate(t *testing.T) {
+	backends(t, func(t *testing.T, st store.Store) {
+		ctx := t.Context()
+		f := gatedFixture(t, st)
+		f.register(t, admin, "1", "w1", "safe", 0.95)
+		f.register(t, admin, "2", "w2", "safe", 0.95)
+		deployer := registry.Actor{Name: "token:dep", Role: registry.RoleDeployer}
+		spec := func(v string) registry.DeploymentSpec {
+			ver, err := f.svc.GetVersion(ctx, "m", v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return registry.DeploymentSpec{Model: "m", Alias: "production", Version: v, Digest: ver.Manifest.Digest,
+				AliasLogIndex: 0, Host: "web-1", PID: 7, StartedAt: f.clock}
+		}
+		_, err := f.svc.ReportDeployment(ctx, deployer, spec("1"))
+		wantDenied(t, err, `no approval by anyone other than the publisher "token:admin" (two-person rule)`)
+		wantDenied(t, err, "version has not been promoted to any alias")
+		if ds, err := f.svc.ListDeployments(ctx, "m", 0, 10); err != nil || len(ds) != 0 {
+			t.Fatalf("denied deployment recorded: %v %v", ds, err)
+		}
+
+		for _, v := range []string{"1", "2"} {
+			if _, _, err := f.svc.Approve(ctx, approver, "m", v, ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.svc.Promote(ctx, approver, "m", v, "production"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, err := f.svc.ReportDeployment(ctx, deployer, spec("2"))
+		if err != nil || d.Version != "2" {
+			t.Fatalf("ReportDeployment(2) = %+v, %v", d, err)
+		}
+		evs := f.events(t)
+		if n := len(evs); n < 2 || evs[n-1].Type != "deployment" || evs[n-2].Type != "policy.decision" {
+			t.Fatalf("last events %s, %s; want the allowing decision then the deployment", evs[n-2].Type, evs[n-1].Type)
+		}
+
+		if _, err := f.svc.Rollback(ctx, approver, "m", "production", "drift"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.svc.ReportDeployment(ctx, deployer, spec("2"))
+		var de *registry.DeniedError
+		if !errors.As(err, &de) || len(de.Reasons) == 0 || !strings.Contains(strings.Join(de.Reasons, "\n"), "drift") {
+			t.Fatalf("deploying a version marked bad = %v", err)
+		}
+		got := f.decisions(t)
+		want := []string{"deploy m@1 on web-1 deny", "deploy m@2 on web-1 allow", "deploy m@2 on web-1 deny"}
+		var deploys []string
+		for _, d := range got {
+			if strings.HasPrefix(d, "deploy ") {
+				deploys = append(deploys, d)
+			}
+		}
+		if !slices.Equal(deploys, want) {
+			t.Fatalf("deploy decisions %q, want %q", deploys, want)
+		}
+	})
+}

@@ -514,6 +514,10 @@ func (h *indexHook) AfterChange(_ context.Context, _ store.Tx, ev *store.Event) 
 func TestAliasLogIndexAndDeployments(t *testing.T) {
 	h := &indexHook{}
 	f := newFixture(t, h)
+	// Deployments go through the deploy gate; this test is about the
+	// records, so the gate allows everything (policy_test covers denials).
+	f.svc = registry.New(f.st, registry.Options{Verifier: edVerifier{f.priv.Public().(ed25519.PublicKey)}, Hooks: []registry.TxHook{h}, Gate: allowAll{},
+		Now: func() time.Time { return f.clock }})
 	ctx := t.Context()
 	req := f.request(t, "m", "1", "w1")
 	if _, _, err := f.svc.RegisterVersion(ctx, publisher, req); err != nil {
@@ -589,4 +593,11 @@ func TestAliasLogIndexAndDeployments(t *testing.T) {
 	if err != nil || len(ds) != 2 {
 		t.Fatalf("list: %d %v", len(ds), err)
 	}
+}
+
+// allowAll is a gate that allows every decision.
+type allowAll struct{}
+
+func (allowAll) Decide(context.Context, string, map[string]any) (bool, []string, error) {
+	return true, nil, nil
 }

@@ -2,6 +2,7 @@ package serving
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -65,7 +66,7 @@ func newRegistryEnv(t testing.TB, skey string) *registryEnv {
 		t.Fatal(err)
 	}
 	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
-	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}})
+	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}, Gate: allowAll{}})
 	if skey == "" {
 		if skey, _, err = note.GenerateKey(rand.Reader, "custody.test/log"); err != nil {
 			t.Fatal(err)
@@ -514,4 +515,13 @@ func TestRefusesAliasWithoutIndex(t *testing.T) {
 	}, nil)
 	_, err := e.resolver("").Resolve(t.Context(), "m", "staging")
 	wantRefused(t, err, ErrNotProven)
+}
+
+// allowAll is a policy gate that allows everything: deployment reports go
+// through the deploy decision, whose policies are tested in the registry
+// and in testdata/registry/serving.txt; here only the chain is under test.
+type allowAll struct{}
+
+func (allowAll) Decide(context.Context, string, map[string]any) (bool, []string, error) {
+	return true, nil, nil
 }

@@ -62,10 +62,6 @@ func populate(t *testing.T, s *sqlstore.DB) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := svc.ReportDeployment(ctx, admin, registry.DeploymentSpec{Model: "m", Alias: "production", Version: "1",
-		Digest: manifest(t, "weights 1").Digest, AliasLogIndex: *last.LogIndex, Host: "web-1", PID: 42, StartedAt: time.Unix(1700000000, 5).UTC()}); err != nil {
-		t.Fatal(err)
-	}
 	approver := registry.Actor{Name: "token:appr", Role: registry.RoleApprover}
 	for _, v := range []string{"1", "2"} {
 		if _, _, err := svc.Approve(ctx, approver, "m", v, "ok "+v); err != nil {
@@ -76,6 +72,11 @@ func populate(t *testing.T, s *sqlstore.DB) {
 		}
 	}
 	if _, err := svc.Rollback(ctx, approver, "m", "canary", "latency"); err != nil {
+		t.Fatal(err)
+	}
+	// Deployments pass the deploy policy: approved and promoted.
+	if _, err := svc.ReportDeployment(ctx, admin, registry.DeploymentSpec{Model: "m", Alias: "production", Version: "1",
+		Digest: manifest(t, "weights 1").Digest, AliasLogIndex: *last.LogIndex, Host: "web-1", PID: 42, StartedAt: time.Unix(1700000000, 5).UTC()}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.PutModel(ctx, admin, registry.ModelSpec{Name: "m", Description: "sentiment", Owners: []string{"ml"}}); err != nil {
