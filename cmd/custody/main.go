@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 
@@ -58,6 +59,9 @@ var commandFactories []func() *cobra.Command
 
 func register(f func() *cobra.Command) { commandFactories = append(commandFactories, f) }
 
+// profileFile is the open --cpuprofile file while a profile runs.
+var profileFile *os.File
+
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "custody",
@@ -68,6 +72,26 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &usageError{msg: err.Error()}
 	})
+	// --cpuprofile FILE writes a CPU profile of the whole verb (hidden: a
+	// developer's tool, see bench/monitor.sh).
+	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile to this file")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		path, _ := cmd.Flags().GetString("cpuprofile")
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		profileFile = f
+		return nil
+	}
 	cmds := make([]*cobra.Command, 0, len(commandFactories))
 	for _, f := range commandFactories {
 		cmds = append(cmds, f())
@@ -94,6 +118,13 @@ func run(ctx context.Context, args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if profileFile != nil {
+		pprof.StopCPUProfile()
+		if cerr := profileFile.Close(); err == nil {
+			err = cerr
+		}
+		profileFile = nil
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "custody: %v\n", err)
 		var ue *usageError

@@ -43,20 +43,22 @@ func sameTable(a, b *Table) bool {
 		}
 		if x.dictOK {
 			// Codes may differ between readers; the decoded text may not.
-			for k := range x.codes {
+			xc, xd := x.Text()
+			yc, yd := y.Text()
+			if len(xc) != len(yc) {
+				return false
+			}
+			for k := range xc {
 				xs, ys := "", ""
-				if x.codes[k] >= 0 {
-					xs = "v" + x.dict[x.codes[k]]
+				if xc[k] >= 0 {
+					xs = "v" + xd[xc[k]]
 				}
-				if y.codes[k] >= 0 {
-					ys = "v" + y.dict[y.codes[k]]
+				if yc[k] >= 0 {
+					ys = "v" + yd[yc[k]]
 				}
 				if xs != ys {
 					return false
 				}
-			}
-			if len(x.codes) != len(y.codes) {
-				return false
 			}
 		}
 	}
