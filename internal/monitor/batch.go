@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"bytes"
+	"encoding/binary"
 	"context"
 	"fmt"
 	"os"
@@ -117,6 +118,7 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	for k, n := range cols {
 		if !slices.Contains(text, n) {
 			shared[k] = make([]float64, offs[len(chunks)])
+			adviseHuge(shared[k])
 		}
 	}
 	parts := make([][]*Column, len(chunks))
@@ -382,6 +384,21 @@ func (c *Column) addNumber(b []byte, v float64) error {
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
+// eightDigits reports whether the eight bytes of x (little endian) are
+// all ASCII digits.
+func eightDigits(x uint64) bool {
+	return (x&0xF0F0F0F0F0F0F0F0)|(((x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) == 0x3333333333333333
+}
+
+// parseEight is the value of eight ASCII digits, the first in the low
+// byte of x (SWAR: pairs, then quadruples, then the whole).
+func parseEight(x uint64) uint64 {
+	x -= 0x3030303030303030
+	x = x*10 + x>>8
+	x = ((x&0x000000FF000000FF)*(100+(1000000<<32)) + (x>>16&0x000000FF000000FF)*(1+(10000<<32))) >> 32
+	return x
+}
+
 // parseDecimal is scanDecimal of a whole field.
 func parseDecimal(b []byte) (float64, bool) {
 	v, end, ok := scanDecimal(b, 0)
@@ -407,6 +424,17 @@ func scanDecimal(data []byte, i int) (v float64, end int, ok bool) {
 	}
 	var m uint64
 	digits, frac := 0, 0
+	// Eight digits at a time while there are (m may wrap around when
+	// there are more than 19 digits, which is then refused anyway).
+	for i+8 <= len(data) {
+		x := binary.LittleEndian.Uint64(data[i:])
+		if !eightDigits(x) {
+			break
+		}
+		m = m*100000000 + parseEight(x)
+		digits += 8
+		i += 8
+	}
 	for ; i < len(data); i++ {
 		d := data[i] - '0'
 		if d > 9 {
@@ -417,15 +445,24 @@ func scanDecimal(data []byte, i int) (v float64, end int, ok bool) {
 	}
 	if i < len(data) && data[i] == '.' {
 		i++
+		f0 := i
+		for i+8 <= len(data) {
+			x := binary.LittleEndian.Uint64(data[i:])
+			if !eightDigits(x) {
+				break
+			}
+			m = m*100000000 + parseEight(x)
+			i += 8
+		}
 		for ; i < len(data); i++ {
 			d := data[i] - '0'
 			if d > 9 {
 				break
 			}
 			m = m*10 + uint64(d)
-			digits++
-			frac++
 		}
+		frac = i - f0
+		digits += frac
 	}
 	if digits == 0 || digits > 19 || m > 1<<53 {
 		return 0, i, false

@@ -667,13 +667,22 @@ func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) 
 			pos = 1
 		}
 		var seen []float64 // distinct labels, at most three before failing
+		a, b := math.NaN(), math.NaN() // the first two of seen
 		for i, v := range c.Floats() {
-			if math.IsNaN(v) {
+			if v != v {
 				continue
 			}
 			valid[i] = true
 			out[i] = v == pos
+			if v == a || v == b {
+				continue
+			}
 			if !slices.Contains(seen, v) {
+				if len(seen) == 0 {
+					a = v
+				} else {
+					b = v
+				}
 				seen = append(seen, v)
 				distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
 				if len(seen) > 2 {

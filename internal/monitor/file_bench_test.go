@@ -49,3 +49,18 @@ func BenchmarkFileDrift(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFileParse is the CSV parse of predictions.csv alone, from
+// memory, on one core.
+func BenchmarkFileParse(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join(benchDir(b), "predictions.csv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, ok, err := parseCSVBatch(context.Background(), data, nil, nil, 1); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}
