@@ -2,8 +2,8 @@ package monitor
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
@@ -118,7 +118,6 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	for k, n := range cols {
 		if !slices.Contains(text, n) {
 			shared[k] = make([]float64, offs[len(chunks)])
-			adviseHuge(shared[k])
 		}
 	}
 	parts := make([][]*Column, len(chunks))

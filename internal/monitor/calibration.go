@@ -666,7 +666,7 @@ func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) 
 		} else {
 			pos = 1
 		}
-		var seen []float64 // distinct labels, at most three before failing
+		var seen []float64             // distinct labels, at most three before failing
 		a, b := math.NaN(), math.NaN() // the first two of seen
 		for i, v := range c.Floats() {
 			if v != v {

@@ -65,7 +65,6 @@ func sortFloats(x []float64) {
 // and returns the rest sorted ascending in a new slice.
 func finiteSorted(x []float64) []float64 {
 	keys := make([]uint64, len(x))
-	adviseHuge(keys)
 	n := 0
 	for _, v := range x {
 		if v-v == 0 { // neither NaN nor ±Inf
@@ -80,7 +79,6 @@ func finiteSorted(x []float64) []float64 {
 		return out
 	}
 	buf := make([]uint64, n)
-	adviseHuge(buf)
 	return keysToFloats(radixSortKeys(keys, buf))
 }
 

@@ -5,5 +5,3 @@ package monitor
 import "syscall"
 
 const mmapFlags = syscall.MAP_PRIVATE
-
-func adviseHuge[T any](x []T) {}

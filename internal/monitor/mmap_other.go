@@ -9,5 +9,3 @@ func mapFile(path string) (data []byte, release func(), err error) {
 	data, err = os.ReadFile(path)
 	return data, func() {}, err
 }
-
-func adviseHuge[T any](x []T) {}
