@@ -666,29 +666,53 @@ func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) 
 		} else {
 			pos = 1
 		}
-		var seen []float64             // distinct labels, at most three before failing
-		a, b := math.NaN(), math.NaN() // the first two of seen
-		for i, v := range c.Floats() {
-			if v != v {
-				continue
-			}
-			valid[i] = true
-			out[i] = v == pos
-			if v == a || v == b {
-				continue
-			}
-			if !slices.Contains(seen, v) {
-				if len(seen) == 0 {
-					a = v
-				} else {
-					b = v
+		// Each worker marks its rows and notes its first three distinct
+		// labels in order; joined in worker order they are the first
+		// distinct labels of the column.
+		floats := c.Floats()
+		sp := spans(len(floats))
+		firsts := make([][]float64, len(sp))
+		var wg sync.WaitGroup
+		for w := range sp {
+			wg.Go(func() {
+				lo, hi := sp[w][0], sp[w][1]
+				o, ok := out[lo:hi], valid[lo:hi]
+				var seen []float64
+				a, b := math.NaN(), math.NaN() // the first two of seen
+				for i, v := range floats[lo:hi] {
+					if v != v {
+						continue
+					}
+					ok[i] = true
+					o[i] = v == pos
+					if v == a || v == b || slices.Contains(seen, v) {
+						continue
+					}
+					if len(seen) == 0 {
+						a = v
+					} else {
+						b = v
+					}
+					seen = append(seen, v)
+					if len(seen) > 2 {
+						break
+					}
 				}
-				seen = append(seen, v)
-				distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
-				if len(seen) > 2 {
-					return nil, nil, fmt.Errorf("column %q: more than two distinct labels, only binary labels are supported: %w", c.Name, ErrInvalidInput)
+				firsts[w] = seen
+			})
+		}
+		wg.Wait()
+		var seen []float64
+		for _, f := range firsts {
+			for _, v := range f {
+				if !slices.Contains(seen, v) {
+					seen = append(seen, v)
+					distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
 				}
 			}
+		}
+		if len(seen) > 2 {
+			return nil, nil, fmt.Errorf("column %q: more than two distinct labels, only binary labels are supported: %w", c.Name, ErrInvalidInput)
 		}
 		if posLabel == "" {
 			for k := range distinct {

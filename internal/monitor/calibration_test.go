@@ -181,3 +181,44 @@ func TestCalibratePassesMatchSimple(t *testing.T) {
 		t.Fatal("probability 1.5 accepted")
 	}
 }
+
+func TestOutcomesParallel(t *testing.T) {
+	col := func(vals ...float64) *Column {
+		c := newColumn("y")
+		for i := 0; i < 200000; i++ {
+			v := vals[i%len(vals)]
+			if i == 150000 && len(vals) > 3 {
+				v = vals[3] // a label only in the second half
+			}
+			c.Rows++
+			c.num = append(c.num, v)
+		}
+		return c
+	}
+	nan := math.NaN()
+	for _, tc := range []struct {
+		vals []float64
+		ok   bool
+	}{
+		{[]float64{0, 1, nan}, true},
+		{[]float64{-1, 1, 1}, true},
+		{[]float64{0, 1, math.Copysign(0, -1)}, true}, // -0 and 0 are one label
+		{[]float64{0, 1, 1, 2}, false},                // a third label late
+		{[]float64{-1, 1, 0}, false},
+		{[]float64{0, 2, 2}, false},
+	} {
+		c := col(tc.vals...)
+		out, valid, err := Outcomes(c, "")
+		if (err == nil) != tc.ok {
+			t.Fatalf("%v: err %v", tc.vals, err)
+		}
+		if err != nil {
+			continue
+		}
+		for i, v := range c.num {
+			if valid[i] != !math.IsNaN(v) || out[i] != (v == 1) {
+				t.Fatalf("%v: row %d: out %v valid %v", tc.vals, i, out[i], valid[i])
+			}
+		}
+	}
+}
