@@ -818,13 +818,23 @@ func CalibrateTable(t *Table, opts CalibrationOptions) (*CalibrationReport, erro
 	P, Y := probs, out
 	var segP [][]float64
 	var segY [][]bool
-	complete := true
-	for i, p := range probs {
-		if math.IsNaN(p) || !valid[i] {
-			complete = false
-			break
-		}
+	sp := spans(len(probs))
+	gaps := make([]bool, len(sp))
+	var wg sync.WaitGroup
+	for w := range sp {
+		wg.Go(func() {
+			lo, hi := sp[w][0], sp[w][1]
+			ok := valid[lo:hi]
+			for i, p := range probs[lo:hi] {
+				if p != p || !ok[i] {
+					gaps[w] = true
+					break
+				}
+			}
+		})
 	}
+	wg.Wait()
+	complete := !slices.Contains(gaps, true)
 	if !complete || segCodes != nil {
 		if !complete {
 			P, Y = make([]float64, 0, len(probs)), make([]bool, 0, len(probs))
