@@ -297,11 +297,13 @@ func newBinAcc(nb int) binAcc {
 }
 
 func (a *binAcc) add(k int, p float64, y bool) {
+	t := int64(0)
+	if y {
+		t = 1 // a conditional move: outcomes are not predictable
+	}
 	a.counts[k]++
 	a.sums[k] += p
-	if y {
-		a.trues[k]++
-	}
+	a.trues[k] += t
 }
 
 func (a *binAcc) merge(o binAcc) {
@@ -384,10 +386,11 @@ func calibrationPasses(probs []float64, outcomes []bool, bins int) (uni, qua bin
 				k := uniformBinOf(uniInner, p)
 				a.uni.add(k, p, y)
 				a.counts[calBucket(p)]++
-				d := p
+				t := uint64(0)
 				if y {
-					d = 1 - p
+					t = 1 // no branch on the outcome
 				}
+				d := float64(t) - p
 				a.brier.add(d * d)
 			}
 			pa[w] = a
