@@ -268,6 +268,17 @@ func parseChunk(ctx context.Context, data []byte, names, text []string, idx []in
 			// Fast path: a plain decimal number directly followed by the
 			// end of the field.
 			if k >= 0 && cols[k].numOK {
+				// One digit and a comma or "\n": labels, flags.
+				if pos+1 < len(data) && data[pos]-'0' <= 9 && (data[pos+1] == ',' || data[pos+1] == '\n') {
+					if err := cols[k].addNumber(data[pos:pos+1], float64(data[pos]-'0')); err != nil {
+						return nil, line, err
+					}
+					pos += 2
+					if data[pos-1] == ',' {
+						continue
+					}
+					break
+				}
 				if v, end, ok := scanDecimal(data, pos); ok {
 					term, next, ok := fieldEnd(data, end)
 					if ok {
