@@ -42,16 +42,20 @@ func readCSVBatch(ctx context.Context, path string, names, text []string) (t *Ta
 }
 
 func parseCSVBatch(ctx context.Context, data []byte, names, text []string, workers int) (*Table, bool, error) {
-	if len(data) == 0 || bytes.IndexByte(data, '"') >= 0 {
+	if len(data) == 0 {
 		return nil, false, nil
 	}
-	// Header.
+	// Header. Quotes anywhere send the file to the streaming reader; the
+	// body is searched for them in parallel below.
 	nl := bytes.IndexByte(data, '\n')
 	var hdr []byte
 	if nl < 0 {
 		hdr, data = data, nil
 	} else {
 		hdr, data = data[:nl], data[nl+1:]
+	}
+	if bytes.IndexByte(hdr, '"') >= 0 {
+		return nil, false, nil
 	}
 	hdr = bytes.TrimSuffix(hdr, []byte{'\r'})
 	hdr = bytes.TrimPrefix(hdr, []byte("\ufeff"))
@@ -67,11 +71,13 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	}
 	var idx []int
 	var cols []string
+	var colErr error // reported once the body is known to have no quotes
 	seen := map[string]bool{}
 	for _, n := range names {
 		i, ok := pos[n]
 		if !ok {
-			return nil, true, fmt.Errorf("column %q: %w", n, ErrUnknownColumn)
+			colErr = fmt.Errorf("column %q: %w", n, ErrUnknownColumn)
+			break
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -105,11 +111,23 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	// each numeric column is allocated once and every chunk parses straight
 	// into its own window of it: no growing, no copying at the end.
 	counts := make([]int, len(chunks))
+	quoted := make([]bool, len(chunks))
 	var wg sync.WaitGroup
 	for c := range chunks {
-		wg.Go(func() { counts[c] = bytes.Count(chunks[c], []byte{'\n'}) + 1 })
+		wg.Go(func() {
+			quoted[c] = bytes.IndexByte(chunks[c], '"') >= 0
+			if !quoted[c] {
+				counts[c] = bytes.Count(chunks[c], []byte{'\n'}) + 1
+			}
+		})
 	}
 	wg.Wait()
+	if slices.Contains(quoted, true) {
+		return nil, false, nil
+	}
+	if colErr != nil {
+		return nil, true, colErr
+	}
 	offs := make([]int, len(chunks)+1)
 	for c, n := range counts {
 		offs[c+1] = offs[c] + n
