@@ -73,7 +73,7 @@ func newRootCommand() *cobra.Command {
 		return &usageError{msg: err.Error()}
 	})
 	// --cpuprofile FILE writes a CPU profile of the whole verb (hidden: a
-	// developer's tool, see bench/monitor.sh).
+	// developer's tool, see docs/monitoring.md).
 	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile to this file")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -118,13 +118,6 @@ func run(ctx context.Context, args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if profileFile != nil {
-		pprof.StopCPUProfile()
-		if cerr := profileFile.Close(); err == nil {
-			err = cerr
-		}
-		profileFile = nil
-	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "custody: %v\n", err)
 		var ue *usageError
@@ -140,7 +133,19 @@ func run(ctx context.Context, args []string) int {
 func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer stopProfile()
 	return run(ctx, os.Args[1:])
+}
+
+// stopProfile ends a profile started by --cpuprofile.
+func stopProfile() {
+	if profileFile != nil {
+		pprof.StopCPUProfile()
+		if err := profileFile.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "custody: --cpuprofile: %v\n", err)
+		}
+		profileFile = nil
+	}
 }
 
 func main() { os.Exit(runMain()) }
