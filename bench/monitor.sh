@@ -6,7 +6,8 @@
 #
 #   bench/monitor.sh [WORKDIR]      (default: a temporary directory, removed after)
 #
-# Env: ROWS (rows per file, default 10000000), RUNS (best of, default 2).
+# Env: ROWS (rows per file, default 10000000), RUNS (best of, default 2;
+# every run is listed, for the spread).
 # Needs Debian's /usr/bin/python3 with python3-numpy, -scipy, -pandas.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,20 +30,25 @@ cat "$work"/*.csv > /dev/null # warm the page cache
 
 # The machine may be shared: report wall time and CPU time (user+sys) of
 # the best run (by wall time) of each side.
+# Every run's "wall/cpu" goes to stderr (the spread); the best is echoed.
 best() { # best "wall cpu" of RUNS runs; the last run's stdout in $work/out.json
-  local b="" t
+  local b="" t all=""
   for _ in $(seq "$RUNS"); do
     t=$(/usr/bin/time -f "%e %U %S" "$@" 2>&1 >"$work/out.json" | tail -1 | awk '{printf "%.3f %.3f", $1, $2+$3}')
+    all="$all ${t% *}/${t#* }"
     if [ -z "$b" ] || awk -v t="${t% *}" -v b="${b% *}" 'BEGIN{exit !(t<b)}'; then b=$t; fi
   done
+  echo "   custody runs (wall/cpu s):$all" >&2
   echo "$b"
 }
 bestpy() { # best "wall cpu" reported by the baseline on stderr (in-process)
-  local b="" t
+  local b="" t all=""
   for _ in $(seq "$RUNS"); do
     t=$("$PY" bench/monitor_baseline.py "$@" 2>&1 >"$work/py.json" | tail -1)
+    all="$all ${t% *}/${t#* }"
     if [ -z "$b" ] || awk -v t="${t% *}" -v b="${b% *}" 'BEGIN{exit !(t<b)}'; then b=$t; fi
   done
+  echo "   numpy/scipy runs (wall/cpu s):$all" >&2
   echo "$b"
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 
@@ -64,6 +65,9 @@ var commandFactories []func() *cobra.Command
 
 func register(f func() *cobra.Command) { commandFactories = append(commandFactories, f) }
 
+// profileFile is the open --cpuprofile file while a profile runs.
+var profileFile *os.File
+
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "custody",
@@ -74,6 +78,26 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &usageError{msg: err.Error()}
 	})
+	// --cpuprofile FILE writes a CPU profile of the whole verb (hidden: a
+	// developer's tool, see docs/monitoring.md).
+	root.PersistentFlags().String("cpuprofile", "", "write a CPU profile to this file")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		path, _ := cmd.Flags().GetString("cpuprofile")
+		if path == "" {
+			return nil
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		profileFile = f
+		return nil
+	}
 	cmds := make([]*cobra.Command, 0, len(commandFactories))
 	for _, f := range commandFactories {
 		cmds = append(cmds, f())
@@ -119,7 +143,19 @@ func run(ctx context.Context, args []string) int {
 func runMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer stopProfile()
 	return run(ctx, os.Args[1:])
+}
+
+// stopProfile ends a profile started by --cpuprofile.
+func stopProfile() {
+	if profileFile != nil {
+		pprof.StopCPUProfile()
+		if err := profileFile.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "custody: --cpuprofile: %v\n", err)
+		}
+		profileFile = nil
+	}
 }
 
 func main() { os.Exit(runMain()) }

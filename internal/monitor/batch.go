@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"runtime"
@@ -41,16 +42,20 @@ func readCSVBatch(ctx context.Context, path string, names, text []string) (t *Ta
 }
 
 func parseCSVBatch(ctx context.Context, data []byte, names, text []string, workers int) (*Table, bool, error) {
-	if len(data) == 0 || bytes.IndexByte(data, '"') >= 0 {
+	if len(data) == 0 {
 		return nil, false, nil
 	}
-	// Header.
+	// Header. Quotes anywhere send the file to the streaming reader; the
+	// body is searched for them in parallel below.
 	nl := bytes.IndexByte(data, '\n')
 	var hdr []byte
 	if nl < 0 {
 		hdr, data = data, nil
 	} else {
 		hdr, data = data[:nl], data[nl+1:]
+	}
+	if bytes.IndexByte(hdr, '"') >= 0 {
+		return nil, false, nil
 	}
 	hdr = bytes.TrimSuffix(hdr, []byte{'\r'})
 	hdr = bytes.TrimPrefix(hdr, []byte("\ufeff"))
@@ -66,11 +71,13 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	}
 	var idx []int
 	var cols []string
+	var colErr error // reported once the body is known to have no quotes
 	seen := map[string]bool{}
 	for _, n := range names {
 		i, ok := pos[n]
 		if !ok {
-			return nil, true, fmt.Errorf("column %q: %w", n, ErrUnknownColumn)
+			colErr = fmt.Errorf("column %q: %w", n, ErrUnknownColumn)
+			break
 		}
 		if !seen[n] {
 			seen[n] = true
@@ -100,13 +107,49 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 		chunks = append(chunks, data[:cut+j+1])
 		data = data[cut+j+1:]
 	}
-	parts := make([][]*Column, len(chunks))
-	lines := make([]int, len(chunks)) // lines per chunk, for error positions
-	errs := make([]error, len(chunks))
+	// Count the lines of every chunk (an upper bound of its rows), so that
+	// each numeric column is allocated once and every chunk parses straight
+	// into its own window of it: no growing, no copying at the end.
+	counts := make([]int, len(chunks))
+	quoted := make([]bool, len(chunks))
 	var wg sync.WaitGroup
 	for c := range chunks {
 		wg.Go(func() {
-			parts[c], lines[c], errs[c] = parseChunk(ctx, chunks[c], cols, text, idx, len(header))
+			quoted[c] = bytes.IndexByte(chunks[c], '"') >= 0
+			if !quoted[c] {
+				counts[c] = bytes.Count(chunks[c], []byte{'\n'}) + 1
+			}
+		})
+	}
+	wg.Wait()
+	if slices.Contains(quoted, true) {
+		return nil, false, nil
+	}
+	if colErr != nil {
+		return nil, true, colErr
+	}
+	offs := make([]int, len(chunks)+1)
+	for c, n := range counts {
+		offs[c+1] = offs[c] + n
+	}
+	shared := make([][]float64, len(cols))
+	for k, n := range cols {
+		if !slices.Contains(text, n) {
+			shared[k] = make([]float64, offs[len(chunks)])
+		}
+	}
+	parts := make([][]*Column, len(chunks))
+	lines := make([]int, len(chunks)) // lines per chunk, for error positions
+	errs := make([]error, len(chunks))
+	for c := range chunks {
+		wg.Go(func() {
+			win := make([][]float64, len(cols))
+			for k := range cols {
+				if shared[k] != nil {
+					win[k] = shared[k][offs[c]:offs[c]:offs[c+1]]
+				}
+			}
+			parts[c], lines[c], errs[c] = parseChunk(ctx, chunks[c], cols, text, idx, len(header), win)
 		})
 	}
 	wg.Wait()
@@ -123,24 +166,15 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	if err := ctx.Err(); err != nil {
 		return nil, true, err
 	}
-	t := &Table{Columns: parts[0]}
-	for k, c := range t.Columns {
-		var rows int
-		for _, p := range parts[1:] {
-			rows += int(p[k].Rows)
+	t := &Table{Columns: make([]*Column, len(cols))}
+	for k := range cols {
+		col := make([]*Column, len(parts))
+		for c := range parts {
+			col[c] = parts[c][k]
 		}
-		if c.numOK {
-			c.num = slices.Grow(c.num, rows)
-		}
-		if c.dictOK {
-			c.codes = slices.Grow(c.codes, rows)
-		}
-	}
-	for _, p := range parts[1:] {
-		for k, c := range p {
-			if !t.Columns[k].appendColumn(c) {
-				return nil, false, nil
-			}
+		var ok bool
+		if t.Columns[k], ok = mergeColumns(col, shared[k]); !ok {
+			return nil, false, nil
 		}
 	}
 	if len(t.Columns) > 0 {
@@ -153,14 +187,69 @@ func parseCSVBatch(ctx context.Context, data []byte, names, text []string, worke
 	return t, true, nil
 }
 
-// parseChunk parses complete lines of unquoted CSV.
-func parseChunk(ctx context.Context, data []byte, names, text []string, idx []int, nfields int) ([]*Column, int, error) {
+// mergeColumns joins the parts of one column parsed from consecutive
+// chunks. The numbers of part c are at the start of its window of shared
+// (see parseCSVBatch); they are moved together only when a chunk had blank
+// lines. It reports false when the parts cannot be combined exactly (one
+// chunk lost its dictionary while the column turned out not to be
+// numeric).
+func mergeColumns(parts []*Column, shared []float64) (*Column, bool) {
+	c := parts[0]
+	numOK, dictOK, lazy := true, true, true
+	for _, p := range parts {
+		numOK, dictOK, lazy = numOK && p.numOK, dictOK && p.dictOK, lazy && p.lazy
+	}
+	if dictOK && lazy {
+		// Still lazy if no two texts of the union have the same number.
+		text := map[uint64]string{}
+		for _, p := range parts {
+			for i, bits := range p.dvals {
+				if t, ok := text[bits]; ok && t != p.dict[i] {
+					lazy = false
+				}
+				text[bits] = p.dict[i]
+			}
+		}
+	}
+	if dictOK && !lazy {
+		for _, p := range parts {
+			p.materialize(len(p.num)) // while p.num is its own window
+		}
+	}
+	if numOK {
+		// Close the gaps left by blank lines.
+		n := len(c.num)
+		for _, p := range parts[1:] {
+			if len(p.num) > 0 && &p.num[0] != &shared[n] {
+				copy(shared[n:], p.num)
+			}
+			n += len(p.num)
+		}
+		c.num = shared[:n:n]
+	}
+	for _, p := range parts[1:] {
+		p.num = nil // already in c.num
+		if !c.appendColumn(p, numOK) {
+			return nil, false
+		}
+	}
+	if !numOK {
+		c.num = nil
+	}
+	c.numOK = numOK
+	return c, true
+}
+
+// parseChunk parses complete lines of unquoted CSV. The numbers of column
+// k are appended to win[k] (when not nil), which has room for every line.
+func parseChunk(ctx context.Context, data []byte, names, text []string, idx []int, nfields int, win [][]float64) ([]*Column, int, error) {
 	cols := make([]*Column, len(names))
 	for k, n := range names {
 		if slices.Contains(text, n) {
 			cols[k] = newTextColumn(n)
 		} else {
 			cols[k] = newColumn(n)
+			cols[k].num = win[k]
 		}
 	}
 	// want[i] is the output column of field i, or -1.
@@ -171,62 +260,87 @@ func parseChunk(ctx context.Context, data []byte, names, text []string, idx []in
 	for k, i := range idx {
 		want[i] = k
 	}
-	// Reserve the rows up front: growing slices of 10^7 values by
-	// doubling costs more than parsing them.
-	if n := bytes.Count(data, []byte{'\n'}) + 1; n > 1024 {
-		for _, c := range cols {
-			if c.numOK {
-				c.num = make([]float64, 0, n)
-			}
-			// Most numeric columns drop their codes after 1024 distinct
-			// values: let the codes grow instead of zeroing n of them.
-			c.codes = make([]int32, 0, min(n, 1<<16))
-		}
-	}
-	got := make([]bool, len(cols))
 	line := 0
-	for len(data) > 0 {
+	pos := 0
+	for pos < len(data) {
 		line++
-		var l []byte
-		if nl := bytes.IndexByte(data, '\n'); nl >= 0 {
-			l, data = data[:nl], data[nl+1:]
-		} else {
-			l, data = data, nil
-		}
-		l = bytes.TrimSuffix(l, []byte{'\r'})
-		if len(l) == 0 {
+		// Blank line ("\n", "\r\n", or a lone "\r" at the end).
+		switch {
+		case data[pos] == '\n':
+			pos++
+			continue
+		case data[pos] == '\r' && (pos+1 == len(data) || data[pos+1] == '\n'):
+			pos += 2
 			continue
 		}
 		if line&0xffff == 0 && ctx.Err() != nil {
 			return nil, line, ctx.Err()
 		}
-		clear(got)
 		f := 0
 		for {
-			j := bytes.IndexByte(l, ',')
-			var fb []byte
-			if j < 0 {
-				fb = l
-			} else {
-				fb = l[:j]
-			}
 			if f >= nfields {
 				return nil, line, &FormatError{Format: "csv", Line: line, Err: fmt.Errorf("more fields than the header's %d", nfields)}
 			}
-			if k := want[f]; k >= 0 {
+			k := want[f]
+			f++
+			// Fast path: a plain decimal number directly followed by the
+			// end of the field.
+			if k >= 0 && cols[k].numOK {
+				// One digit and a comma or "\n": labels, flags.
+				if pos+1 < len(data) && data[pos]-'0' <= 9 && (data[pos+1] == ',' || data[pos+1] == '\n') {
+					if err := cols[k].addNumber(data[pos:pos+1], float64(data[pos]-'0')); err != nil {
+						return nil, line, err
+					}
+					pos += 2
+					if data[pos-1] == ',' {
+						continue
+					}
+					break
+				}
+				if v, end, ok := scanDecimal(data, pos); ok {
+					term, next, ok := fieldEnd(data, end)
+					if ok {
+						if err := cols[k].addNumber(data[pos:end], v); err != nil {
+							return nil, line, err
+						}
+						pos = next
+						if term == ',' {
+							continue
+						}
+						break
+					}
+				}
+			}
+			// General field: up to the next comma or the line end, with
+			// one "\r" before the line end dropped.
+			nl := bytes.IndexByte(data[pos:], '\n')
+			var l []byte
+			if nl < 0 {
+				l = data[pos:]
+			} else {
+				l = data[pos : pos+nl]
+			}
+			lineEnd := pos + len(l) + 1 // after the '\n'
+			l = bytes.TrimSuffix(l, []byte{'\r'})
+			j := bytes.IndexByte(l, ',')
+			fb := l
+			if j >= 0 {
+				fb = l[:j]
+			}
+			if k >= 0 {
 				if err := cols[k].addBytes(fb); err != nil {
 					return nil, line, err
 				}
-				got[k] = true
 			}
-			f++
 			if j < 0 {
+				pos = lineEnd
 				break
 			}
-			l = l[j+1:]
+			pos += j + 1
 		}
-		for k, g := range got {
-			if !g {
+		// Fields missing at the end of the row.
+		for k, i := range idx {
+			if i >= f {
 				if err := cols[k].add(Cell{Null: true}); err != nil {
 					return nil, line, err
 				}
@@ -236,6 +350,30 @@ func parseChunk(ctx context.Context, data []byte, names, text []string, idx []in
 	return cols, line, nil
 }
 
+// fieldEnd looks at what follows a number ending at data[i]: a comma
+// (term ','), a line end "\n", "\r\n" or the end of the data (term '\n').
+// next is where the following field or line starts. ok is false when the
+// field goes on.
+func fieldEnd(data []byte, i int) (term byte, next int, ok bool) {
+	if i == len(data) {
+		return '\n', i, true
+	}
+	switch data[i] {
+	case ',':
+		return ',', i + 1, true
+	case '\n':
+		return '\n', i + 1, true
+	case '\r':
+		if i+1 == len(data) {
+			return '\n', i + 1, true
+		}
+		if data[i+1] == '\n' {
+			return '\n', i + 2, true
+		}
+	}
+	return 0, 0, false
+}
+
 // addBytes adds an unquoted CSV field. The text is only copied when the
 // column's dictionary keeps it, so numbers and known categories cost no
 // allocation.
@@ -243,93 +381,171 @@ func (c *Column) addBytes(b []byte) error {
 	if len(b) == 0 {
 		return c.add(Cell{Null: true})
 	}
-	s := unsafe.String(&b[0], len(b))
 	if c.numOK {
 		// Plain decimals (no NA marker has this form) skip the generic path.
 		if v, ok := parseDecimal(b); ok {
-			if c.dictOK {
-				code, ok := c.lookup(s)
-				if !ok {
-					return c.add(Cell{Text: s})
-				}
-				c.codes = append(c.codes, code)
-			}
-			c.Rows++
-			c.num = append(c.num, v)
-			return nil
+			return c.addNumber(b, v)
 		}
 	}
+	s := unsafe.String(&b[0], len(b))
 	return c.add(Cell{Text: s, Null: IsNA(s)})
 }
 
-// lookup finds a dictionary code, scanning small dictionaries directly.
-func (c *Column) lookup(s string) (int32, bool) {
-	if len(c.dict) <= 8 {
-		for i, v := range c.dict {
-			if v == s {
-				return int32(i), true
-			}
+// addNumber adds a field b (not empty) of a numeric column whose number v
+// is already known (see scanDecimal).
+func (c *Column) addNumber(b []byte, v float64) error {
+	if c.dictOK {
+		code, ok := c.lookup(b)
+		if !ok {
+			return c.add(Cell{Text: unsafe.String(&b[0], len(b))})
 		}
-		return 0, false
+		if !c.lazy {
+			c.codes = append(c.codes, code)
+		}
 	}
-	code, ok := c.index[s]
-	return code, ok
+	c.Rows++
+	c.num = append(c.num, v)
+	return nil
 }
 
 // pow10 are the powers of ten that float64 holds exactly.
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
-// parseDecimal parses [-]digits[.digits] when the digits form an integer
-// below 2^53 and there are at most 22 decimals: then m/10^k with both
-// exact is one correctly rounded division, the same float64 as
-// strconv.ParseFloat (Clinger's fast path). Anything else reports false
-// and goes through ParseNumber.
+// eightDigits reports whether the eight bytes of x (little endian) are
+// all ASCII digits.
+func eightDigits(x uint64) bool {
+	return (x&0xF0F0F0F0F0F0F0F0)|(((x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0)>>4) == 0x3333333333333333
+}
+
+// parseEight is the value of eight ASCII digits, the first in the low
+// byte of x (SWAR: pairs, then quadruples, then the whole).
+func parseEight(x uint64) uint64 {
+	x -= 0x3030303030303030
+	x = x*10 + x>>8
+	x = ((x&0x000000FF000000FF)*(100+(1000000<<32)) + (x>>16&0x000000FF000000FF)*(1+(10000<<32))) >> 32
+	return x
+}
+
+// parseDecimal is scanDecimal of a whole field.
 func parseDecimal(b []byte) (float64, bool) {
-	i := 0
+	v, end, ok := scanDecimal(b, 0)
+	return v, ok && end == len(b)
+}
+
+// scanDecimal parses the number at data[i:] of the form
+// [-]digits[.digits][(e|E)[+|-]digits] and returns it with the index just
+// past it. It only reports ok when the digits form an integer m of at most
+// 2^53 and the decimal exponent e is within [-22, 22]: then m*10^e or
+// m/10^-e, both operands exact, is one correctly rounded operation, the
+// same float64 as strconv.ParseFloat (Clinger's fast path). The caller
+// checks that the field ends at the returned index; anything else goes
+// through ParseNumber.
+func scanDecimal(data []byte, i int) (v float64, end int, ok bool) {
+	if i >= len(data) {
+		return 0, i, false
+	}
 	neg := false
-	if b[0] == '-' {
+	if data[i] == '-' {
 		neg = true
-		i = 1
+		i++
 	}
 	var m uint64
-	digits, frac := 0, -1
-	for ; i < len(b); i++ {
-		ch := b[i]
-		switch {
-		case ch >= '0' && ch <= '9':
-			m = m*10 + uint64(ch-'0')
-			digits++
-			if frac >= 0 {
-				frac++
-			}
-			if digits > 15 {
-				return 0, false
-			}
-		case ch == '.' && frac < 0:
-			frac = 0
-		default:
-			return 0, false
+	digits, frac := 0, 0
+	// Eight digits at a time while there are (m may wrap around when
+	// there are more than 19 digits, which is then refused anyway).
+	for i+8 <= len(data) {
+		x := binary.LittleEndian.Uint64(data[i:])
+		if !eightDigits(x) {
+			break
 		}
+		m = m*100000000 + parseEight(x)
+		digits += 8
+		i += 8
 	}
-	if digits == 0 {
-		return 0, false
+	for ; i < len(data); i++ {
+		d := data[i] - '0'
+		if d > 9 {
+			break
+		}
+		m = m*10 + uint64(d)
+		digits++
 	}
-	v := float64(m)
-	if frac > 0 {
-		v /= pow10[frac]
+	if i < len(data) && data[i] == '.' {
+		i++
+		f0 := i
+		for i+8 <= len(data) {
+			x := binary.LittleEndian.Uint64(data[i:])
+			if !eightDigits(x) {
+				break
+			}
+			m = m*100000000 + parseEight(x)
+			i += 8
+		}
+		for ; i < len(data); i++ {
+			d := data[i] - '0'
+			if d > 9 {
+				break
+			}
+			m = m*10 + uint64(d)
+		}
+		frac = i - f0
+		digits += frac
+	}
+	if digits == 0 || digits > 19 || m > 1<<53 {
+		return 0, i, false
+	}
+	exp := -frac
+	if i < len(data) && data[i]|0x20 == 'e' {
+		i++
+		eneg := false
+		if i < len(data) && (data[i] == '-' || data[i] == '+') {
+			eneg = data[i] == '-'
+			i++
+		}
+		e, ed := 0, 0
+		for ; i < len(data); i++ {
+			d := data[i] - '0'
+			if d > 9 {
+				break
+			}
+			e = e*10 + int(d)
+			ed++
+			if ed > 3 {
+				return 0, i, false
+			}
+		}
+		if ed == 0 {
+			return 0, i, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	v = float64(m)
+	switch {
+	case m == 0:
+	case exp >= 0 && exp <= 22:
+		v *= pow10[exp]
+	case exp < 0 && exp >= -22:
+		v /= pow10[-exp]
+	default:
+		return 0, i, false
 	}
 	if neg {
 		v = -v
 	}
-	return v, true
+	return v, i, true
 }
 
-// appendColumn appends the rows of o (parsed from a later chunk) to c. It
-// reports false when the two cannot be combined exactly (one chunk lost
-// its dictionary while the column turned out not to be numeric).
-func (c *Column) appendColumn(o *Column) bool {
-	numOK := c.numOK && o.numOK
+// appendColumn appends the dictionary, codes and counts of o (parsed from
+// a later chunk) to c; the numbers are merged by mergeColumns. numOK says
+// whether the merged column is numeric. Both are lazy or neither is (see
+// mergeColumns). It reports false when the two cannot be combined exactly
+// (one chunk lost its dictionary while the column turned out not to be
+// numeric).
+func (c *Column) appendColumn(o *Column, numOK bool) bool {
 	dictOK := c.dictOK && o.dictOK
 	if !numOK && !dictOK {
 		return false
@@ -342,28 +558,29 @@ func (c *Column) appendColumn(o *Column) bool {
 				code = int32(len(c.dict))
 				c.dict = append(c.dict, v)
 				c.index[v] = code
+				c.packed = append(c.packed, o.packed[i])
+				if c.lazy {
+					c.vals[o.dvals[i]] = code
+					c.dvals = append(c.dvals, o.dvals[i])
+				}
 			}
 			remap[i] = code
 		}
-		for _, k := range o.codes {
-			if k >= 0 {
-				k = remap[k]
+		if !c.lazy {
+			for _, k := range o.codes {
+				if k >= 0 {
+					k = remap[k]
+				}
+				c.codes = append(c.codes, k)
 			}
-			c.codes = append(c.codes, k)
 		}
 		if numOK && len(c.dict) > maxDictSize {
 			dictOK = false
 		}
 	}
 	if !dictOK {
-		c.codes, c.dict, c.index = nil, nil, nil
+		c.dropDict()
 	}
-	if numOK {
-		c.num = append(c.num, o.num...)
-	} else {
-		c.num = nil
-	}
-	c.numOK, c.dictOK = numOK, dictOK
 	c.Rows += o.Rows
 	c.Missing += o.Missing
 	return true

@@ -3,6 +3,7 @@ package monitor
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -260,37 +261,322 @@ func Calibrate(probs []float64, outcomes []bool, bins int, strategy string) (Cal
 	if bins < 1 {
 		return Calibration{}, fmt.Errorf("bins %d: %w", bins, ErrInvalidInput)
 	}
+	if strategy != StrategyUniform && strategy != StrategyQuantile {
+		_, err := CalibrationEdges(nil, bins, strategy)
+		return Calibration{}, err
+	}
+	c := Calibration{Rows: int64(len(probs)), Strategy: strategy, Bins: bins}
+	uni, qua, brier, err := calibrationPasses(probs, outcomes, bins)
+	if err != nil {
+		return Calibration{}, err
+	}
+	c.ECEEqualWidth, c.ECEEqualMass = uni.ece, qua.ece
+	if strategy == StrategyUniform {
+		c.ECE, c.MCE, c.Table = uni.ece, uni.mce, uni.table
+	} else {
+		c.ECE, c.MCE, c.Table = qua.ece, qua.mce, qua.table
+	}
+	c.Brier = Float(brier)
+	return c, nil
+}
+
+// binning is the result of one binning strategy.
+type binning struct {
+	table    []CalibrationBin
+	ece, mce Float
+}
+
+// binAcc accumulates the predictions of bins.
+type binAcc struct {
+	counts, trues []int64
+	sums          []float64
+}
+
+func newBinAcc(nb int) binAcc {
+	return binAcc{counts: make([]int64, nb), trues: make([]int64, nb), sums: make([]float64, nb)}
+}
+
+func (a *binAcc) add(k int, p float64, y bool) {
+	t := int64(0)
+	if y {
+		t = 1 // a conditional move: outcomes are not predictable
+	}
+	a.counts[k]++
+	a.sums[k] += p
+	a.trues[k] += t
+}
+
+func (a *binAcc) merge(o binAcc) {
+	for k := range a.counts {
+		a.counts[k] += o.counts[k]
+		a.trues[k] += o.trues[k]
+		a.sums[k] += o.sums[k]
+	}
+}
+
+func (a *binAcc) result(edges []float64, n int) binning {
+	trues := make([]float64, len(a.trues))
+	for k, v := range a.trues {
+		trues[k] = float64(v)
+	}
+	var r binning
+	r.table, r.ece, r.mce = reliabilityFromSums(edges, a.counts, a.sums, trues, int64(n))
+	return r
+}
+
+// calBuckets is the number of equal-width buckets of [0, 1] that locate
+// the order statistics of the quantile edges (see calibrationPasses).
+const calBuckets = 1 << 14
+
+func calBucket(p float64) int { return min(int(p*calBuckets), calBuckets-1) }
+
+// spans cuts n rows into one span per worker (one for short inputs).
+func spans(n int) [][2]int {
+	w := 1
+	if n >= 1<<16 {
+		w = min(max(runtime.GOMAXPROCS(0), 1), 8)
+	}
+	out := make([][2]int, w)
+	for i := range out {
+		out[i] = [2]int{n * i / w, n * (i + 1) / w}
+	}
+	return out
+}
+
+// calibrationPasses bins the predictions with both strategies and computes
+// the Brier score in two parallel passes over the data, with no sort:
+//
+//  1. check the range, bin with the equal-width edges, sum the squared
+//     errors, and count the scores per bucket of [0, 1] (calBucket, a
+//     monotone function of the score, so the rank range of every bucket
+//     follows from the counts);
+//  2. the quantile edges interpolate between the order statistics of a
+//     few ranks. A score in a bucket holding none of those ranks is
+//     strictly between two of them, so its bin follows from its bucket's
+//     rank range; the scores of the other buckets are kept, sorted to give
+//     the order statistics and so the edges, and binned one by one.
+//
+// Sums are accumulated per worker and added at the end, so they can
+// differ from a sequential sum in the last bits.
+func calibrationPasses(probs []float64, outcomes []bool, bins int) (uni, qua binning, brier float64, err error) {
+	n := len(probs)
+	uniEdges := stats.Linspace(0, 1, bins+1)
+	uniInner := uniEdges[1 : len(uniEdges)-1]
+	sp := spans(n)
+	type partA struct {
+		uni    binAcc
+		counts []uint32
+		brier  neumaierSum
+		bad    bool
+		badV   float64
+	}
+	pa := make([]partA, len(sp))
+	var wg sync.WaitGroup
+	for w := range sp {
+		wg.Go(func() {
+			a := partA{uni: newBinAcc(bins), counts: make([]uint32, calBuckets)}
+			lo, hi := sp[w][0], sp[w][1]
+			ys := outcomes[lo:hi]
+			for i, p := range probs[lo:hi] {
+				if !(p >= 0 && p <= 1) {
+					a.bad, a.badV = true, p
+					break
+				}
+				y := ys[i]
+				k := uniformBinOf(uniInner, p)
+				a.uni.add(k, p, y)
+				a.counts[calBucket(p)]++
+				t := uint64(0)
+				if y {
+					t = 1 // no branch on the outcome
+				}
+				d := float64(t) - p
+				a.brier.add(d * d)
+			}
+			pa[w] = a
+		})
+	}
+	wg.Wait()
+	for _, a := range pa {
+		if a.bad {
+			return uni, qua, 0, fmt.Errorf("probability %v outside [0, 1]: %w", a.badV, ErrInvalidInput)
+		}
+	}
+	ua := pa[0].uni
+	counts := make([]int, calBuckets)
+	var bs neumaierSum
+	for w, a := range pa {
+		if w > 0 {
+			ua.merge(a.uni)
+		}
+		for b, c := range a.counts {
+			counts[b] += int(c)
+		}
+		bs.add(a.brier.s)
+		bs.add(a.brier.c)
+	}
+	uni = ua.result(uniEdges, n)
+	brier = bs.sum() / float64(n)
+
+	// The ranks whose order statistics the quantile edges need.
+	qs := stats.Linspace(0, 1, bins+1)
+	var ranks []int
+	for _, q := range qs {
+		lo, hi := percentileRanks(n, q*100)
+		ranks = append(ranks, lo, hi)
+	}
+	slices.Sort(ranks)
+	ranks = slices.Compact(ranks)
+	// start[b] is the rank of the first score of bucket b; slot[b] the
+	// index of b among the kept buckets, or -1.
+	start := make([]int, calBuckets+1)
+	for b, c := range counts {
+		start[b+1] = start[b] + c
+	}
+	slot := make([]int32, calBuckets)
+	for b := range slot {
+		slot[b] = -1
+	}
+	var kept []int // kept buckets, ascending
+	keptRows := 0
+	for _, r := range ranks {
+		b := sort.Search(calBuckets, func(b int) bool { return start[b+1] > r })
+		if slot[b] < 0 {
+			slot[b] = int32(len(kept))
+			kept = append(kept, b)
+			keptRows += counts[b]
+		}
+	}
+	if keptRows > n/8 && keptRows > 1<<16 {
+		// Scores piled on a few values: select on a copy instead.
+		edges := quantileEdges(probs, bins)
+		var acc binAcc
+		acc, err = binParallel(probs, outcomes, edges, sp)
+		return uni, acc.result(edges, n), brier, err
+	}
+	// bucketBin[b]: for a bucket holding none of the ranks, the bin of its
+	// scores: the number of inner edges whose upper rank is below the
+	// bucket's first rank.
+	inner := bins - 1
+	upper := make([]int, inner) // upper rank of inner edge i
+	for i := range upper {
+		_, upper[i] = percentileRanks(n, qs[i+1]*100)
+	}
+	bucketBin := make([]int32, calBuckets)
+	k := 0
+	for b := range bucketBin {
+		for k < inner && upper[k] < start[b] {
+			k++
+		}
+		bucketBin[b] = int32(k)
+	}
+	type partB struct {
+		acc   binAcc
+		keep  [][]float64 // scores of each kept bucket
+		keepY [][]bool
+	}
+	pb := make([]partB, len(sp))
+	for w := range sp {
+		wg.Go(func() {
+			b := partB{acc: newBinAcc(bins), keep: make([][]float64, len(kept)), keepY: make([][]bool, len(kept))}
+			lo, hi := sp[w][0], sp[w][1]
+			ys := outcomes[lo:hi]
+			for i, p := range probs[lo:hi] {
+				bk := calBucket(p)
+				if s := slot[bk]; s >= 0 {
+					b.keep[s] = append(b.keep[s], p)
+					b.keepY[s] = append(b.keepY[s], ys[i])
+					continue
+				}
+				b.acc.add(int(bucketBin[bk]), p, ys[i])
+			}
+			pb[w] = b
+		})
+	}
+	wg.Wait()
+	qa := pb[0].acc
+	for _, b := range pb[1:] {
+		qa.merge(b.acc)
+	}
+	// The order statistics from the kept scores, sorted.
+	sorted := make([][]float64, len(kept))
+	for s := range kept {
+		for _, b := range pb {
+			sorted[s] = append(sorted[s], b.keep[s]...)
+		}
+		slices.Sort(sorted[s])
+	}
+	at := func(r int) float64 {
+		b := sort.Search(calBuckets, func(b int) bool { return start[b+1] > r })
+		return sorted[slot[b]][r-start[b]]
+	}
+	edges := make([]float64, len(qs))
+	for i, q := range qs {
+		edges[i] = percentileFrom(n, q*100, at)
+		// The argument above needs every edge between its two order
+		// statistics; numpy's interpolation keeps it there, but check.
+		lo, hi := percentileRanks(n, q*100)
+		if !(at(lo) <= edges[i] && edges[i] <= at(hi)) {
+			var acc binAcc
+			acc, err = binParallel(probs, outcomes, edges, sp)
+			return uni, acc.result(edges, n), brier, err
+		}
+	}
+	qInner := edges[1 : len(edges)-1]
+	for _, b := range pb {
+		for s := range b.keep {
+			for i, p := range b.keep[s] {
+				qa.add(binOf(qInner, p), p, b.keepY[s][i])
+			}
+		}
+	}
+	return uni, qa.result(edges, n), brier, nil
+}
+
+// binParallel bins the predictions over edges by binary search.
+func binParallel(probs []float64, outcomes []bool, edges []float64, sp [][2]int) (binAcc, error) {
+	inner := edges[1 : len(edges)-1]
+	parts := make([]binAcc, len(sp))
+	var wg sync.WaitGroup
+	for w := range sp {
+		wg.Go(func() {
+			a := newBinAcc(len(edges) - 1)
+			lo, hi := sp[w][0], sp[w][1]
+			ys := outcomes[lo:hi]
+			for i, p := range probs[lo:hi] {
+				a.add(binOf(inner, p), p, ys[i])
+			}
+			parts[w] = a
+		})
+	}
+	wg.Wait()
+	for _, a := range parts[1:] {
+		parts[0].merge(a)
+	}
+	return parts[0], nil
+}
+
+// calibrateSimple is Calibrate by the definitions, sequentially: the
+// reference the tests compare the fast passes with.
+func calibrateSimple(probs []float64, outcomes []bool, bins int, strategy string) (Calibration, error) {
 	for _, p := range probs {
 		if !(p >= 0 && p <= 1) {
 			return Calibration{}, fmt.Errorf("probability %v outside [0, 1]: %w", p, ErrInvalidInput)
 		}
 	}
 	c := Calibration{Rows: int64(len(probs)), Strategy: strategy, Bins: bins}
-	// Both strategies at once: the quantile edges need a selection pass
-	// that can run beside the uniform binning.
-	type result struct {
-		table    []CalibrationBin
-		ece, mce Float
-	}
-	var uni, qua result
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		qua.table, qua.ece, qua.mce = reliability(probs, outcomes, quantileEdges(probs, bins), false)
-	})
-	uni.table, uni.ece, uni.mce = reliability(probs, outcomes, stats.Linspace(0, 1, bins+1), true)
-	wg.Wait()
+	sorted := slices.Clone(probs)
+	slices.Sort(sorted)
+	qEdges, _ := CalibrationEdges(sorted, bins, StrategyQuantile)
+	var uni, qua binning
+	qua.table, qua.ece, qua.mce = reliability(probs, outcomes, qEdges, false)
+	uni.table, uni.ece, uni.mce = reliability(probs, outcomes, stats.Linspace(0, 1, bins+1), false)
 	c.ECEEqualWidth, c.ECEEqualMass = uni.ece, qua.ece
-	var mainTable []CalibrationBin
-	switch strategy {
-	case StrategyUniform:
-		c.ECE, c.MCE, mainTable = uni.ece, uni.mce, uni.table
-	case StrategyQuantile:
-		c.ECE, c.MCE, mainTable = qua.ece, qua.mce, qua.table
-	default:
-		_, err := CalibrationEdges(nil, bins, strategy)
-		return Calibration{}, err
+	if strategy == StrategyUniform {
+		c.ECE, c.MCE, c.Table = uni.ece, uni.mce, uni.table
+	} else {
+		c.ECE, c.MCE, c.Table = qua.ece, qua.mce, qua.table
 	}
-	c.Table = mainTable
 	var b neumaierSum
 	for i, p := range probs {
 		y := 0.0
@@ -383,20 +669,53 @@ func Outcomes(c *Column, posLabel string) (out []bool, valid []bool, err error) 
 		} else {
 			pos = 1
 		}
-		var seen []float64 // distinct labels, at most three before failing
-		for i, v := range c.Floats() {
-			if math.IsNaN(v) {
-				continue
-			}
-			valid[i] = true
-			out[i] = v == pos
-			if !slices.Contains(seen, v) {
-				seen = append(seen, v)
-				distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
-				if len(seen) > 2 {
-					return nil, nil, fmt.Errorf("column %q: more than two distinct labels, only binary labels are supported: %w", c.Name, ErrInvalidInput)
+		// Each worker marks its rows and notes its first three distinct
+		// labels in order; joined in worker order they are the first
+		// distinct labels of the column.
+		floats := c.Floats()
+		sp := spans(len(floats))
+		firsts := make([][]float64, len(sp))
+		var wg sync.WaitGroup
+		for w := range sp {
+			wg.Go(func() {
+				lo, hi := sp[w][0], sp[w][1]
+				o, ok := out[lo:hi], valid[lo:hi]
+				var seen []float64
+				a, b := math.NaN(), math.NaN() // the first two of seen
+				for i, v := range floats[lo:hi] {
+					if v != v {
+						continue
+					}
+					ok[i] = true
+					o[i] = v == pos
+					if v == a || v == b || slices.Contains(seen, v) {
+						continue
+					}
+					if len(seen) == 0 {
+						a = v
+					} else {
+						b = v
+					}
+					seen = append(seen, v)
+					if len(seen) > 2 {
+						break
+					}
+				}
+				firsts[w] = seen
+			})
+		}
+		wg.Wait()
+		var seen []float64
+		for _, f := range firsts {
+			for _, v := range f {
+				if !slices.Contains(seen, v) {
+					seen = append(seen, v)
+					distinct[strconv.FormatFloat(v, 'g', -1, 64)] = true
 				}
 			}
+		}
+		if len(seen) > 2 {
+			return nil, nil, fmt.Errorf("column %q: more than two distinct labels, only binary labels are supported: %w", c.Name, ErrInvalidInput)
 		}
 		if posLabel == "" {
 			for k := range distinct {
@@ -502,13 +821,23 @@ func CalibrateTable(t *Table, opts CalibrationOptions) (*CalibrationReport, erro
 	P, Y := probs, out
 	var segP [][]float64
 	var segY [][]bool
-	complete := true
-	for i, p := range probs {
-		if math.IsNaN(p) || !valid[i] {
-			complete = false
-			break
-		}
+	sp := spans(len(probs))
+	gaps := make([]bool, len(sp))
+	var wg sync.WaitGroup
+	for w := range sp {
+		wg.Go(func() {
+			lo, hi := sp[w][0], sp[w][1]
+			ok := valid[lo:hi]
+			for i, p := range probs[lo:hi] {
+				if p != p || !ok[i] {
+					gaps[w] = true
+					break
+				}
+			}
+		})
 	}
+	wg.Wait()
+	complete := !slices.Contains(gaps, true)
 	if !complete || segCodes != nil {
 		if !complete {
 			P, Y = make([]float64, 0, len(probs)), make([]bool, 0, len(probs))

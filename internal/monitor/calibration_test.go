@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -110,6 +111,113 @@ func TestCalibrationFastPathsExact(t *testing.T) {
 		for _, p := range probs {
 			if a, b := uniformBinOf(inner, p), binOf(inner, p); a != b {
 				t.Fatalf("bins %d p %v: uniformBinOf %d, searchsorted %d", bins, p, a, b)
+			}
+		}
+	}
+}
+
+// The two-pass parallel calibration gives what the definitions give: the
+// same bins and counts, sums equal up to the order of addition.
+func TestCalibratePassesMatchSimple(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	near := func(a, b Float) bool {
+		x, y := float64(a), float64(b)
+		// Everything is in [0, 1]. A sequential sum of 10^5 equal scores
+		// (numpy's bincount, calibrateSimple) is itself off by ~1e-13
+		// relative, and gaps are differences of close numbers: compare
+		// absolutely, far below the 1e-9 of the sklearn fixtures.
+		return math.Abs(x-y) <= 1e-11
+	}
+	for trial := 0; trial < 40; trial++ {
+		n := 1 + r.IntN(5000)
+		if trial%2 == 0 {
+			n = 1<<16 + r.IntN(200000) // parallel passes
+		}
+		kind := trial % 5
+		probs := make([]float64, n)
+		ys := make([]bool, n)
+		for i := range probs {
+			switch {
+			case kind == 0 && r.IntN(10) > 0:
+				probs[i] = 0.5 // piled: the selection fallback
+			case kind == 1:
+				probs[i] = float64(r.IntN(11)) / 10 // ties, values on edges
+			case kind == 2:
+				probs[i] = math.Pow(r.Float64(), 8) // crowded near 0
+			case kind == 3 && r.IntN(50) == 0:
+				probs[i] = float64(r.IntN(2)) // exact 0 and 1
+			default:
+				probs[i] = r.Float64()
+			}
+			ys[i] = r.Float64() < probs[i]
+		}
+		bins := 1 + r.IntN(30)
+		if trial%7 == 0 {
+			bins = 1000
+		}
+		for _, strategy := range []string{StrategyUniform, StrategyQuantile} {
+			got, err := Calibrate(probs, ys, bins, strategy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := calibrateSimple(probs, ys, bins, strategy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !near(got.ECE, want.ECE) || !near(got.MCE, want.MCE) || !near(got.Brier, want.Brier) ||
+				!near(got.ECEEqualMass, want.ECEEqualMass) || !near(got.ECEEqualWidth, want.ECEEqualWidth) {
+				t.Fatalf("trial %d %s: %+v, want %+v", trial, strategy, got, want)
+			}
+			for k, b := range got.Table {
+				w := want.Table[k]
+				if b.Count != w.Count || b.Lower != w.Lower || b.Upper != w.Upper || (b.Gap == nil) != (w.Gap == nil) ||
+					(b.Gap != nil && (!near(*b.Gap, *w.Gap) || !near(*b.MeanPredicted, *w.MeanPredicted) || *b.FractionPositive != *w.FractionPositive)) {
+					t.Fatalf("trial %d %s bin %d: %+v, want %+v (%v %v %v, want %v %v %v)", trial, strategy, k, b, w, *b.Gap, *b.MeanPredicted, *b.FractionPositive, *w.Gap, *w.MeanPredicted, *w.FractionPositive)
+				}
+			}
+		}
+	}
+	if _, err := Calibrate([]float64{0.5, 1.5}, []bool{true, false}, 10, StrategyUniform); err == nil {
+		t.Fatal("probability 1.5 accepted")
+	}
+}
+
+func TestOutcomesParallel(t *testing.T) {
+	col := func(vals ...float64) *Column {
+		c := newColumn("y")
+		for i := 0; i < 200000; i++ {
+			v := vals[i%len(vals)]
+			if i == 150000 && len(vals) > 3 {
+				v = vals[3] // a label only in the second half
+			}
+			c.Rows++
+			c.num = append(c.num, v)
+		}
+		return c
+	}
+	nan := math.NaN()
+	for _, tc := range []struct {
+		vals []float64
+		ok   bool
+	}{
+		{[]float64{0, 1, nan}, true},
+		{[]float64{-1, 1, 1}, true},
+		{[]float64{0, 1, math.Copysign(0, -1)}, true}, // -0 and 0 are one label
+		{[]float64{0, 1, 1, 2}, false},                // a third label late
+		{[]float64{-1, 1, 0}, false},
+		{[]float64{0, 2, 2}, false},
+	} {
+		c := col(tc.vals...)
+		out, valid, err := Outcomes(c, "")
+		if (err == nil) != tc.ok {
+			t.Fatalf("%v: err %v", tc.vals, err)
+		}
+		if err != nil {
+			continue
+		}
+		for i, v := range c.num {
+			if valid[i] != !math.IsNaN(v) || out[i] != (v == 1) {
+				t.Fatalf("%v: row %d: out %v valid %v", tc.vals, i, out[i], valid[i])
 			}
 		}
 	}

@@ -177,19 +177,6 @@ func CompareTables(ref, cur *Table, opts DriftOptions) (*DriftReport, error) {
 	return rep, nil
 }
 
-// finiteSorted drops NaN and ±Inf (as Evidently does before every test)
-// and sorts.
-func finiteSorted(x []float64) []float64 {
-	out := make([]float64, 0, len(x))
-	for _, v := range x {
-		if !math.IsNaN(v) && !math.IsInf(v, 0) {
-			out = append(out, v)
-		}
-	}
-	sortFloats(out)
-	return out
-}
-
 // NumericDrift compares two sorted samples of finite numbers with
 // Evidently's numerical statistics. Both must be non-empty.
 func NumericDrift(ref, cur []float64) (ColumnDrift, error) {
@@ -198,9 +185,8 @@ func NumericDrift(ref, cur []float64) (ColumnDrift, error) {
 	}
 	d := ColumnDrift{Kind: Numerical}
 	nRef, nCur := int64(len(ref)), int64(len(cur))
-	refDistinct := countDistinct(ref)
 	var rc, cc []int64
-	if refDistinct > stats.MaxDistinctForValueBins {
+	if countDistinctUpTo(ref, stats.MaxDistinctForValueBins+1) > stats.MaxDistinctForValueBins {
 		lo := math.Min(ref[0], cur[0])
 		hi := math.Max(ref[len(ref)-1], cur[len(cur)-1])
 		edges := stats.SturgesEdges(lo, hi, len(ref)+len(cur))
@@ -213,14 +199,19 @@ func NumericDrift(ref, cur []float64) (ColumnDrift, error) {
 	}
 	d.Bins = len(rc)
 	d.PSI, d.JensenShannon = psiJS(rc, cc, nRef, nCur)
-	w := Float(stats.WassersteinNormed(ref, cur))
-	d.WassersteinNormed = &w
+	// The two walks over the samples run side by side.
+	var w Float
+	var wg sync.WaitGroup
+	wg.Go(func() { w = Float(stats.WassersteinNormed(ref, cur)) })
 	ks := stats.KS2Samp(ref, cur)
+	wg.Wait()
+	d.WassersteinNormed = &w
 	kss, ksp := Float(ks.Statistic), Float(ks.PValue)
 	d.KSStatistic, d.KSPValue, d.KSMethod = &kss, &ksp, string(ks.Method)
 
 	// Evidently's default test (get_stattest with no stattest configured).
-	nValues := countDistinctUnion(ref, cur)
+	// Only whether there are at most five distinct values matters.
+	nValues := countDistinctUnionUpTo(ref, cur, 6)
 	switch {
 	case nRef <= 1000 && nValues <= 5:
 		rcv, ccv := valueCounts(ref, cur)
@@ -255,19 +246,30 @@ func psiJS(rc, cc []int64, nRef, nCur int64) (Float, Float) {
 }
 
 func countDistinct(sorted []float64) int {
+	return countDistinctUpTo(sorted, len(sorted))
+}
+
+// countDistinctUpTo counts the distinct values of sorted, stopping at
+// limit.
+func countDistinctUpTo(sorted []float64, limit int) int {
 	n := 0
 	for i, v := range sorted {
 		if i == 0 || v != sorted[i-1] {
 			n++
+			if n >= limit {
+				break
+			}
 		}
 	}
 	return n
 }
 
-func countDistinctUnion(a, b []float64) int {
+// countDistinctUnionUpTo counts the distinct values of the union of two
+// sorted samples, stopping at limit.
+func countDistinctUnionUpTo(a, b []float64, limit int) int {
 	n := 0
 	i, j := 0, 0
-	for i < len(a) || j < len(b) {
+	for (i < len(a) || j < len(b)) && n < limit {
 		var v float64
 		if j >= len(b) || (i < len(a) && a[i] <= b[j]) {
 			v = a[i]

@@ -22,7 +22,7 @@ func mapFile(path string) (data []byte, release func(), err error) {
 	if st.Size() == 0 {
 		return nil, func() {}, nil
 	}
-	data, err = syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_PRIVATE)
+	data, err = syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, mmapFlags)
 	if err != nil {
 		// Not mappable (a pipe, some file systems): read it instead.
 		data, err = os.ReadFile(path)

@@ -43,20 +43,22 @@ func sameTable(a, b *Table) bool {
 		}
 		if x.dictOK {
 			// Codes may differ between readers; the decoded text may not.
-			for k := range x.codes {
+			xc, xd := x.Text()
+			yc, yd := y.Text()
+			if len(xc) != len(yc) {
+				return false
+			}
+			for k := range xc {
 				xs, ys := "", ""
-				if x.codes[k] >= 0 {
-					xs = "v" + x.dict[x.codes[k]]
+				if xc[k] >= 0 {
+					xs = "v" + xd[xc[k]]
 				}
-				if y.codes[k] >= 0 {
-					ys = "v" + y.dict[y.codes[k]]
+				if yc[k] >= 0 {
+					ys = "v" + yd[yc[k]]
 				}
 				if xs != ys {
 					return false
 				}
-			}
-			if len(x.codes) != len(y.codes) {
-				return false
 			}
 		}
 	}
@@ -184,4 +186,151 @@ func TestParseDecimalMatchesParseFloat(t *testing.T) {
 			t.Fatalf("parseDecimal(%q) = %v, ParseFloat %v (%v)", s, got, want, err)
 		}
 	}
+}
+
+func TestFiniteSortedRadix(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 4095, 4096, 300000} {
+		x := make([]float64, n)
+		for i := range x {
+			switch r.IntN(12) {
+			case 0:
+				x[i] = math.NaN()
+			case 1:
+				x[i] = math.Inf(1 - 2*r.IntN(2))
+			case 2:
+				x[i] = math.Copysign(0, float64(1-2*r.IntN(2)))
+			case 3:
+				x[i] = math.Float64frombits(r.Uint64N(1<<52)) * float64(1-2*r.IntN(2)) // subnormal
+			case 4:
+				x[i] = float64(r.IntN(5)) // ties
+			case 5:
+				x[i] = math.Float64frombits(r.Uint64()&^(0x7ff<<52) | uint64(r.IntN(2046)+1)<<52) // any exponent
+			default:
+				x[i] = r.NormFloat64()*2 + 10
+			}
+		}
+		var want []float64
+		for _, v := range x {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				want = append(want, v)
+			}
+		}
+		slices.Sort(want)
+		got := finiteSorted(x)
+		if len(got) != len(want) {
+			t.Fatalf("n=%d: %d values, want %d", n, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] { // -0 == +0: their order is free
+				t.Fatalf("n=%d: [%d] = %v, want %v", n, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// A numeric column keeps its dictionary without per-row codes until two
+// texts share a number or a text is not a number; the texts read back are
+// the same either way, with both readers.
+func TestLazyCodes(t *testing.T) {
+	for _, rows := range [][]string{
+		{"1", "0", "1", "", "0"},
+		{"1", "0", "1.0", "1", "0"},            // "1.0" after "1"
+		{"0", "-0", "0", "-0"},                 // different bits: still lazy
+		{"inf", "1", "Infinity", "NA", "inf"},  // two spellings of +Inf
+		{"1", "2", "x", "1", "", "2"},          // text after numbers
+		{"1", "NAN", "2", "nan", "1"},          // "NAN" is text, "nan" missing
+		{"5", "5.00", "5.0", "5", "5.00", "5"}, // three texts, one number
+	} {
+		var b strings.Builder
+		b.WriteString("v,w\n")
+		for i := 0; i < 70000; i++ {
+			b.WriteString(rows[i%len(rows)] + ",a\n")
+		}
+		data := []byte(b.String())
+		want := make([]string, 70000)
+		for i := range want {
+			if s := rows[i%len(rows)]; !IsNA(s) {
+				want[i] = "v" + s
+			}
+		}
+		check := func(name string, tab *Table) {
+			t.Helper()
+			codes, dict := tab.Columns[0].Text()
+			if len(codes) != len(want) {
+				t.Fatalf("%v %s: %d codes", rows, name, len(codes))
+			}
+			for i, k := range codes {
+				got := ""
+				if k >= 0 {
+					got = "v" + dict[k]
+				}
+				if got != want[i] {
+					t.Fatalf("%v %s: row %d %q, want %q", rows, name, i, got, want[i])
+				}
+			}
+		}
+		st, err := streamTable(t, data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("streaming", st)
+		for _, w := range []int{1, 2, 3} {
+			bt, ok, err := parseCSVBatch(context.Background(), data, nil, nil, w)
+			if err != nil || !ok {
+				t.Fatalf("%v: batch ok=%v err=%v", rows, ok, err)
+			}
+			check("batch", bt)
+			if !sameTable(bt, st) {
+				t.Fatalf("%v: batch (%d workers) differs from streaming", rows, w)
+			}
+		}
+	}
+}
+
+func TestScanDecimalMatchesParseFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	cases := []string{"0", "-0", "1e5", "1E-5", "-2.5e+3", "12345678", "123456789", "0.12345678", "1234567890123456789",
+		"9007199254740992", "9007199254740993", "1e22", "1e23", "1e-22", "1e-23", "0e999", "5e", "5e+", "1.e1", ".5e1",
+		"00000000000000000001", "1.000000000000000000"}
+	for i := 0; i < 200000; i++ {
+		v := r.NormFloat64() * math.Pow(10, float64(r.IntN(40)-20))
+		switch i % 3 {
+		case 0:
+			cases = append(cases, strconv.FormatFloat(v, 'g', 1+r.IntN(17), 64))
+		case 1:
+			cases = append(cases, strconv.FormatFloat(v, 'f', r.IntN(20), 64))
+		default:
+			cases = append(cases, strconv.FormatFloat(v, 'e', r.IntN(18), 64))
+		}
+	}
+	for _, s := range cases {
+		checkScanDecimal(t, s)
+	}
+}
+
+// checkScanDecimal: what scanDecimal accepts as a whole field is exactly
+// strconv.ParseFloat's float64, bit for bit.
+func checkScanDecimal(t *testing.T, s string) {
+	t.Helper()
+	for _, tail := range []string{"", ",", "\n", "x"} {
+		data := []byte(s + tail)
+		got, end, ok := scanDecimal(data, 0)
+		if !ok || end != len(s) {
+			continue
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.Float64bits(got) != math.Float64bits(want) {
+			t.Fatalf("scanDecimal(%q) = %v, ParseFloat %v (%v)", data, got, want, err)
+		}
+	}
+}
+
+func FuzzScanDecimal(f *testing.F) {
+	for _, s := range []string{"0.73105858", "-12.5e-3", "123456789012345678", "1e22", ".5", "5.", "-", "1e"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkScanDecimal(t, s)
+	})
 }

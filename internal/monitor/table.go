@@ -32,18 +32,126 @@ type Column struct {
 	num   []float64
 
 	dictOK bool
-	codes  []int32 // -1: missing
+	// lazy: the codes are not stored. While a numeric column's dictionary
+	// texts all have different numbers (bit patterns), a row's code follows
+	// from its number (NaN: -1), so only the dictionary is kept; the codes
+	// are stored from the first text that breaks this ("1.0" after "1")
+	// or is not a number.
+	lazy   bool
+	codes  []int32 // -1: missing; only when !lazy
 	dict   []string
 	index  map[string]int32
+	vals   map[uint64]int32 // value bits -> code, while lazy
+	dvals  []uint64         // value bits of each dictionary text, while lazy
+	packed []uint64         // packKey of each dictionary text
 }
 
 func newColumn(name string) *Column {
-	return &Column{Name: name, numOK: true, dictOK: true, index: map[string]int32{}}
+	return &Column{Name: name, numOK: true, dictOK: true, lazy: true, index: map[string]int32{}, vals: map[uint64]int32{}}
 }
 
 // newTextColumn is a column read as text only.
 func newTextColumn(name string) *Column {
 	return &Column{Name: name, dictOK: true, index: map[string]int32{}}
+}
+
+// packKey packs a text of at most 7 bytes and its length into a word, for
+// the comparisons of small dictionaries; longer texts get a key no short
+// text has.
+func packKey(b []byte) uint64 {
+	if len(b) > 7 {
+		return ^uint64(0)
+	}
+	k := uint64(len(b)) << 56
+	for i, ch := range b {
+		k |= uint64(ch) << (8 * i)
+	}
+	return k
+}
+
+// lookup finds the dictionary code of a text.
+func (c *Column) lookup(b []byte) (int32, bool) {
+	if len(c.dict) <= 8 {
+		if len(b) <= 7 {
+			k := packKey(b)
+			for i, p := range c.packed {
+				if p == k {
+					return int32(i), true
+				}
+			}
+			return 0, false
+		}
+		for i, v := range c.dict {
+			if v == string(b) {
+				return int32(i), true
+			}
+		}
+		return 0, false
+	}
+	code, ok := c.index[string(b)]
+	return code, ok
+}
+
+// addText adds a text to the dictionary. v is its number when the column
+// is numeric.
+func (c *Column) addText(txt string, v float64) int32 {
+	code := int32(len(c.dict))
+	if c.lazy {
+		bits := math.Float64bits(v)
+		if _, dup := c.vals[bits]; dup {
+			// A second text for this number: store the codes from now on.
+			// The current row's number is already in num.
+			c.materialize(len(c.num) - 1)
+		} else {
+			c.vals[bits] = code
+			c.dvals = append(c.dvals, bits)
+		}
+	}
+	c.dict = append(c.dict, txt)
+	c.index[txt] = code
+	c.packed = append(c.packed, packKey([]byte(txt)))
+	return code
+}
+
+// materialize stores the codes of the first n rows (derived from their
+// numbers) and ends the lazy mode.
+func (c *Column) materialize(n int) {
+	if !c.lazy {
+		return
+	}
+	codes := c.derivedCodes(n)
+	c.codes = slices.Grow(codes, max(1024, n/8))
+	c.lazy, c.vals, c.dvals = false, nil, nil
+}
+
+// derivedCodes are the codes of the first n rows of a lazy column.
+func (c *Column) derivedCodes(n int) []int32 {
+	codes := make([]int32, n)
+	small := len(c.dvals) <= 8
+	for i, v := range c.num[:n] {
+		if v != v {
+			codes[i] = -1
+			continue
+		}
+		bits := math.Float64bits(v)
+		if small {
+			for k, d := range c.dvals {
+				if d == bits {
+					codes[i] = int32(k)
+					break
+				}
+			}
+			continue
+		}
+		codes[i] = c.vals[bits]
+	}
+	return codes
+}
+
+// dropDict forgets the dictionary of a column that can only be numeric.
+func (c *Column) dropDict() {
+	c.dictOK, c.lazy = false, false
+	c.codes, c.dict, c.index, c.vals, c.dvals, c.packed = nil, nil, nil, nil, nil, nil
 }
 
 // errNeedsText is returned while reading when a column that looked numeric
@@ -67,8 +175,13 @@ func (c *Column) Floats() []float64 { return c.num }
 func (c *Column) HasText() bool { return c.dictOK }
 
 // Text returns the row-aligned dictionary codes (-1 where missing) and the
-// dictionary.
-func (c *Column) Text() (codes []int32, dict []string) { return c.codes, c.dict }
+// dictionary. For a numeric column the codes may be computed on each call.
+func (c *Column) Text() (codes []int32, dict []string) {
+	if c.lazy {
+		return c.derivedCodes(len(c.num)), c.dict
+	}
+	return c.codes, c.dict
+}
 
 // MissingShare is Missing/Rows (0 for an empty file).
 func (c *Column) MissingShare() float64 {
@@ -85,25 +198,28 @@ func (c *Column) add(cell Cell) error {
 		if c.numOK {
 			c.num = append(c.num, math.NaN())
 		}
-		if c.dictOK {
+		if c.dictOK && !c.lazy {
 			c.codes = append(c.codes, -1)
 		}
 		return nil
 	}
+	var v float64
 	if c.numOK {
-		v, ok := ParseNumber(cell.Text)
+		var ok bool
+		v, ok = ParseNumber(cell.Text)
 		switch {
 		case ok && math.IsNaN(v):
 			// "NAN" and similar spellings not in pandas' list: missing.
 			c.Missing++
 			c.num = append(c.num, v)
-			if c.dictOK {
+			if c.dictOK && !c.lazy {
 				c.codes = append(c.codes, -1)
 			}
 			return nil
 		case ok:
 			c.num = append(c.num, v)
 		default:
+			c.materialize(len(c.num))
 			c.numOK = false
 			c.num = nil
 			if !c.dictOK {
@@ -115,16 +231,15 @@ func (c *Column) add(cell Cell) error {
 		code, ok := c.index[cell.Text]
 		if !ok {
 			if len(c.dict) >= maxDictSize && c.numOK {
-				c.dictOK = false
-				c.codes, c.dict, c.index = nil, nil, nil
+				c.dropDict()
 				return nil
 			}
-			code = int32(len(c.dict))
-			txt := strings.Clone(cell.Text) // the caller's text may be reused
-			c.dict = append(c.dict, txt)
-			c.index[txt] = code
+			// The caller's text may be reused.
+			code = c.addText(strings.Clone(cell.Text), v)
 		}
-		c.codes = append(c.codes, code)
+		if !c.lazy {
+			c.codes = append(c.codes, code)
+		}
 	}
 	return nil
 }
