@@ -22,10 +22,12 @@ import (
 	"io"
 	"log"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Model is the JSON model file.
@@ -233,6 +235,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("serving model %q from %s on %s", m.Name, path, *listen)
-	log.Fatal(http.ListenAndServe(*listen, &server{m: m}))
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("serving model %q from %s on %s", m.Name, path, ln.Addr())
+	srv := &http.Server{Handler: &server{m: m}, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.Serve(ln))
 }

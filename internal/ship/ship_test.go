@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/custody-ml/custody/internal/ship/shiptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,7 +34,7 @@ func ids(from, to int) []string {
 
 type fixture struct {
 	s   *Shipper
-	r   *receiver
+	r   *shiptest.Receiver
 	reg *prometheus.Registry
 }
 
@@ -41,11 +43,11 @@ func newFixture(t *testing.T, spillDir string, mod func(*Options)) *fixture {
 	return newFixtureWith(t, newReceiver(t), spillDir, mod)
 }
 
-func newFixtureWith(t *testing.T, r *receiver, spillDir string, mod func(*Options)) *fixture {
+func newFixtureWith(t *testing.T, r *shiptest.Receiver, spillDir string, mod func(*Options)) *fixture {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	opts := Options{
-		Server: r.url(), Token: r.token, SpillDir: spillDir, Registerer: reg,
+		Server: r.URL(), Token: r.Token, SpillDir: spillDir, Registerer: reg,
 		BatchSize: 50, FlushInterval: 20 * time.Millisecond,
 		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
 		Timeout: 5 * time.Second,
@@ -79,8 +81,8 @@ func (f *fixture) enqueue(t *testing.T, from, to int) {
 
 func (f *fixture) waitStored(t *testing.T, want []string) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d records", len(want)), func() bool { return len(f.r.stored()) >= len(want) })
-	if got := f.r.stored(); !slices.Equal(got, want) {
+	waitFor(t, fmt.Sprintf("%d records", len(want)), func() bool { return len(f.r.Stored()) >= len(want) })
+	if got := f.r.Stored(); !slices.Equal(got, want) {
 		t.Fatalf("stored %d records, want %d in order; first difference at %d", len(got), len(want), firstDiff(got, want))
 	}
 }
@@ -109,7 +111,7 @@ func TestShipOutageSpillsAndDrainsInOrder(t *testing.T) {
 	f.enqueue(t, 0, 100)
 	f.waitStored(t, ids(0, 100))
 
-	f.r.stop()
+	f.r.Stop()
 	f.enqueue(t, 100, 1100)
 	waitFor(t, "records spilled", func() bool { return testutil.ToFloat64(f.s.m.spilled) >= 1000 })
 	segs, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
@@ -120,7 +122,7 @@ func TestShipOutageSpillsAndDrainsInOrder(t *testing.T) {
 		t.Fatal("spill bytes gauge is 0 during the outage")
 	}
 
-	f.r.restart()
+	mustRestart(t, f.r)
 	f.enqueue(t, 1100, 1200)
 	f.waitStored(t, ids(0, 1200))
 	waitFor(t, "spill drained", func() bool {
@@ -157,7 +159,7 @@ func TestShipRetriesStatuses(t *testing.T) {
 				dir = t.TempDir()
 			}
 			f := newFixture(t, dir, nil)
-			f.r.failNext(tc.codes...)
+			f.r.FailNext(tc.codes...)
 			f.enqueue(t, 0, 300)
 			f.waitStored(t, ids(0, 300))
 			if tc.spill && testutil.ToFloat64(f.s.m.spilled) == 0 {
@@ -174,7 +176,7 @@ func TestShipRetriesStatuses(t *testing.T) {
 // records still flow.
 func TestShipRefusedBatchDropped(t *testing.T) {
 	f := newFixture(t, "", func(o *Options) { o.BatchSize = 10 })
-	f.r.failNext(400)
+	f.r.FailNext(400)
 	f.enqueue(t, 0, 10)
 	waitFor(t, "refused batch", func() bool { return testutil.ToFloat64(f.s.m.dropped.WithLabelValues("refused")) == 10 })
 	f.enqueue(t, 10, 20)
@@ -229,8 +231,7 @@ func TestShipReplayAfterCrash(t *testing.T) {
 	// The first half of the first segment was acknowledged before the crash.
 	r := newReceiver(t)
 	for i := range 10 {
-		r.byID[fmt.Sprintf("r-%06d", i)] = rec(i, "m")
-		r.order = append(r.order, fmt.Sprintf("r-%06d", i))
+		r.Preload(fmt.Sprintf("r-%06d", i), rec(i, "m"))
 	}
 	f := newFixtureWith(t, r, dir, nil)
 	f.enqueue(t, 100, 110)
@@ -245,7 +246,7 @@ func TestShipReplayAfterCrash(t *testing.T) {
 // No spill, server down: the queue fills and Enqueue drops without blocking.
 func TestShipQueueFullDrops(t *testing.T) {
 	f := newFixture(t, "", func(o *Options) { o.QueueSize = 100; o.BatchSize = 10 })
-	f.r.stop()
+	f.r.Stop()
 	accepted := 0
 	for i := range 1000 {
 		if f.s.Enqueue(rec(i, "m")) {
@@ -258,9 +259,9 @@ func TestShipQueueFullDrops(t *testing.T) {
 	if d := testutil.ToFloat64(f.s.m.dropped.WithLabelValues("queue_full")); int(d) != 1000-accepted {
 		t.Fatalf("dropped %v, want %d", d, 1000-accepted)
 	}
-	f.r.restart()
-	waitFor(t, "accepted records", func() bool { return len(f.r.stored()) == accepted })
-	got := f.r.stored()
+	mustRestart(t, f.r)
+	waitFor(t, "accepted records", func() bool { return len(f.r.Stored()) == accepted })
+	got := f.r.Stored()
 	if !slices.IsSorted(got) {
 		t.Fatal("records out of order")
 	}
@@ -270,7 +271,7 @@ func TestShipQueueFullDrops(t *testing.T) {
 func TestShipSpillCap(t *testing.T) {
 	dir := t.TempDir()
 	f := newFixture(t, dir, func(o *Options) { o.SpillMaxBytes = 10 << 10 })
-	f.r.stop()
+	f.r.Stop()
 	f.enqueue(t, 0, 500)
 	waitFor(t, "spill_full drops", func() bool {
 		return testutil.ToFloat64(f.s.m.dropped.WithLabelValues("spill_full")) > 0
@@ -291,8 +292,8 @@ func TestShipSpillCap(t *testing.T) {
 func TestShipCloseSpillsAndResumes(t *testing.T) {
 	dir := t.TempDir()
 	r := newReceiver(t)
-	r.stop()
-	opts := Options{Server: r.url(), Token: r.token, SpillDir: dir, BatchSize: 7, FlushInterval: 10 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond}
+	r.Stop()
+	opts := Options{Server: r.URL(), Token: r.Token, SpillDir: dir, BatchSize: 7, FlushInterval: 10 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond}
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +307,7 @@ func TestShipCloseSpillsAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	r.restart()
+	mustRestart(t, r)
 	s2, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -315,8 +316,8 @@ func TestShipCloseSpillsAndResumes(t *testing.T) {
 	for i := 200; i < 250; i++ {
 		s2.Enqueue(rec(i, "m"))
 	}
-	waitFor(t, "all records", func() bool { return len(r.stored()) >= 250 })
-	if got := r.stored(); !slices.Equal(got, ids(0, 250)) {
+	waitFor(t, "all records", func() bool { return len(r.Stored()) >= 250 })
+	if got := r.Stored(); !slices.Equal(got, ids(0, 250)) {
 		t.Fatalf("order broken at %d", firstDiff(got, ids(0, 250)))
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
@@ -377,3 +378,31 @@ func FuzzReadSegment(f *testing.F) {
 	})
 }
 
+func newReceiver(t *testing.T) *shiptest.Receiver {
+	t.Helper()
+	r, err := shiptest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func mustRestart(t *testing.T, r *shiptest.Receiver) {
+	t.Helper()
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,4 +1,8 @@
-package ship
+// Package shiptest is a real HTTP receiver implementing the ingest side of
+// the prediction wire contract (POST /api/v1/predictions, docs/proxy.md),
+// for tests and benchmarks of the shipper and the proxy until they run
+// against the custody server itself.
+package shiptest
 
 import (
 	"bufio"
@@ -10,63 +14,68 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
-// receiver is a real HTTP server implementing the ingest side of WIRE.md
+// Receiver is a real HTTP server implementing the ingest side of WIRE.md
 // (POST /api/v1/predictions): NDJSON or a JSON array, gzip, bearer token,
 // dedup by request_id (identical bytes: duplicate; different: rejected),
 // per-record rejection (model "bad"), and scripted failures (status codes
 // returned before storing anything). It can be stopped (listener closed)
 // and restarted on the same address.
-type receiver struct {
-	t     *testing.T
-	token string
+type Receiver struct {
+	Token string
 
 	mu       sync.Mutex
 	byID     map[string][]byte
 	order    []string // request ids in the order they were stored
 	dups     int
 	rejected []string
+	hang     chan struct{}
 	fail     []int // statuses to answer, one per request, before succeeding
 
-	requests atomic.Int64
+	Requests atomic.Int64
 	addr     string
+	srvMu    sync.Mutex
 	srv      *http.Server
 }
 
-func newReceiver(t *testing.T) *receiver {
-	t.Helper()
-	r := &receiver{t: t, token: "tok", byID: map[string][]byte{}}
+// New starts a receiver on a loopback port; it accepts the bearer token
+// "tok". Stop it with Stop.
+func New() (*Receiver, error) {
+	r := &Receiver{Token: "tok", byID: map[string][]byte{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	r.addr = ln.Addr().String()
 	r.serve(ln)
-	t.Cleanup(r.stop)
-	return r
+	return r, nil
 }
 
-func (r *receiver) url() string { return "http://" + r.addr }
+// URL is the receiver's base URL.
+func (r *Receiver) URL() string { return "http://" + r.addr }
 
-func (r *receiver) serve(ln net.Listener) {
+func (r *Receiver) serve(ln net.Listener) {
+	r.srvMu.Lock()
+	defer r.srvMu.Unlock()
 	r.srv = &http.Server{Handler: r}
 	go r.srv.Serve(ln)
 }
 
-// stop closes the listener and every connection: the server is unreachable.
-func (r *receiver) stop() {
+// Stop closes the listener and every connection: the server is
+// unreachable until Restart.
+func (r *Receiver) Stop() {
+	r.srvMu.Lock()
+	defer r.srvMu.Unlock()
 	if r.srv != nil {
 		r.srv.Close()
 		r.srv = nil
 	}
 }
 
-// restart listens on the same address again.
-func (r *receiver) restart() {
-	r.t.Helper()
+// Restart listens on the same address again.
+func (r *Receiver) Restart() error {
 	var ln net.Listener
 	var err error
 	for range 100 {
@@ -76,34 +85,46 @@ func (r *receiver) restart() {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		r.t.Fatal(err)
+		return err
 	}
 	r.serve(ln)
+	return nil
 }
 
-func (r *receiver) failNext(codes ...int) {
+// FailNext makes the next requests fail with these statuses, in order.
+func (r *Receiver) FailNext(codes ...int) {
 	r.mu.Lock()
 	r.fail = append(r.fail, codes...)
 	r.mu.Unlock()
 }
 
-func (r *receiver) stored() []string {
+// Stored returns the request ids stored, in arrival order.
+func (r *Receiver) Stored() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.order...)
 }
 
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	r.requests.Add(1)
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.Requests.Add(1)
 	if req.Method != http.MethodPost || req.URL.Path != "/api/v1/predictions" {
 		http.Error(w, `{"status":"error","errorType":"not_found","error":"no route"}`, http.StatusNotFound)
 		return
 	}
-	if req.Header.Get("Authorization") != "Bearer "+r.token {
+	if req.Header.Get("Authorization") != "Bearer "+r.Token {
 		http.Error(w, `{"status":"error","errorType":"unauthorized","error":"bad token"}`, http.StatusUnauthorized)
 		return
 	}
 	r.mu.Lock()
+	if h := r.hang; h != nil {
+		r.mu.Unlock()
+		select {
+		case <-h:
+		case <-req.Context().Done():
+			return
+		}
+		r.mu.Lock()
+	}
 	if len(r.fail) > 0 {
 		code := r.fail[0]
 		r.fail = r.fail[1:]
@@ -198,15 +219,43 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": res})
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// Record returns the stored bytes of a record.
+func (r *Receiver) Record(id string) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.byID[id]
+	return b, ok
 }
 
+// Duplicates counts records received again with identical content.
+func (r *Receiver) Duplicates() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.dups
+}
+
+// Preload marks records as already stored (as if acknowledged before).
+func (r *Receiver) Preload(id string, rec []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.byID[id] = rec
+	r.order = append(r.order, id)
+}
+
+// Hang makes every request block (the server accepts but never answers)
+// until Release; requests cancelled by the client return.
+func (r *Receiver) Hang() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.hang = make(chan struct{})
+}
+
+// Release ends Hang.
+func (r *Receiver) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hang != nil {
+		close(r.hang)
+		r.hang = nil
+	}
+}
