@@ -25,8 +25,9 @@ type Mapping struct {
 	Paths []string `json:"paths,omitempty"`
 	// Features and Prediction are JSON pointers into the request and the
 	// response; "*" as a token means one record per array element.
-	Features   string `json:"features,omitempty"`
-	Prediction string `json:"prediction,omitempty"`
+	// The empty pointer "" is the whole document.
+	Features   *string `json:"features,omitempty"`
+	Prediction *string `json:"prediction,omitempty"`
 	// Segment maps a segment key to a pointer into the request.
 	Segment map[string]string `json:"segment,omitempty"`
 	// FeatureNames names the columns of array-valued features (KServe
@@ -56,17 +57,18 @@ func ParseMapping(data []byte) (*Mapping, error) {
 		return nil, errors.New("mapping: trailing data after the object")
 	}
 	var err error
-	if m.Features != "" {
-		if m.features, err = parsePointer(m.Features); err != nil {
+	m.features.star, m.prediction.star = -1, -1
+	if m.Features != nil {
+		if m.features, err = parsePointer(*m.Features); err != nil {
 			return nil, fmt.Errorf("mapping features: %w", err)
 		}
 	}
-	if m.Prediction != "" {
-		if m.prediction, err = parsePointer(m.Prediction); err != nil {
+	if m.Prediction != nil {
+		if m.prediction, err = parsePointer(*m.Prediction); err != nil {
 			return nil, fmt.Errorf("mapping prediction: %w", err)
 		}
 	}
-	if (m.Features == "") != (m.Prediction == "") {
+	if (m.Features == nil) != (m.Prediction == nil) {
 		return nil, errors.New("mapping: features and prediction go together")
 	}
 	if (m.features.star >= 0) != (m.prediction.star >= 0) {
@@ -176,6 +178,9 @@ func (m *Mapping) segments(req any) map[string]string {
 // ExtractPointers applies the mapping's pointers to a request and a
 // response body.
 func (m *Mapping) ExtractPointers(reqBody, respBody []byte) ([]row, error) {
+	if m == nil || m.Features == nil {
+		return nil, errors.New("the mapping has no features and prediction pointers")
+	}
 	req, err := decodeAny(reqBody)
 	if err != nil {
 		return nil, fmt.Errorf("request body: %w", err)
@@ -186,11 +191,11 @@ func (m *Mapping) ExtractPointers(reqBody, respBody []byte) ([]row, error) {
 	}
 	feats, err := m.features.resolveAll(req)
 	if err != nil {
-		return nil, fmt.Errorf("features %q: %w", m.Features, err)
+		return nil, fmt.Errorf("features %q: %w", m.features.src, err)
 	}
 	preds, err := m.prediction.resolveAll(resp)
 	if err != nil {
-		return nil, fmt.Errorf("prediction %q: %w", m.Prediction, err)
+		return nil, fmt.Errorf("prediction %q: %w", m.prediction.src, err)
 	}
 	if len(feats) != len(preds) {
 		return nil, fmt.Errorf("%d feature rows but %d predictions", len(feats), len(preds))

@@ -178,7 +178,7 @@ func (p *Proxy) wantsExtraction(r *http.Request) bool {
 		return true
 	}
 	m := p.opts.Mapping
-	if m == nil || m.Features == "" {
+	if m == nil || m.Features == nil {
 		return false
 	}
 	if len(m.Paths) == 0 {
