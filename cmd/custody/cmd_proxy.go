@@ -195,6 +195,7 @@ func runProxy(ctx context.Context, stderr io.Writer, opts proxyOptions) error {
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
+	p.Close() // extract what the last requests left
 	// Ship what is queued; what is left goes to the spill directory.
 	sctx, cancel := context.WithTimeout(context.Background(), opts.Shutdown)
 	defer cancel()

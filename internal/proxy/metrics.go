@@ -27,7 +27,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 		}),
 		extractions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "custody_proxy_extractions_total", Help: "Inference exchanges by extraction result (ok, error, too_large, not_json, upstream_error, incomplete).",
+			Name: "custody_proxy_extractions_total", Help: "Inference exchanges by extraction result (ok, error, too_large, not_json, upstream_error, incomplete, dropped).",
 		}, []string{"result"}),
 		records: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "custody_proxy_records_total", Help: "Prediction records extracted and handed to the shipper.",
@@ -36,7 +36,7 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
 		m.requests.WithLabelValues(c)
 	}
-	for _, res := range []string{"ok", "error", "too_large", "not_json", "upstream_error", "incomplete"} {
+	for _, res := range []string{"ok", "error", "too_large", "not_json", "upstream_error", "incomplete", "dropped"} {
 		m.extractions.WithLabelValues(res)
 	}
 	if r != nil {

@@ -54,13 +54,31 @@ type Options struct {
 // bodies.
 const DefaultCaptureMax = 1 << 20
 
-// Proxy is an http.Handler.
+// Proxy is an http.Handler. Extraction runs on a background goroutine, off
+// the request path; stop it with [Proxy.Close] after the server stopped.
 type Proxy struct {
 	opts Options
 	rp   *httputil.ReverseProxy
 	m    *metrics
 	log  *slog.Logger
+	jobs chan job
+	done chan struct{}
+	once sync.Once
 }
+
+// job is a completed exchange waiting for extraction.
+type job struct {
+	path      string
+	id        string
+	start     time.Time
+	upDur     time.Duration
+	req, resp []byte
+	encoding  string
+}
+
+// extractQueue bounds the exchanges waiting for extraction; beyond it they
+// are dropped and counted (result "dropped").
+const extractQueue = 4096
 
 // Record is the wire form of one prediction record (WIRE.md).
 type Record struct {
@@ -115,7 +133,9 @@ func New(opts Options) (*Proxy, error) {
 		t.DisableCompression = true
 		tr = t
 	}
-	p := &Proxy{opts: opts, m: newMetrics(opts.Registerer), log: opts.Logger}
+	p := &Proxy{opts: opts, m: newMetrics(opts.Registerer), log: opts.Logger,
+		jobs: make(chan job, extractQueue), done: make(chan struct{})}
+	go p.extractLoop()
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(opts.Upstream)
@@ -164,7 +184,21 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.m.overhead.Observe(max(total-ex.upDur, 0).Seconds())
 	}
 	if ex.extract {
-		p.record(r, ex, start)
+		p.submit(r, ex, start)
+	}
+}
+
+// Close stops the extraction goroutine after it has handled every
+// submitted exchange. Call it once the HTTP server has shut down.
+func (p *Proxy) Close() {
+	p.once.Do(func() { close(p.jobs) })
+	<-p.done
+}
+
+func (p *Proxy) extractLoop() {
+	defer close(p.done)
+	for j := range p.jobs {
+		p.record(j)
 	}
 }
 
@@ -246,9 +280,9 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	w.WriteHeader(http.StatusBadGateway)
 }
 
-// record extracts the rows of a completed exchange and hands them to the
-// sink. Nothing here can fail the request: the response is already sent.
-func (p *Proxy) record(r *http.Request, ex *exchange, start time.Time) {
+// submit hands a completed exchange to the extraction goroutine without
+// blocking. Nothing here can fail the request: the response is already sent.
+func (p *Proxy) submit(r *http.Request, ex *exchange, start time.Time) {
 	if ex.req == nil || ex.resp == nil {
 		return
 	}
@@ -262,8 +296,18 @@ func (p *Proxy) record(r *http.Request, ex *exchange, start time.Time) {
 		}
 		return
 	}
-	if ex.encoding != "" && ex.encoding != "identity" {
-		if ex.encoding != "gzip" {
+	select {
+	case p.jobs <- job{path: r.URL.Path, id: ex.id, start: start, upDur: ex.upDur, req: reqBody, resp: respBody, encoding: ex.encoding}:
+	default:
+		p.m.extractions.WithLabelValues("dropped").Inc()
+	}
+}
+
+// record extracts the rows of an exchange and hands them to the sink.
+func (p *Proxy) record(j job) {
+	reqBody, respBody := j.req, j.resp
+	if j.encoding != "" && j.encoding != "identity" {
+		if j.encoding != "gzip" {
 			p.m.extractions.WithLabelValues("not_json").Inc()
 			return
 		}
@@ -277,7 +321,7 @@ func (p *Proxy) record(r *http.Request, ex *exchange, start time.Time) {
 		rows []row
 		err  error
 	)
-	if IsKServeInfer(r.URL.Path) {
+	if IsKServeInfer(j.path) {
 		rows, err = p.opts.Mapping.ExtractKServe(reqBody, respBody)
 	} else {
 		rows, err = p.opts.Mapping.ExtractPointers(reqBody, respBody)
@@ -285,18 +329,18 @@ func (p *Proxy) record(r *http.Request, ex *exchange, start time.Time) {
 	if err != nil {
 		p.m.extractions.WithLabelValues("error").Inc()
 		// The error names shapes and pointers, never payload values.
-		p.log.Debug("no record extracted", "request_id", ex.id, "path", r.URL.Path, "error", err)
+		p.log.Debug("no record extracted", "request_id", j.id, "path", j.path, "error", err)
 		return
 	}
 	p.m.extractions.WithLabelValues("ok").Inc()
-	latency := float64(ex.upDur.Microseconds()) / 1000
+	latency := float64(j.upDur.Microseconds()) / 1000
 	for i, row := range rows {
-		id := ex.id
+		id := j.id
 		if len(rows) > 1 {
-			id = ex.id + "/" + strconv.Itoa(i)
+			id = j.id + "/" + strconv.Itoa(i)
 		}
 		rec, err := json.Marshal(Record{
-			TS: start.UTC(), RequestID: id, Model: p.opts.Model, ModelSHA256: p.opts.ModelDigest,
+			TS: j.start.UTC(), RequestID: id, Model: p.opts.Model, ModelSHA256: p.opts.ModelDigest,
 			Features: row.Features, Prediction: row.Prediction, Segment: row.Segment, LatencyMS: latency,
 		})
 		if err != nil {

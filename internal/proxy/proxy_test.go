@@ -106,6 +106,7 @@ func newStack(t *testing.T, upstream *url.URL, spill string, mapping *Mapping, c
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	return &stack{recv: recv, shipper: sh, proxy: p, srv: srv, reg: reg}
