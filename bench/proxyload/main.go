@@ -79,7 +79,7 @@ func main() {
 	proxyCmd := exec.Command(custody, "proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile,
 		"--upstream", "http://"+demoAddr, "--model", "win-probability@"+digest,
 		"--server", recv.URL(), "--token", recv.Token, "--spill", filepath.Join(tmp, "spill"),
-		"--metrics-listen", "127.0.0.1:0", "--log-format", "text")
+		"--mapping", "examples/demo-model/mapping.json", "--metrics-listen", "127.0.0.1:0", "--log-format", "text")
 	proxyLog, err := os.Create(filepath.Join(tmp, "proxy.log"))
 	if err != nil {
 		log.Fatal(err)

@@ -104,6 +104,11 @@ type Shipper struct {
 	mu          sync.Mutex // guards spill and spillActive
 	spill       *spill
 	spillActive bool
+
+	// Sender only: lines of the head segment already acknowledged, so a
+	// retry resumes after them (a restart re-sends them: duplicates).
+	headSeq  uint64
+	headDone int
 }
 
 // New validates opts and opens the spill directory (a previous run's
@@ -471,10 +476,14 @@ func (s *Shipper) sendSpill() bool {
 		s.log.Error("spill", "error", err)
 		return false
 	}
-	if skipped > 0 {
-		s.m.dropped.WithLabelValues("corrupt").Add(float64(skipped))
-		s.log.Warn("skipped unreadable lines in spill segment", "segment", segmentName(seg.seq), "lines", skipped)
+	if seg.seq != s.headSeq {
+		s.headSeq, s.headDone = seg.seq, 0
+		if skipped > 0 {
+			s.m.dropped.WithLabelValues("corrupt").Add(float64(skipped))
+			s.log.Warn("skipped unreadable lines in spill segment", "segment", segmentName(seg.seq), "lines", skipped)
+		}
 	}
+	lines = lines[min(s.headDone, len(lines)):]
 	for len(lines) > 0 {
 		n, size := 0, 0
 		for n < len(lines) && n < s.opts.BatchSize && (n == 0 || size+len(lines[n])+1 <= s.opts.BatchBytes) {
@@ -491,11 +500,14 @@ func (s *Shipper) sendSpill() bool {
 			s.log.Error("prediction batch refused by the server; dropped", "records", n, "error", err)
 		}
 		lines = lines[n:]
+		s.headDone += n
 	}
 	s.mu.Lock()
 	err = s.spill.remove(seg.seq)
 	s.m.spillBytes.Set(float64(s.spill.total))
 	s.mu.Unlock()
+	// A later prepended segment may reuse this number.
+	s.headSeq, s.headDone = 0, 0
 	if err != nil {
 		s.log.Error("spill", "error", err)
 		return false

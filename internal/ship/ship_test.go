@@ -243,6 +243,30 @@ func TestShipReplayAfterCrash(t *testing.T) {
 	}
 }
 
+// A segment partly acknowledged before a failure resumes after the
+// acknowledged lines: nothing is sent twice.
+func TestShipSpillResumesMidSegment(t *testing.T) {
+	dir := t.TempDir()
+	var seg bytes.Buffer
+	for i := range 120 {
+		seg.Write(rec(i, "m"))
+		seg.WriteByte('\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, segmentName(firstSeq)), seg.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newReceiver(t)
+	r.FailNext(0, 500, 503)
+	f := newFixtureWith(t, r, dir, nil) // batches of 50
+	f.waitStored(t, ids(0, 120))
+	if d := r.Duplicates(); d != 0 {
+		t.Fatalf("%d duplicates", d)
+	}
+	if n := r.Requests.Load(); n != 5 {
+		t.Fatalf("%d requests, want 5 (3 chunks + 2 failures)", n)
+	}
+}
+
 // No spill, server down: the queue fills and Enqueue drops without blocking.
 func TestShipQueueFullDrops(t *testing.T) {
 	f := newFixture(t, "", func(o *Options) { o.QueueSize = 100; o.BatchSize = 10 })

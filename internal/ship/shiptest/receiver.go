@@ -91,7 +91,8 @@ func (r *Receiver) Restart() error {
 	return nil
 }
 
-// FailNext makes the next requests fail with these statuses, in order.
+// FailNext makes the next requests fail with these statuses, in order
+// (0: that request succeeds).
 func (r *Receiver) FailNext(codes ...int) {
 	r.mu.Lock()
 	r.fail = append(r.fail, codes...)
@@ -125,7 +126,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		r.mu.Lock()
 	}
-	if len(r.fail) > 0 {
+	if len(r.fail) > 0 && r.fail[0] == 0 {
+		r.fail = r.fail[1:]
+	} else if len(r.fail) > 0 {
 		code := r.fail[0]
 		r.fail = r.fail[1:]
 		r.mu.Unlock()
