@@ -499,3 +499,54 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// Every metric the Grafana dashboard queries exists, with the bounded
+// constant labels the CLI adds.
+func TestDashboardMetricsExist(t *testing.T) {
+	raw, err := os.ReadFile("../../examples/grafana/custody-proxy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	labeled := prometheus.WrapRegistererWith(prometheus.Labels{"model": "m", "model_sha256": "0123456789abcdef"}, reg)
+	sh, err := ship.New(ship.Options{Server: "http://127.0.0.1:1", Registerer: labeled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close(context.Background())
+	u, _ := url.Parse("http://127.0.0.1:1")
+	p, err := New(Options{Upstream: u, Model: "m", ModelDigest: testDigest, Sink: sh, Registerer: labeled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.m.upstream.Observe(0.001)
+	p.m.overhead.Observe(0.0001)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, mf := range mfs {
+		have[mf.GetName()] = true
+		for _, m := range mf.GetMetric() {
+			var names []string
+			for _, l := range m.GetLabel() {
+				names = append(names, l.GetName())
+			}
+			if !slices.Contains(names, "model") || !slices.Contains(names, "model_sha256") || len(names) > 3 {
+				t.Errorf("%s has labels %v", mf.GetName(), names)
+			}
+		}
+	}
+	used := regexp.MustCompile(`custody_[a-z_]+`).FindAllString(string(raw), -1)
+	if len(used) == 0 {
+		t.Fatal("no metrics in the dashboard")
+	}
+	for _, name := range used {
+		name = strings.TrimSuffix(name, "_bucket")
+		if !have[name] {
+			t.Errorf("the dashboard queries %s, which the proxy does not export", name)
+		}
+	}
+}

@@ -51,6 +51,9 @@ func newMetrics(r prometheus.Registerer) *metrics {
 	for _, reason := range []string{"queue_full", "spill_full", "spill_error", "too_large", "refused", "corrupt", "shutdown", "closed"} {
 		m.dropped.WithLabelValues(reason)
 	}
+	for _, c := range []string{"2xx", "4xx", "5xx", "error"} {
+		m.requests.WithLabelValues(c)
+	}
 	m.register(r, m.queued, m.shipped, m.spilled, m.rejected, m.duplicates, m.dropped, m.requests, m.sendSeconds, m.spillBytes)
 	return m
 }
