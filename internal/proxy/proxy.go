@@ -174,17 +174,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ex))
 	p.rp.ServeHTTP(w, r)
-	// Push the response out before extraction so the client never waits
-	// for it.
+	// Queue the exchange (a non-blocking send) before the last bytes of the
+	// response go out: a client that waits for each answer before sending
+	// the next request sees its records in its own order.
+	if ex.extract {
+		p.submit(r, ex, start)
+	}
 	_ = http.NewResponseController(w).Flush()
 	total := time.Since(start)
 	p.m.requests.WithLabelValues(statusClass(ex.status)).Inc()
 	if ex.status != 0 {
 		p.m.upstream.Observe(ex.upDur.Seconds())
 		p.m.overhead.Observe(max(total-ex.upDur, 0).Seconds())
-	}
-	if ex.extract {
-		p.submit(r, ex, start)
 	}
 }
 
