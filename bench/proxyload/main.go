@@ -130,7 +130,7 @@ func main() {
 	}
 	fmt.Printf("records at the receiver: %d of %d proxied requests (duplicates %d, ingest requests %d)\n",
 		len(recv.Stored()), want, recv.Duplicates(), recv.Requests.Load())
-	fmt.Print(scrape(filepath.Join(tmp, "proxy.log")))
+	fmt.Print(scrape(filepath.Join(tmp, "proxy.log"), *rate))
 }
 
 type result struct {
@@ -253,7 +253,7 @@ func waitFile(path string) string {
 
 // scrape reads the proxy's own metrics: records shipped and the mean time
 // spent inside the proxy.
-func scrape(logFile string) string {
+func scrape(logFile string, rate int) string {
 	raw, _ := os.ReadFile(logFile)
 	m := regexp.MustCompile(`msg=metrics addr=(\S+)`).FindSubmatch(raw)
 	if m == nil {
@@ -267,6 +267,7 @@ func scrape(logFile string) string {
 	var out strings.Builder
 	vals := map[string]float64{}
 	buckets := map[string][][2]float64{} // histogram -> (le, cumulative count)
+	var cpuSeconds float64
 	leRE := regexp.MustCompile(`^(custody_proxy_(?:overhead|upstream_duration)_seconds)_bucket\{.*le="([^"]+)".*\} (\S+)$`)
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -279,6 +280,9 @@ func scrape(logFile string) string {
 			}
 			fmt.Sscan(m[3], &c)
 			buckets[m[1]] = append(buckets[m[1]], [2]float64{le, c})
+		}
+		if strings.HasPrefix(line, "process_cpu_seconds_total ") {
+			fmt.Sscan(strings.TrimPrefix(line, "process_cpu_seconds_total "), &cpuSeconds)
 		}
 		for _, name := range []string{"custody_proxy_overhead_seconds_sum", "custody_proxy_overhead_seconds_count",
 			"custody_ship_records_shipped_total", "custody_ship_records_spilled_total", "custody_ship_records_dropped_total"} {
@@ -293,6 +297,8 @@ func scrape(logFile string) string {
 		fmt.Fprintf(&out, "proxy's own metrics: mean in-proxy time %s over %.0f requests; records shipped %.0f, spilled %.0f, dropped %.0f\n",
 			ms(time.Duration(vals["custody_proxy_overhead_seconds_sum"]/c*1e9)), c,
 			vals["custody_ship_records_shipped_total"], vals["custody_ship_records_spilled_total"], vals["custody_ship_records_dropped_total"])
+		fmt.Fprintf(&out, "  proxy process CPU (user+system, shipping and extraction included): %.0f µs per request, i.e. %.0f%% of one core at %d req/s\n",
+			cpuSeconds/c*1e6, 100*cpuSeconds/c*float64(rate), rate)
 	}
 	for _, h := range []string{"custody_proxy_upstream_duration_seconds", "custody_proxy_overhead_seconds"} {
 		b := buckets[h]
