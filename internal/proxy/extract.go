@@ -8,9 +8,9 @@ import (
 	"io"
 	"math"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // MaxRows caps the records extracted from one request.
@@ -129,11 +129,23 @@ type row struct {
 	Segment    map[string]string
 }
 
-var kservePath = regexp.MustCompile(`^/v2/models/[^/]+(/versions/[^/]+)?/infer$`)
-
 // IsKServeInfer reports whether path is an Open Inference Protocol
-// inference call.
-func IsKServeInfer(path string) bool { return kservePath.MatchString(path) }
+// inference call: /v2/models/{name}[/versions/{v}]/infer, segments
+// non-empty. (Hand-written: it runs on every request.)
+func IsKServeInfer(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/v2/models/")
+	if !ok {
+		return false
+	}
+	if rest, ok = strings.CutSuffix(rest, "/infer"); !ok {
+		return false
+	}
+	name, version, hasVersion := strings.Cut(rest, "/versions/")
+	if name == "" || strings.Contains(name, "/") {
+		return false
+	}
+	return !hasVersion || version != "" && !strings.Contains(version, "/")
+}
 
 func decodeAny(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))

@@ -201,3 +201,23 @@ func FuzzExtractPointers(f *testing.F) {
 		checkRows(t, rows)
 	})
 }
+
+func TestIsKServeInfer(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/v2/models/m/infer":                 true,
+		"/v2/models/m/versions/3/infer":      true,
+		"/v2/models/m-1.a/versions/v1/infer": true,
+		"/v2/models//infer":                  false,
+		"/v2/models/m/versions//infer":       false,
+		"/v2/models/m/x/infer":               false,
+		"/v2/models/m/versions/1/2/infer":    false,
+		"/v2/models/m/infer/":                false,
+		"/v2/models/m":                       false,
+		"/v1/models/m/infer":                 false,
+		"/v2/models/m/versions/1/infer/x":    false,
+	} {
+		if got := IsKServeInfer(path); got != want {
+			t.Errorf("IsKServeInfer(%q) = %v", path, got)
+		}
+	}
+}
