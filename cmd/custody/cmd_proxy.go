@@ -130,6 +130,9 @@ func runProxy(ctx context.Context, stderr io.Writer, opts proxyOptions) error {
 	if server == "" {
 		return usagef("say where records go: --server URL or $CUSTODY_SERVER")
 	}
+	if token == "" {
+		log.Warn("no token (--token or $CUSTODY_TOKEN): the server will refuse the records, which wait in the queue and the spill directory")
+	}
 	var mapping *proxy.Mapping
 	if opts.Mapping != "" {
 		if mapping, err = proxy.LoadMapping(opts.Mapping); err != nil {
