@@ -12,6 +12,7 @@
 // for -rounds rounds of -duration/rounds each, after a warm-up of each.
 //
 // Usage: go run ./bench/proxyload [-rate 1000] [-duration 20s] [-rounds 20]
+// [-warmup 2s] [-proxy-procs N]
 package main
 
 import (
@@ -46,6 +47,7 @@ func main() {
 	dur := flag.Duration("duration", 20*time.Second, "measured time per target (split over the rounds)")
 	rounds := flag.Int("rounds", 20, "alternate direct and proxied phases this many times (short phases see the same machine load)")
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up per target (not measured)")
+	procs := flag.Int("proxy-procs", 0, "GOMAXPROCS of the proxy process (0: the Go default)")
 	flag.Parse()
 
 	tmp, err := os.MkdirTemp("", "proxyload")
@@ -86,6 +88,9 @@ func main() {
 		log.Fatal(err)
 	}
 	proxyCmd.Stderr = proxyLog
+	if *procs > 0 {
+		proxyCmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", *procs))
+	}
 	if err := proxyCmd.Start(); err != nil {
 		log.Fatal(err)
 	}
