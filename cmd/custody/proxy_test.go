@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/custody-ml/custody/internal/client"
 	"github.com/custody-ml/custody/internal/ship/shiptest"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -90,6 +92,29 @@ func init() {
 			ts.Fatalf("wirerecord %s: stored=%v", args[0], ok)
 		}
 		fmt.Fprintf(ts.Stdout(), "%s\n", b)
+	}
+	// waitpred ID...: wait (up to a minute) until the server at
+	// $CUSTODY_SERVER holds predictions with these request ids (token
+	// $CUSTODY_TOKEN, a reader).
+	scriptCmds["waitpred"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) == 0 {
+			ts.Fatalf("usage: waitpred ID...")
+		}
+		c, err := client.New(ts.Getenv("CUSTODY_SERVER"), ts.Getenv("CUSTODY_TOKEN"))
+		ts.Check(err)
+		deadline := time.Now().Add(time.Minute)
+		for _, id := range args {
+			for {
+				_, err := c.GetPrediction(context.Background(), id)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					ts.Fatalf("waitpred %s: %v", id, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 	}
 	// kserve VAR: a KServe v2 upstream answering P(yes) = 0.75 for every
 	// row (outputs "probs" [B,2]); VAR is its URL.
