@@ -512,7 +512,7 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // Every metric the Grafana dashboard queries exists, with the bounded
 // constant labels the CLI adds.
 func TestDashboardMetricsExist(t *testing.T) {
-	raw, err := os.ReadFile("../../examples/grafana/custody-proxy.json")
+	raw, err := os.ReadFile("../../docs/grafana/custody-proxy.json")
 	if err != nil {
 		t.Fatal(err)
 	}
