@@ -60,6 +60,12 @@ func TestLayers(t *testing.T) {
 		// Rendering is a pure function of a result: no registry, API or store
 		// (net/http comes in through watch's webhooks, not used here).
 		{"internal/monitor/report", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
+		// The sidecar knows neither the registry nor its stores: it talks to
+		// the server over the wire contract only. The proxy hands records to
+		// a Sink and does not know the shipper; the shipper does not parse
+		// inference bodies.
+		{"internal/proxy", []string{mod + "internal/ship", mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
+		{"internal/ship", []string{mod + "internal/proxy", mod + "internal/api", mod + "internal/client", mod + "internal/store", mod + "internal/registry", mod + "cmd/"}},
 	}
 	for _, r := range rules {
 		for _, d := range deps(t, r.pkg) {

@@ -60,9 +60,16 @@ func New(base, token string) (*Client, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) (int, error) {
+	// path is already escaped (see seg): keep it as the raw path, so an
+	// escaped '/' in a segment (request ids "<id>/<row>") stays one segment
+	// instead of being escaped a second time.
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	u.RawPath = ""
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return 0, fmt.Errorf("bad request path %q: %w", path, err)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + unescaped
+	u.RawPath = strings.TrimSuffix(c.base.EscapedPath(), "/") + path
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	hdr := http.Header{}
@@ -238,9 +245,16 @@ func (c *Client) GetModel(ctx context.Context, name string) (*store.Model, error
 // getRaw fetches a non-envelope resource (checkpoints, tiles), at most max
 // bytes. Errors still come as envelopes.
 func (c *Client) getRaw(ctx context.Context, path string, max int64) ([]byte, error) {
+	// path is already escaped (see seg): keep it as the raw path, so an
+	// escaped '/' in a segment (request ids "<id>/<row>") stays one segment
+	// instead of being escaped a second time.
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	u.RawPath = ""
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return nil, fmt.Errorf("bad request path %q: %w", path, err)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + unescaped
+	u.RawPath = strings.TrimSuffix(c.base.EscapedPath(), "/") + path
 	req, err := http.NewRequestWithContext(ctx, "GET", u.String(), nil)
 	if err != nil {
 		return nil, err
