@@ -89,7 +89,7 @@ func FuzzDecodeSmallBodies(f *testing.F) {
 	f.Add([]byte(`{"version":"1","version":"2"}`))
 	f.Add([]byte("\xef\xbb\xbf{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, v := range []any{&AliasBody{}, &ModelBody{}, &TokenBody{}} {
+		for _, v := range []any{&AliasBody{}, &ModelBody{}, &TokenBody{}, &EvidenceBody{}} {
 			err := decodeStrict(bytes.NewReader(data), 1024, v)
 			if err != nil {
 				c := classify(err)
