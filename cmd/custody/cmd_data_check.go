@@ -124,15 +124,15 @@ type datasetRef struct {
 // checkReport is the evidence document (docs/data.md, schema
 // "custody.data.check/v1").
 type checkReport struct {
-	Schema    string      `json:"schema"`
-	Outcome   string      `json:"outcome"`
-	Tool      toolRef     `json:"tool"`
-	CheckedAt time.Time   `json:"checked_at"`
-	Dataset   *datasetRef `json:"dataset,omitempty"`
-	Contract *specRef      `json:"contract,omitempty"`
-	Suite    *specRef      `json:"suite,omitempty"`
-	Summary  checkSummary  `json:"summary"`
-	Inputs   []inputReport `json:"inputs"`
+	Schema    string        `json:"schema"`
+	Outcome   string        `json:"outcome"`
+	Tool      toolRef       `json:"tool"`
+	CheckedAt time.Time     `json:"checked_at"`
+	Dataset   *datasetRef   `json:"dataset,omitempty"`
+	Contract  *specRef      `json:"contract,omitempty"`
+	Suite     *specRef      `json:"suite,omitempty"`
+	Summary   checkSummary  `json:"summary"`
+	Inputs    []inputReport `json:"inputs"`
 }
 
 const checkSchema = "custody.data.check/v1"
