@@ -82,22 +82,32 @@ func (a *aggChecker) observe(rec []Cell, line int64) {
 	if !ok {
 		return
 	}
-	if a.count == 1 {
-		a.min, a.max = f, f
-	} else {
-		a.min, a.max = math.Min(a.min, f), math.Max(a.max, f)
+	// Each aggregate keeps only its own state (no NaN here: value skips
+	// them, so plain comparisons are math.Min/Max).
+	switch a.kind {
+	case aggMin:
+		if a.count == 1 || f < a.min {
+			a.min = f
+		}
+	case aggMax:
+		if a.count == 1 || f > a.max {
+			a.max = f
+		}
+	case aggStdev:
+		// Welford's update; the sample variance is m2/(n-1).
+		d := f - a.mean
+		a.mean += d / float64(a.count)
+		a.m2 += d * (f - a.mean)
+	default:
+		// Neumaier-compensated sum: the mean is sum/n, as pandas computes it.
+		t := a.sum + f
+		if math.Abs(a.sum) >= math.Abs(f) {
+			a.comp += (a.sum - t) + f
+		} else {
+			a.comp += (f - t) + a.sum
+		}
+		a.sum = t
 	}
-	// Neumaier-compensated sum: the mean is sum/n, as pandas computes it.
-	t := a.sum + f
-	if math.Abs(a.sum) >= math.Abs(f) {
-		a.comp += (a.sum - t) + f
-	} else {
-		a.comp += (f - t) + a.sum
-	}
-	a.sum = t
-	d := f - a.mean
-	a.mean += d / float64(a.count)
-	a.m2 += d * (f - a.mean)
 }
 
 func (a *aggChecker) finish(_ int64, r *Result) {

@@ -121,3 +121,33 @@ func FuzzSelectRanks(f *testing.F) {
 		}
 	})
 }
+
+// TestUniqueDenseAndHashed: canonical integers (bit sets) and other text
+// (hash set) are both compared byte for byte: "5" and "05" differ.
+func TestUniqueDenseAndHashed(t *testing.T) {
+	vals := []string{"5", "05", "5", "-5", "-5", "300000000", "300000000", " 5", "0", "00", "0", "5", "268435455", "268435455", "268435456"}
+	var b strings.Builder
+	b.WriteString("v\n")
+	for _, v := range vals {
+		fmt.Fprintf(&b, "%s\n", v)
+	}
+	count := map[string]int{}
+	for _, v := range vals {
+		count[v]++
+	}
+	var want int64
+	for _, n := range count {
+		if n > 1 {
+			want += int64(n)
+		}
+	}
+	out := checkAll(t, b.String(), CSVOptions{}, []Expectation{exp("expect_column_values_to_be_unique", "column", "v")}, Limits{MaxExamples: 20})
+	if !bytes.Equal(out[0], out[2]) || !bytes.Equal(out[0], out[1]) {
+		t.Fatalf("reports differ:\n%s\n%s\n%s", out[0], out[1], out[2])
+	}
+	var rep Report
+	json.Unmarshal(out[0], &rep)
+	if r := rep.Results[1]; *r.UnexpectedCount != want || len(r.Examples) != int(want)-len([]string{"5", "-5", "300000000", "0", "268435455"}) {
+		t.Fatalf("unexpected %d (want %d), examples %+v", *r.UnexpectedCount, want, r.Examples)
+	}
+}
