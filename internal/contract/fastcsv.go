@@ -80,25 +80,23 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 		}
 		base := len(b.cells)
 		nf := 0
-		for {
-			i := bytes.IndexByte(l, c.comma)
-			f := l
-			if i >= 0 {
-				f, l = l[:i], l[i+1:]
+		comma := c.comma
+		// One pass over the line's bytes; fields are short, so a byte loop
+		// beats a call to bytes.IndexByte per field.
+		for j, start := 0, 0; j <= len(l); j++ {
+			if j < len(l) && l[j] != comma {
+				continue
 			}
 			if nf < ncols {
-				var cell Cell
-				if c.isNull(f) {
-					cell.Kind = KindNull
+				f := l[start:j:j]
+				if len(f) == 0 && c.nullEmpty || len(c.nulls) > 0 && c.isNull(f) {
+					b.cells = append(b.cells, Cell{Kind: KindNull})
 				} else {
-					cell.Kind, cell.Raw = KindText, f
+					b.cells = append(b.cells, Cell{Kind: KindText, Raw: f})
 				}
-				b.cells = append(b.cells, cell)
 			}
 			nf++
-			if i < 0 {
-				break
-			}
+			start = j + 1
 		}
 		if nf != ncols {
 			b.cells = b.cells[:base]
