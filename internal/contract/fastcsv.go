@@ -3,6 +3,7 @@ package contract
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
@@ -23,7 +24,7 @@ import (
 
 // csvBlockSize is the size of one block of lines (a variable so that tests
 // can exercise block boundaries).
-var csvBlockSize = 512 << 10
+var csvBlockSize = 256 << 10
 
 // pbatch is one block: its bytes, its parsed rows and what was malformed
 // in it.
@@ -48,7 +49,7 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 	b.n, b.malformed, b.examples = 0, 0, b.examples[:0]
 	b.lines, b.cells = b.lines[:0], b.cells[:0]
 	data := b.data
-	checkUTF8 := !utf8.Valid(data)
+	checkUTF8 := !isASCII(data) && !utf8.Valid(data)
 	// The streaming reader's bufio buffer holds max+1 bytes, at least 16.
 	lineCap := max(c.max+1, 16) - 1
 	bad := func(line int64, msg string) {
@@ -106,6 +107,21 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 		b.lines = append(b.lines, line)
 		b.n++
 	}
+}
+
+// isASCII reports whether b has no byte >= 0x80, eight bytes at a time
+// (valid UTF-8 then needs no further check).
+func isASCII(b []byte) bool {
+	var acc uint64
+	for len(b) >= 32 {
+		acc |= binary.LittleEndian.Uint64(b) | binary.LittleEndian.Uint64(b[8:]) |
+			binary.LittleEndian.Uint64(b[16:]) | binary.LittleEndian.Uint64(b[24:])
+		b = b[32:]
+	}
+	for _, c := range b {
+		acc |= uint64(c)
+	}
+	return acc&0x8080808080808080 == 0
 }
 
 // runCSVParallel is runPipeline for a csvReader, with the parallel path.

@@ -151,3 +151,17 @@ func TestUniqueDenseAndHashed(t *testing.T) {
 		t.Fatalf("unexpected %d (want %d), examples %+v", *r.UnexpectedCount, want, r.Examples)
 	}
 }
+
+func FuzzIsASCII(f *testing.F) {
+	f.Add([]byte("plain ascii text, longer than thirty-two bytes\n"))
+	f.Add([]byte("caf\xc3\xa9"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want := true
+		for _, c := range b {
+			want = want && c < 0x80
+		}
+		if isASCII(b) != want {
+			t.Fatalf("isASCII(%q) = %v", b, !want)
+		}
+	})
+}
