@@ -24,9 +24,9 @@ type byteDFA struct {
 	// found its match flag: one dependent load per byte in match.
 	trans []int32
 	found []bool
-	index  map[string]int32
-	start  int32 // state at position 0
-	full   bool  // state cap reached: stop building, use the fallback
+	index map[string]int32
+	start int32 // state at position 0
+	full  bool  // state cap reached: stop building, use the fallback
 	// empty is the answer for empty input (position 0 is both ends).
 	empty bool
 }
