@@ -525,6 +525,16 @@ func (s apiState) GetRun(ctx context.Context, id string) (*store.Run, error) {
 	return &r, s.get(ctx, "/api/v1/runs/"+seg(id), nil, &r)
 }
 
+func (s apiState) GetDeployment(ctx context.Context, id int64) (*store.Deployment, error) {
+	d, err := s.c.GetDeployment(ctx, id)
+	return d, notFoundErr(err)
+}
+
+func (s apiState) ListDeployments(ctx context.Context, model string, after int64, limit int) ([]store.Deployment, error) {
+	ds, err := s.c.ListDeployments(ctx, model, after, limit)
+	return ds, notFoundErr(err)
+}
+
 func (apiState) GetToken(context.Context, string) (*store.Token, error) {
 	return nil, fmt.Errorf("tokens: %w", errors.ErrUnsupported)
 }

@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 
 	"github.com/custody-ml/custody/internal/monitor"
 	"github.com/spf13/cobra"
@@ -19,9 +19,9 @@ func init() { register(newMonitorCommand) }
 func newMonitorCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Reference profiles for drift monitoring",
+		Short: "Reference profiles, monitors and their reports",
 	}
-	cmd.AddCommand(newMonitorProfileCommand())
+	cmd.AddCommand(newMonitorProfileCommand(), newMonitorRunCommand(), newMonitorReportCommand())
 	return cmd
 }
 
@@ -30,6 +30,15 @@ type profileOptions struct {
 	Columns     []string
 	Categorical []string
 	Out         string
+	// Model outputs (optional): the baseline of a monitor's accuracy drop
+	// and concentration tests.
+	LabelColumn       string
+	PredColumn        string
+	ProbColumn        string
+	PosLabel          string
+	DecisionThreshold float64
+	SegmentColumns    []string
+	Bins              int
 }
 
 func (o *profileOptions) AddFlags(f *pflag.FlagSet) {
@@ -37,6 +46,13 @@ func (o *profileOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.Columns, "column", nil, "profile this column (repeatable; default: every column)")
 	f.StringArrayVar(&o.Categorical, "categorical", nil, "treat this column as categorical (repeatable)")
 	f.StringVar(&o.Out, "out", "", "write the profile to this file (default: standard output)")
+	f.StringVar(&o.LabelColumn, "label-column", "", "with --pred-column or --prob-column: also summarise the model's outputs (confusion and calibration)")
+	f.StringVar(&o.PredColumn, "pred-column", "", "predicted class column")
+	f.StringVar(&o.ProbColumn, "prob-column", "", "probability of the positive class column")
+	f.StringVar(&o.PosLabel, "pos-label", "", "the positive class (default 1)")
+	f.Float64Var(&o.DecisionThreshold, "decision-threshold", 0.5, "with --prob-column: predict positive when p >= this")
+	f.StringArrayVar(&o.SegmentColumns, "segment-column", nil, "segment column of the output summaries (repeatable)")
+	f.IntVar(&o.Bins, "bins", 10, "calibration buckets of the output summary")
 }
 
 func newMonitorProfileCommand() *cobra.Command {
@@ -65,13 +81,51 @@ func runProfile(ctx context.Context, stdout io.Writer, opts profileOptions) erro
 	if opts.Input == "" {
 		return usagef("--input is required")
 	}
-	t, err := monitor.ReadTableAs(ctx, opts.Input, opts.Columns, opts.Categorical)
+	outputs := opts.LabelColumn != ""
+	if outputs && (opts.PredColumn == "") == (opts.ProbColumn == "") {
+		return usagef("--label-column needs exactly one of --pred-column and --prob-column")
+	}
+	if !outputs && (opts.PredColumn != "" || opts.ProbColumn != "" || len(opts.SegmentColumns) > 0) {
+		return usagef("--pred-column, --prob-column and --segment-column need --label-column")
+	}
+	if opts.Bins < 1 || opts.Bins > 10000 {
+		return usagef("--bins must be between 1 and 10000")
+	}
+	read := opts.Columns
+	if outputs && len(read) > 0 {
+		read = append(slices.Clone(read), opts.LabelColumn, opts.PredColumn+opts.ProbColumn)
+		read = append(read, opts.SegmentColumns...)
+	}
+	text := opts.Categorical
+	if outputs {
+		text = append(slices.Clone(text), opts.SegmentColumns...)
+	}
+	t, err := monitor.ReadTableAs(ctx, opts.Input, read, text)
 	if err != nil {
 		return err
 	}
-	p, err := monitor.BuildProfile(t, opts.Columns, opts.Categorical)
+	cols := opts.Columns
+	if outputs && len(cols) == 0 {
+		// Every column but the outputs and segments is a feature.
+		skip := append([]string{opts.LabelColumn, opts.PredColumn, opts.ProbColumn}, opts.SegmentColumns...)
+		for _, c := range t.Columns {
+			if !slices.Contains(skip, c.Name) {
+				cols = append(cols, c.Name)
+			}
+		}
+	}
+	p, err := monitor.BuildProfile(t, cols, opts.Categorical)
 	if err != nil {
 		return err
+	}
+	if outputs {
+		p.Outputs, err = monitor.BuildOutputProfile(t, monitor.PerformanceOptions{
+			LabelColumn: opts.LabelColumn, PredColumn: opts.PredColumn, ProbColumn: opts.ProbColumn,
+			PosLabel: opts.PosLabel, DecisionThreshold: opts.DecisionThreshold, GroupColumns: opts.SegmentColumns,
+		}, opts.Bins)
+		if err != nil {
+			return err
+		}
 	}
 	data, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
@@ -82,17 +136,4 @@ func runProfile(ctx context.Context, stdout io.Writer, opts profileOptions) erro
 }
 
 // readProfile reads a profile written by 'custody monitor profile'.
-func readProfile(path string) (*monitor.Profile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var p monitor.Profile
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("%s: not a profile: %w", path, err)
-	}
-	if p.Version != monitor.ProfileVersion {
-		return nil, fmt.Errorf("%s: profile version %d, want %d", path, p.Version, monitor.ProfileVersion)
-	}
-	return &p, nil
-}
+func readProfile(path string) (*monitor.Profile, error) { return monitor.ReadProfile(path) }

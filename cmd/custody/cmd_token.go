@@ -27,7 +27,8 @@ func newTokenCommand() *cobra.Command {
 		Long: `Create an API token by writing to the registry's database directly (for
 bootstrapping: whoever can write the database is an administrator). Roles:
 viewer (read), publisher (register models, versions, datasets), approver
-(move aliases), admin (everything, including tokens).
+(move aliases), deployer (read; report deployments: custody exec --server),
+admin (everything, including tokens).
 
 The token is printed once, as the last line of output; only its SHA-256 is
 stored.`,
@@ -37,7 +38,7 @@ stored.`,
 		},
 	}
 	opts.storeOptions.AddFlags(create.Flags())
-	create.Flags().StringVar(&opts.Role, "role", "", "viewer, publisher, approver or admin (required)")
+	create.Flags().StringVar(&opts.Role, "role", "", "viewer, publisher, approver, deployer or admin (required)")
 	create.Flags().StringVar(&opts.Name, "name", "", "a label for the token (who or what uses it)")
 	cmd.AddCommand(create)
 	return cmd

@@ -52,6 +52,12 @@ func usagef(format string, args ...any) error {
 	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
+// exitStatusError makes custody exit with a given status without a
+// message: a supervisor passing on its child's exit status.
+type exitStatusError struct{ code int }
+
+func (e *exitStatusError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
 // commandFactories is filled by init functions in the cmd_*.go files, so that
 // each command lives in its own file and adding one touches no other file.
 var commandFactories []func() *cobra.Command
@@ -80,9 +86,12 @@ func newRootCommand() *cobra.Command {
 // exitCode maps an error returned by a command to the process exit code.
 // This is the only place where that mapping lives.
 func exitCode(err error) int {
+	var es *exitStatusError
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &es):
+		return es.code
 	case errors.Is(err, errNotHold):
 		return exitNotHold
 	default:
@@ -94,7 +103,8 @@ func run(ctx context.Context, args []string) int {
 	root := newRootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	if err != nil {
+	var es *exitStatusError
+	if err != nil && !errors.As(err, &es) {
 		fmt.Fprintf(os.Stderr, "custody: %v\n", err)
 		var ue *usageError
 		if errors.As(err, &ue) {

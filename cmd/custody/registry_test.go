@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +85,49 @@ func init() {
 		d, err := time.ParseDuration(args[0])
 		ts.Check(err)
 		time.Sleep(d)
+	}
+}
+
+func init() {
+	// waitfile FILE REGEXP: wait (up to two minutes) until FILE exists and
+	// its content matches REGEXP (multi-line mode). No timing asserts: a
+	// deadline only bounds a hung test.
+	scriptCmds["waitfile"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: waitfile FILE REGEXP")
+		}
+		re, err := regexp.Compile("(?m)" + args[1])
+		ts.Check(err)
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			b, err := os.ReadFile(ts.MkAbs(args[0]))
+			if err == nil && re.Match(b) {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitfile: %s never matched %q; it holds:\n%s", args[0], args[1], b)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// waitentries DIR N: wait (up to two minutes) until DIR holds exactly
+	// N entries.
+	scriptCmds["waitentries"] = func(ts *testscript.TestScript, neg bool, args []string) {
+		if neg || len(args) != 2 {
+			ts.Fatalf("usage: waitentries DIR N")
+		}
+		n, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			es, err := os.ReadDir(ts.MkAbs(args[0]))
+			if err == nil && len(es) == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				ts.Fatalf("waitentries: %s holds %d entries, want %d", args[0], len(es), n)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }

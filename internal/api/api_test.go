@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/dvc"
@@ -223,6 +224,10 @@ func TestRoleMatrix(t *testing.T) {
 		"PUT /api/v1/datasets/{name}/versions/{version}":           func() any { return datasetBody("a,b\n") },
 		"POST /api/v1/tokens":                                      func() any { return TokenBody{Role: "viewer"} },
 		"POST /api/v1/datasets/{name}/versions/{version}/evidence": func() any { return e.evidenceBody("a,b\n", "pass") },
+		"POST /api/v1/deployments": func() any {
+			return DeploymentBody{Model: "m", Alias: "production", Version: "1", Digest: e.registerBody("seed weights").Manifest.Digest,
+				AliasLogIndex: -1, Host: "h", PID: 1, StartedAt: time.Now()}
+		},
 	}
 	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
 		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1")
@@ -245,6 +250,9 @@ func TestRoleMatrix(t *testing.T) {
 		path := fill.Replace(rt.Pattern)
 		if strings.HasPrefix(rt.Pattern, "/api/v1/datasets/") {
 			path = fillDataset.Replace(rt.Pattern)
+		}
+		if rt.Pattern == "/api/v1/deployments/{id}" {
+			path = "/api/v1/deployments/1" // reported by the POST above
 		}
 		for _, c := range callers {
 			t.Run(key+"/"+c.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/custody-ml/custody/internal/registry"
@@ -32,6 +33,9 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/datasets/{name}/versions/{version}/evidence", registry.PermPublish, upload, s.attachEvidence},
 		{"GET", "/api/v1/runs/{id}", registry.PermRead, 0, s.getRun},
 		{"POST", "/api/v1/tokens", registry.PermAdminTok, small, s.createToken},
+		{"POST", "/api/v1/deployments", registry.PermDeploy, small, s.reportDeployment},
+		{"GET", "/api/v1/deployments", registry.PermRead, 0, s.listDeployments},
+		{"GET", "/api/v1/deployments/{id}", registry.PermRead, 0, s.getDeployment},
 		{"GET", "/api/v1/log/checkpoint", registry.PermRead, 0, s.logCheckpoint},
 		{"GET", "/api/v1/log/key", registry.PermRead, 0, s.logKey},
 		{"GET", "/api/v1/log/tile/{path...}", registry.PermRead, 0, s.logTile},
@@ -227,4 +231,41 @@ func (s *Server) createToken(c *call) (any, int, error) {
 		return nil, 0, err
 	}
 	return TokenCreated{Token: plain, Info: tok}, http.StatusCreated, nil
+}
+
+// DeploymentBody is the body of POST /deployments: what a serving process
+// (custody exec --server) verified and started.
+type DeploymentBody = registry.DeploymentSpec
+
+func (s *Server) reportDeployment(c *call) (any, int, error) {
+	var b DeploymentBody
+	if err := c.decode(&b); err != nil {
+		return nil, 0, err
+	}
+	d, err := s.svc.ReportDeployment(c.r.Context(), c.actor, b)
+	return d, http.StatusCreated, err
+}
+
+func (s *Server) listDeployments(c *call) (any, int, error) {
+	limit, err := queryInt(c.r, "limit", 100)
+	if err != nil {
+		return nil, 0, err
+	}
+	after := int64(0)
+	if v := c.r.URL.Query().Get("after"); v != "" {
+		if after, err = strconv.ParseInt(v, 10, 64); err != nil || after < 0 {
+			return nil, 0, errorf(ErrBadRequest, "after: want a deployment id")
+		}
+	}
+	ds, err := s.svc.ListDeployments(c.r.Context(), c.r.URL.Query().Get("model"), after, limit)
+	return ds, http.StatusOK, err
+}
+
+func (s *Server) getDeployment(c *call) (any, int, error) {
+	id, err := strconv.ParseInt(c.path("id"), 10, 64)
+	if err != nil || id < 1 {
+		return nil, 0, errorf(ErrBadRequest, "deployment id %.40q: want a positive integer", c.path("id"))
+	}
+	d, err := s.svc.GetDeployment(c.r.Context(), id)
+	return d, http.StatusOK, err
 }

@@ -290,3 +290,29 @@ func (c *Client) Get(ctx context.Context, path string, query url.Values, out any
 	_, err := c.do(ctx, "GET", path, query, nil, out)
 	return err
 }
+
+// ReportDeployment reports that this process started a verified version.
+func (c *Client) ReportDeployment(ctx context.Context, body *api.DeploymentBody) (*store.Deployment, error) {
+	d := new(store.Deployment)
+	_, err := c.do(ctx, "POST", "/api/v1/deployments", nil, body, d)
+	return d, err
+}
+
+// ListDeployments returns deployment reports with ID > after (model "":
+// every model), at most limit.
+func (c *Client) ListDeployments(ctx context.Context, model string, after int64, limit int) ([]store.Deployment, error) {
+	var ds []store.Deployment
+	q := url.Values{"after": {fmt.Sprint(after)}, "limit": {fmt.Sprint(limit)}}
+	if model != "" {
+		q.Set("model", model)
+	}
+	_, err := c.do(ctx, "GET", "/api/v1/deployments", q, nil, &ds)
+	return ds, err
+}
+
+// GetDeployment returns one deployment report.
+func (c *Client) GetDeployment(ctx context.Context, id int64) (*store.Deployment, error) {
+	d := new(store.Deployment)
+	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, nil, d)
+	return d, err
+}

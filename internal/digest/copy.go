@@ -168,3 +168,7 @@ func removeAll(dir string) error {
 	})
 	return os.RemoveAll(dir)
 }
+
+// RemoveStaged removes a directory holding staged copies (see [Stage]),
+// whose sealed (read-only) directories os.RemoveAll alone cannot empty.
+func RemoveStaged(dir string) error { return removeAll(dir) }

@@ -3,6 +3,7 @@ package monitor
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -209,12 +210,10 @@ func CochranQ(k1, n1, k2, n2 []int64) (q float64, df int, p, dbar float64) {
 // Concentrate runs the concentration test of cur against ref, by actual
 // class (strata == nil) or by the given row strata.
 func Concentrate(by string, refActual, refPred, refStrata, curActual, curPred, curStrata []string, alpha float64) Concentration {
-	type kn struct{ k1, n1, k2, n2 int64 }
-	m := map[string]*kn{}
-	var all kn
-	get := func(s string) *kn {
+	m := map[string]*StratumCounts{}
+	get := func(s string) *StratumCounts {
 		if m[s] == nil {
-			m[s] = &kn{}
+			m[s] = &StratumCounts{Stratum: s}
 		}
 		return m[s]
 	}
@@ -224,11 +223,9 @@ func Concentrate(by string, refActual, refPred, refStrata, curActual, curPred, c
 			s = refStrata[i]
 		}
 		c := get(s)
-		c.n1++
-		all.n1++
+		c.RefRows++
 		if refActual[i] == refPred[i] {
-			c.k1++
-			all.k1++
+			c.RefCorrect++
 		}
 	}
 	for i := range curActual {
@@ -237,27 +234,47 @@ func Concentrate(by string, refActual, refPred, refStrata, curActual, curPred, c
 			s = curStrata[i]
 		}
 		c := get(s)
-		c.n2++
-		all.n2++
+		c.CurRows++
 		if curActual[i] == curPred[i] {
-			c.k2++
-			all.k2++
+			c.CurCorrect++
 		}
 	}
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
+	strata := make([]StratumCounts, 0, len(m))
+	for _, c := range m {
+		strata = append(strata, *c)
 	}
-	sort.Strings(names)
-	res := Concentration{By: by, Alpha: alpha, Overall: proportionTest("all", all.k1, all.n1, all.k2, all.n2)}
+	return ConcentrateCounts(by, strata, alpha)
+}
+
+// StratumCounts are the correct predictions and rows of one stratum in
+// the reference and the current window: all a concentration test needs,
+// so that it runs on summaries (summary.Confusion) as well as on rows.
+type StratumCounts struct {
+	Stratum             string
+	RefCorrect, RefRows int64
+	CurCorrect, CurRows int64
+}
+
+// ConcentrateCounts runs the concentration test on per-stratum counts
+// (any order; strata are reported sorted by name). Cost: O(strata).
+func ConcentrateCounts(by string, strata []StratumCounts, alpha float64) Concentration {
+	strata = slices.Clone(strata)
+	sort.Slice(strata, func(i, j int) bool { return strata[i].Stratum < strata[j].Stratum })
+	var all StratumCounts
+	for _, c := range strata {
+		all.RefCorrect += c.RefCorrect
+		all.RefRows += c.RefRows
+		all.CurCorrect += c.CurCorrect
+		all.CurRows += c.CurRows
+	}
+	res := Concentration{By: by, Alpha: alpha, Overall: proportionTest("all", all.RefCorrect, all.RefRows, all.CurCorrect, all.CurRows)}
 	var ps []float64
 	var k1, n1, k2, n2 []int64
-	for _, s := range names {
-		c := m[s]
-		t := proportionTest(s, c.k1, c.n1, c.k2, c.n2)
+	for _, c := range strata {
+		t := proportionTest(c.Stratum, c.RefCorrect, c.RefRows, c.CurCorrect, c.CurRows)
 		res.Strata = append(res.Strata, t)
 		ps = append(ps, float64(t.PValue))
-		k1, n1, k2, n2 = append(k1, c.k1), append(n1, c.n1), append(k2, c.k2), append(n2, c.n2)
+		k1, n1, k2, n2 = append(k1, c.RefCorrect), append(n1, c.RefRows), append(k2, c.CurCorrect), append(n2, c.CurRows)
 	}
 	for i, h := range Holm(ps) {
 		res.Strata[i].PValueHolm = Float(h)
@@ -317,29 +334,51 @@ type Fairness struct {
 // positives for TPR, no negatives for FPR) is NaN and left out of the
 // differences.
 func EvaluateFairness(attr string, groups []string, actual, predicted []bool) Fairness {
-	type cnt struct{ n, sel, pos, tp, neg, fp int64 }
-	m := map[string]*cnt{}
+	m := map[string]*GroupCounts{}
 	for i, g := range groups {
 		c := m[g]
 		if c == nil {
-			c = &cnt{}
+			c = &GroupCounts{Group: g}
 			m[g] = c
 		}
-		c.n++
+		c.Rows++
 		if predicted[i] {
-			c.sel++
+			c.Selected++
 		}
 		if actual[i] {
-			c.pos++
+			c.Positives++
 			if predicted[i] {
-				c.tp++
+				c.TruePositives++
 			}
 		} else {
-			c.neg++
+			c.Negatives++
 			if predicted[i] {
-				c.fp++
+				c.FalsePositives++
 			}
 		}
+	}
+	counts := make([]GroupCounts, 0, len(m))
+	for _, c := range m {
+		counts = append(counts, *c)
+	}
+	return FairnessCounts(attr, counts)
+}
+
+// GroupCounts are the counts behind one group's fairness rates.
+type GroupCounts struct {
+	Group                     string
+	Rows, Selected            int64 // rows, rows predicted positive
+	Positives, TruePositives  int64 // actual positive, and predicted positive among them
+	Negatives, FalsePositives int64 // actual negative, and predicted positive among them
+}
+
+// FairnessCounts is EvaluateFairness on per-group counts (any order).
+// Cost: O(groups).
+func FairnessCounts(attr string, counts []GroupCounts) Fairness {
+	type cnt struct{ n, sel, pos, tp, neg, fp int64 }
+	m := map[string]*cnt{}
+	for _, g := range counts {
+		m[g.Group] = &cnt{g.Rows, g.Selected, g.Positives, g.TruePositives, g.Negatives, g.FalsePositives}
 	}
 	names := make([]string, 0, len(m))
 	for k := range m {

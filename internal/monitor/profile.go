@@ -1,13 +1,48 @@
 package monitor
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"os"
 	"slices"
 
 	"github.com/custody-ml/custody/internal/monitor/stats"
 	"github.com/custody-ml/custody/internal/monitor/summary"
 )
+
+// MaxProfileBytes caps the size of a profile file.
+const MaxProfileBytes = 256 << 20
+
+// ReadProfile reads a profile written by 'custody monitor profile' and
+// validates it.
+func ReadProfile(path string) (*Profile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxProfileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxProfileBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes: %w", path, MaxProfileBytes, ErrInvalidInput)
+	}
+	var p Profile
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: not a profile: %w", path, err)
+	}
+	if p.Version != ProfileVersion {
+		return nil, fmt.Errorf("%s: profile version %d, want %d", path, p.Version, ProfileVersion)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &p, nil
+}
 
 // ProfileVersion is the version of the reference profile format.
 const ProfileVersion = 1
@@ -26,6 +61,82 @@ type Profile struct {
 	Source  string          `json:"source"`
 	Rows    int64           `json:"rows"`
 	Columns []ColumnProfile `json:"columns"`
+	// Outputs summarise the model's outputs on the reference when it was
+	// profiled with labels and predictions: the baseline of the accuracy
+	// drop and concentration tests of a monitor.
+	Outputs *OutputProfile `json:"outputs,omitempty"`
+}
+
+// OutputProfile summarises labelled predictions of a reference: confusion
+// counts overall and per segment column, and calibration buckets when
+// the predictions are probabilities.
+type OutputProfile struct {
+	LabelColumn       string  `json:"label_column"`
+	PredColumn        string  `json:"pred_column,omitempty"`
+	ProbColumn        string  `json:"prob_column,omitempty"`
+	PositiveLabel     string  `json:"positive_label"`
+	DecisionThreshold float64 `json:"decision_threshold,omitempty"`
+	Rows              int64   `json:"rows"`
+	// Confusion counts over all rows (segment "").
+	Confusion *summary.Confusion `json:"confusion"`
+	// Segments holds, per segment column, confusion counts whose segment
+	// is the column's value.
+	Segments    map[string]*summary.Confusion `json:"segments,omitempty"`
+	Calibration *summary.Calibration          `json:"calibration,omitempty"`
+}
+
+// BuildOutputProfile summarises the labelled predictions of a reference
+// table; o.GroupColumns name the segment columns.
+func BuildOutputProfile(t *Table, o PerformanceOptions, bins int) (*OutputProfile, error) {
+	if (o.PredColumn == "") == (o.ProbColumn == "") {
+		return nil, fmt.Errorf("exactly one of a predicted-class and a probability column: %w", ErrInvalidInput)
+	}
+	r, err := o.rows(t)
+	if err != nil {
+		return nil, err
+	}
+	pos := o.PosLabel
+	if pos == "" {
+		pos = "1"
+	}
+	op := &OutputProfile{LabelColumn: o.LabelColumn, PredColumn: o.PredColumn, ProbColumn: o.ProbColumn,
+		PositiveLabel: pos, Rows: int64(len(r.actual)), Confusion: summary.NewConfusion()}
+	if o.ProbColumn != "" {
+		op.DecisionThreshold = o.DecisionThreshold
+		if op.DecisionThreshold == 0 {
+			op.DecisionThreshold = 0.5
+		}
+	}
+	for i := range r.actual {
+		op.Confusion.Add("", r.actual[i], r.predicted[i])
+	}
+	for k, g := range o.GroupColumns {
+		if op.Segments == nil {
+			op.Segments = map[string]*summary.Confusion{}
+		}
+		c := summary.NewConfusion()
+		for i := range r.actual {
+			c.Add(r.groups[k][i], r.actual[i], r.predicted[i])
+		}
+		op.Segments[g] = c
+	}
+	if o.ProbColumn != "" {
+		cal, err := summary.NewCalibration(bins)
+		if err != nil {
+			return nil, err
+		}
+		outs, valid, err := Outcomes(t.Column(o.LabelColumn), o.PosLabel)
+		if err != nil {
+			return nil, err
+		}
+		for i, p := range t.Column(o.ProbColumn).Floats() {
+			if valid[i] && !math.IsNaN(p) {
+				cal.Add(p, outs[i])
+			}
+		}
+		op.Calibration = cal
+	}
+	return op, nil
 }
 
 // ColumnProfile is one column of a Profile.
@@ -162,6 +273,20 @@ func (p *Profile) Validate() error {
 			return fmt.Errorf("profile column %q: %v: %w", cp.Column, err, ErrInvalidInput)
 		}
 	}
+	if o := p.Outputs; o != nil {
+		if o.Confusion == nil {
+			return fmt.Errorf("profile outputs: no confusion counts: %w", ErrInvalidInput)
+		}
+		if c := o.Calibration; c != nil && (len(c.Edges) < 2 || len(c.Count) != len(c.Edges)-1 ||
+			len(c.SumScore) != len(c.Count) || len(c.Positives) != len(c.Count)) {
+			return fmt.Errorf("profile outputs: malformed calibration buckets: %w", ErrInvalidInput)
+		}
+		for col, c := range o.Segments {
+			if c == nil {
+				return fmt.Errorf("profile outputs: segment %q has no counts: %w", col, ErrInvalidInput)
+			}
+		}
+	}
 	return nil
 }
 
@@ -241,4 +366,10 @@ func (d *ProfileDrift) Breaches(ts Thresholds) []Breach {
 	cd := ColumnDrift{Column: d.Column, Kind: d.Kind, PSI: d.PSI, JensenShannon: d.JensenShannon,
 		Chi2Statistic: d.Chi2Statistic, Chi2PValue: d.Chi2PValue, CurrentMissingShare: d.CurrentMissingShare}
 	return ts.Check(&cd)
+}
+
+// ProfileEdges returns the bin edges a profile fixes for a numerical
+// reference sample (NaN and ±Inf are ignored); see BuildProfile.
+func ProfileEdges(sample []float64) []float64 {
+	return referenceEdges(finiteSorted(sample))
 }

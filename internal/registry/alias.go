@@ -61,18 +61,24 @@ func (s *Service) SetAlias(ctx context.Context, actor Actor, model, alias, versi
 		default:
 			return err
 		}
-		e := &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: prev, Actor: actor.Name, At: at}
-		if err := tx.AppendAlias(ctx, e); err != nil {
-			return err
-		}
-		out = e
+		// Log first, so that the alias row records the index of the
+		// entry that proves it (both commit together).
 		typ := "alias.set"
 		if version == "" {
 			typ = "alias.remove"
 		}
-		return s.record(ctx, tx, actor, typ, model+"/"+alias, map[string]any{
+		ev, err := s.recordEvent(ctx, tx, actor, typ, model+"/"+alias, map[string]any{
 			"model": model, "alias": alias, "version": version, "previous": prev,
 		})
+		if err != nil {
+			return err
+		}
+		e := &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: prev, Actor: actor.Name, At: at, LogIndex: ev.LogIndex}
+		if err := tx.AppendAlias(ctx, e); err != nil {
+			return err
+		}
+		out = e
+		return nil
 	})
 	if err != nil {
 		return nil, err

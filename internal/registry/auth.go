@@ -22,11 +22,12 @@ const (
 	RoleViewer    Role = "viewer"    // read everything
 	RolePublisher Role = "publisher" // read; register models, versions, datasets
 	RoleApprover  Role = "approver"  // read; move aliases
+	RoleDeployer  Role = "deployer"  // read; report deployments (serving processes)
 	RoleAdmin     Role = "admin"     // everything, including tokens
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleAdmin}
+var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleDeployer, RoleAdmin}
 
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
@@ -35,7 +36,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", invalidf("unknown role %q (want viewer, publisher, approver or admin)", truncate(s))
+	return "", invalidf("unknown role %q (want viewer, publisher, approver, deployer or admin)", truncate(s))
 }
 
 // Permission is an action a role may be granted.
@@ -46,13 +47,15 @@ const (
 	PermPublish  Permission = "publish" // models, versions, datasets
 	PermAlias    Permission = "alias"   // set and remove aliases
 	PermAdminTok Permission = "tokens"  // create tokens
+	PermDeploy   Permission = "deploy"  // report deployments
 )
 
 var grants = map[Role][]Permission{
 	RoleViewer:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
 	RoleApprover:  {PermRead, PermAlias},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok},
+	RoleDeployer:  {PermRead, PermDeploy},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermDeploy},
 }
 
 // Can reports whether the role grants p.

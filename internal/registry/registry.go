@@ -96,20 +96,27 @@ func (s *Service) now() time.Time { return s.opts.Now().UTC() }
 
 // record journals a change and runs the hooks, inside tx.
 func (s *Service) record(ctx context.Context, tx store.Tx, actor Actor, typ, subject string, payload any) error {
+	_, err := s.recordEvent(ctx, tx, actor, typ, subject, payload)
+	return err
+}
+
+// recordEvent is record returning the journal event, whose LogIndex the
+// transparency log's hook has set (nil without a log).
+func (s *Service) recordEvent(ctx context.Context, tx store.Tx, actor Actor, typ, subject string, payload any) (*store.Event, error) {
 	p, err := json.Marshal(payload)
 	if err != nil {
-		return fmt.Errorf("failed to encode event: %w", err)
+		return nil, fmt.Errorf("failed to encode event: %w", err)
 	}
 	ev := &store.Event{Type: typ, Subject: subject, Actor: actor.Name, At: s.now(), Payload: p}
 	if err := tx.AppendEvent(ctx, ev); err != nil {
-		return err
+		return nil, err
 	}
 	for _, h := range s.opts.Hooks {
 		if err := h.AfterChange(ctx, tx, ev); err != nil {
-			return fmt.Errorf("failed to record %s in the log: %w", typ, err)
+			return nil, fmt.Errorf("failed to record %s in the log: %w", typ, err)
 		}
 	}
-	return nil
+	return ev, nil
 }
 
 // ModelSpec is the metadata of a model.

@@ -491,3 +491,95 @@ func TestRegisterVersionRace(t *testing.T) {
 		t.Fatalf("%d registrations journaled, want 1", n)
 	}
 }
+
+// indexHook stands in for the transparency log: it numbers changes.
+type indexHook struct{ n int64 }
+
+func (h *indexHook) AfterChange(_ context.Context, _ store.Tx, ev *store.Event) error {
+	i := h.n
+	h.n++
+	ev.LogIndex = &i
+	return nil
+}
+
+// Alias changes record the log index their hook assigned; deployments
+// need the deploy permission, an existing version and its digest.
+func TestAliasLogIndexAndDeployments(t *testing.T) {
+	h := &indexHook{}
+	f := newFixture(t, h)
+	ctx := t.Context()
+	req := f.request(t, "m", "1", "w1")
+	if _, _, err := f.svc.RegisterVersion(ctx, publisher, req); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := f.svc.SetAlias(ctx, approver, "m", "staging", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.LogIndex == nil || *ev.LogIndex != h.n-1 {
+		t.Fatalf("alias event log index %v, want %d", ev.LogIndex, h.n-1)
+	}
+	got, err := f.svc.ResolveAlias(ctx, "m", "staging", time.Time{})
+	if err != nil || got.LogIndex == nil || *got.LogIndex != *ev.LogIndex {
+		t.Fatalf("resolved %+v, %v", got, err)
+	}
+
+	deployer := registry.Actor{Name: "token:dep", Role: registry.RoleDeployer}
+	spec := registry.DeploymentSpec{Model: "m", Alias: "staging", Version: "1", Digest: req.Manifest.Digest,
+		AliasLogIndex: *ev.LogIndex, Host: "web-1", PID: 7, StartedAt: f.clock}
+	for _, a := range []registry.Actor{viewer, publisher, approver} {
+		if _, err := f.svc.ReportDeployment(ctx, a, spec); !errors.Is(err, registry.ErrForbidden) {
+			t.Fatalf("%s reported a deployment: %v", a.Role, err)
+		}
+	}
+	if deployer.Role.Can(registry.PermAlias) || deployer.Role.Can(registry.PermPublish) {
+		t.Fatal("deployer may change the registry beyond reporting")
+	}
+	d, err := f.svc.ReportDeployment(ctx, deployer, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID == 0 || d.LogIndex == nil || *d.LogIndex != h.n-1 || d.Actor != "token:dep" {
+		t.Fatalf("deployment %+v", d)
+	}
+	stored, err := f.svc.GetDeployment(ctx, d.ID)
+	if err != nil || stored.LogIndex == nil || *stored.LogIndex != *d.LogIndex {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+	if evs := f.events(t); evs[len(evs)-1].Type != "deployment" {
+		t.Fatalf("last event %+v", evs[len(evs)-1])
+	}
+	if _, err := f.svc.ReportDeployment(ctx, admin, spec); err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+
+	bad := spec
+	bad.Digest = f.manifest(t, "other").Digest
+	if _, err := f.svc.ReportDeployment(ctx, deployer, bad); !errors.Is(err, registry.ErrConflict) {
+		t.Fatalf("wrong digest: %v", err)
+	}
+	bad = spec
+	bad.Version = "9"
+	if _, err := f.svc.ReportDeployment(ctx, deployer, bad); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("unknown version: %v", err)
+	}
+	for _, mut := range []func(*registry.DeploymentSpec){
+		func(s *registry.DeploymentSpec) { s.Host = "" },
+		func(s *registry.DeploymentSpec) { s.Host = strings.Repeat("h", 300) },
+		func(s *registry.DeploymentSpec) { s.PID = -1 },
+		func(s *registry.DeploymentSpec) { s.AliasLogIndex = -2 },
+		func(s *registry.DeploymentSpec) { s.StartedAt = time.Time{} },
+		func(s *registry.DeploymentSpec) { s.Alias = "bad alias" },
+		func(s *registry.DeploymentSpec) { s.Digest = digest.Digest{} },
+	} {
+		bad = spec
+		mut(&bad)
+		if _, err := f.svc.ReportDeployment(ctx, deployer, bad); !errors.Is(err, registry.ErrInvalid) {
+			t.Fatalf("%+v accepted: %v", bad, err)
+		}
+	}
+	ds, err := f.svc.ListDeployments(ctx, "m", 0, 10)
+	if err != nil || len(ds) != 2 {
+		t.Fatalf("list: %d %v", len(ds), err)
+	}
+}

@@ -91,6 +91,31 @@ type AliasEvent struct {
 	Previous string    `json:"previous,omitempty"`
 	Actor    string    `json:"actor"`
 	At       time.Time `json:"at"`
+	// LogIndex is the transparency log leaf index of the entry that
+	// recorded this change; nil for changes made without a log (or before
+	// schema v3).
+	LogIndex *int64 `json:"log_index,omitempty"`
+}
+
+// Deployment is a serving process's report that it started a model
+// version it verified (custody exec --server).
+type Deployment struct {
+	ID      int64  `json:"id"`
+	Model   string `json:"model"`
+	Alias   string `json:"alias"`
+	Version string `json:"version"`
+	// Digest is the pinned manifest digest the process verified.
+	Digest digest.Digest `json:"digest"`
+	// AliasLogIndex is the log index of the alias change the process
+	// verified (-1 if it was not deployed through an alias).
+	AliasLogIndex int64     `json:"alias_log_index"`
+	Host          string    `json:"host"`
+	PID           int64     `json:"pid"`
+	StartedAt     time.Time `json:"started_at"`
+	Actor         string    `json:"actor"`
+	At            time.Time `json:"at"`
+	// LogIndex is the log leaf index of the deployment's own entry.
+	LogIndex *int64 `json:"log_index,omitempty"`
 }
 
 // DatasetFile is one file of a dataset: SHA-256 for integrity and the MD5
@@ -198,6 +223,10 @@ type Event struct {
 	Actor   string          `json:"actor"`
 	At      time.Time       `json:"at"`
 	Payload json.RawMessage `json:"payload"`
+	// LogIndex is set by the transparency log's hook, inside the
+	// transaction, to the leaf index of the event's entry; not stored in
+	// the journal.
+	LogIndex *int64 `json:"-"`
 }
 
 // Reader holds the queries. Lists are ordered by key; limit <= 0 means a
@@ -225,6 +254,11 @@ type Reader interface {
 	// ordered by ID.
 	RunsWithInput(ctx context.Context, ds DatasetRef) ([]Run, error)
 	GetToken(ctx context.Context, id string) (*Token, error)
+	// GetDeployment returns a deployment report by ID.
+	GetDeployment(ctx context.Context, id int64) (*Deployment, error)
+	// ListDeployments returns deployment reports with ID > after, oldest
+	// first; model "" means every model.
+	ListDeployments(ctx context.Context, model string, after int64, limit int) ([]Deployment, error)
 	// Events returns events with Seq > after, oldest first.
 	Events(ctx context.Context, after int64, limit int) ([]Event, error)
 
@@ -252,8 +286,13 @@ type Tx interface {
 	UpdateModel(ctx context.Context, m *Model) error
 	// CreateVersion inserts v; ErrExists if the version exists.
 	CreateVersion(ctx context.Context, v *Version) error
-	// AppendAlias records an alias change and sets e.Seq.
+	// AppendAlias records an alias change (with e.LogIndex) and sets
+	// e.Seq.
 	AppendAlias(ctx context.Context, e *AliasEvent) error
+	// CreateDeployment records a deployment report and sets d.ID.
+	CreateDeployment(ctx context.Context, d *Deployment) error
+	// SetDeploymentLogIndex records the log index of deployment id's entry.
+	SetDeploymentLogIndex(ctx context.Context, id, index int64) error
 	// CreateDataset inserts d; ErrExists if the version exists.
 	CreateDataset(ctx context.Context, d *Dataset) error
 	// CreateEvidence inserts e; ErrExists if the same document (digest) is

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/custody-ml/custody/internal/store"
 )
@@ -33,6 +35,8 @@ type State interface {
 	ListEvidence(ctx context.Context, ds store.DatasetRef) ([]store.Evidence, error)
 	GetRun(ctx context.Context, id string) (*store.Run, error)
 	GetToken(ctx context.Context, id string) (*store.Token, error)
+	GetDeployment(ctx context.Context, id int64) (*store.Deployment, error)
+	ListDeployments(ctx context.Context, model string, after int64, limit int) ([]store.Deployment, error)
 	Events(ctx context.Context, after int64, limit int) ([]store.Event, error)
 }
 
@@ -68,7 +72,9 @@ type Auditor struct {
 	models     map[string]map[string]any // latest logged metadata
 	versions   map[string]bool
 	aliases    map[aliasKey][]*Entry
+	aliasIdx   map[aliasKey][]int64 // the leaf index of each logged alias change
 	aliasOrder []aliasKey
+	deploys    map[int64]bool   // logged deployment IDs
 	events     map[int64]string // journal seq → "type subject" as logged
 	datasets   []store.DatasetRef
 	evidence   map[store.DatasetRef]map[string]bool // logged evidence digests
@@ -77,7 +83,8 @@ type Auditor struct {
 // NewAuditor returns an auditor of the state st.
 func NewAuditor(st State) *Auditor {
 	return &Auditor{st: st, skipped: map[string]bool{}, models: map[string]map[string]any{}, versions: map[string]bool{},
-		aliases: map[aliasKey][]*Entry{}, events: map[int64]string{}, evidence: map[store.DatasetRef]map[string]bool{}}
+		aliases: map[aliasKey][]*Entry{}, aliasIdx: map[aliasKey][]int64{}, deploys: map[int64]bool{}, events: map[int64]string{},
+		evidence: map[store.DatasetRef]map[string]bool{}}
 }
 
 func (a *Auditor) find(format string, args ...any) {
@@ -164,6 +171,37 @@ func (a *Auditor) Add(ctx context.Context, index int64, b []byte) error {
 			a.aliasOrder = append(a.aliasOrder, k)
 		}
 		a.aliases[k] = append(a.aliases[k], e)
+		a.aliasIdx[k] = append(a.aliasIdx[k], index)
+	case "deployment":
+		id, err := strconv.ParseInt(fmt.Sprint(e.Data["id"]), 10, 64)
+		if err != nil {
+			find("entry %d: deployment without an id", index)
+			return nil
+		}
+		a.deploys[id] = true
+		d, err := r.GetDeployment(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			find("deployment %d is logged (entry %d) but missing", id, index)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		li := ""
+		if d.LogIndex != nil {
+			li = fmt.Sprint(*d.LogIndex)
+		}
+		diff(find, fmt.Sprintf("deployment %d", id), map[string][2]string{
+			"model":           {s("model"), d.Model},
+			"alias":           {s("alias"), d.Alias},
+			"version":         {s("version"), d.Version},
+			"digest":          {s("digest"), d.Digest.String()},
+			"alias_log_index": {fmt.Sprint(e.Data["alias_log_index"]), fmt.Sprint(d.AliasLogIndex)},
+			"host":            {s("host"), d.Host},
+			"pid":             {fmt.Sprint(e.Data["pid"]), fmt.Sprint(d.PID)},
+			"started_at":      {s("started_at"), d.StartedAt.UTC().Format(time.RFC3339Nano)},
+			"actor":           {e.Actor, d.Actor},
+			"log_index":       {fmt.Sprint(index), li},
+		})
 	case "dataset.register":
 		d, err := r.GetDataset(ctx, s("name"), s("version"))
 		if errors.Is(err, store.ErrNotFound) {
@@ -303,6 +341,31 @@ func (a *Auditor) Finish(ctx context.Context) ([]string, error) {
 				find("alias %s/%s change %d is %q→%q by %s, the log says %q→%q by %s", k.model, k.alias, i+1,
 					h[i].Previous, h[i].Version, h[i].Actor, p, v, logged[i].Actor)
 			}
+			// Changes made before schema v3 have no index; the others
+			// must point at the entry that logged them (serving
+			// processes prove that entry).
+			if li := h[i].LogIndex; li != nil && *li != a.aliasIdx[k][i] {
+				find("alias %s/%s change %d names log entry %d, it is entry %d", k.model, k.alias, i+1, *li, a.aliasIdx[k][i])
+			}
+		}
+	}
+	// Deployments that never reached the log.
+	for after := int64(0); ; {
+		ds, err := r.ListDeployments(ctx, "", after, 1000)
+		if a.unsupported("deployments", err) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			if !a.deploys[d.ID] {
+				find("deployment %d (%s@%s on %s) is not in the log", d.ID, d.Model, d.Version, d.Host)
+			}
+			after = d.ID
+		}
+		if len(ds) < 1000 {
+			break
 		}
 	}
 	// Evidence attached to a logged dataset behind the log's back.

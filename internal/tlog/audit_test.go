@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/registry"
@@ -57,6 +58,10 @@ func populate(t *testing.T, s *sqlstore.DB) {
 			t.Fatal(err)
 		}
 	}
+	if _, err := svc.ReportDeployment(ctx, admin, registry.DeploymentSpec{Model: "m", Alias: "production", Version: "1",
+		Digest: manifest(t, "weights 1").Digest, AliasLogIndex: 5, Host: "web-1", PID: 42, StartedAt: time.Unix(1700000000, 5).UTC()}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := svc.PutModel(ctx, admin, registry.ModelSpec{Name: "m", Description: "sentiment", Owners: []string{"ml"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +101,11 @@ func TestAudit(t *testing.T) {
 		{"model metadata", "UPDATE models SET owners = '[\"mallory\"]'", "owners is \"mallory\""},
 		{"event unlogged", "INSERT INTO events (type, subject, actor, at, payload) VALUES ('model.update', 'm', 'x', 0, '{}')", "is not in the log"},
 		{"event rewritten", "UPDATE events SET subject = 'n' WHERE type = 'model.update'", "the log says model.update m"},
+		{"alias log index", "UPDATE alias_events SET log_index = 0 WHERE seq = (SELECT MAX(seq) FROM alias_events)", "alias m/production change 3 names log entry 0"},
+		{"deployment altered", "UPDATE deployments SET version = '2'", "deployment 1: version is \"2\""},
+		{"deployment host", "UPDATE deployments SET host = 'elsewhere'", "deployment 1: host"},
+		{"deployment inserted", "INSERT INTO deployments (model, alias, version, digest, alias_log_index, host, pid, started_at, actor, at) SELECT model, alias, '2', digest, alias_log_index, host, pid, started_at, actor, at FROM deployments", "deployment 2 (m@2 on web-1) is not in the log"},
+		{"deployment deleted", "DELETE FROM deployments", "deployment 1 is logged (entry "},
 		{"version deleted", "DELETE FROM versions WHERE version = '1'", "m@1 is logged (entry "},
 		{"evidence outcome", "UPDATE dataset_evidence SET outcome = 'pass', failed = 0", "outcome is \"pass\", the log says \"fail\""},
 		{"evidence signer", "UPDATE dataset_evidence SET signer = 'key mallory'", "signer is \"key mallory\""},

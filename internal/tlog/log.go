@@ -89,7 +89,8 @@ func Append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
 // create` writing the database directly, installs it.
 type Hook struct{}
 
-// AfterChange appends the entry describing ev.
+// AfterChange appends the entry describing ev and sets ev.LogIndex to its
+// leaf index.
 func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
 	e, err := EntryFor(ctx, tx, ev)
 	if err != nil {
@@ -99,8 +100,12 @@ func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error
 	if err != nil {
 		return err
 	}
-	_, err = Append(ctx, tx, b)
-	return err
+	idx, err := Append(ctx, tx, b)
+	if err != nil {
+		return err
+	}
+	ev.LogIndex = &idx
+	return nil
 }
 
 // EntryFor builds the log entry of a journal event: the event's type,

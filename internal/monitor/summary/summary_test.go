@@ -212,3 +212,31 @@ func TestConfusionMergeExact(t *testing.T) {
 		t.Fatal("JSON round trip changed the counts")
 	}
 }
+
+func TestSketchWasserstein(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	a, _ := NewSketch(0.005)
+	b, _ := NewSketch(0.005)
+	var xs, ys []float64
+	for i := 0; i < 20000; i++ {
+		x, y := r.NormFloat64()*2+10, r.NormFloat64()*2+10.5
+		xs, ys = append(xs, x), append(ys, y)
+		a.Add(x)
+		b.Add(y)
+	}
+	slices.Sort(xs)
+	slices.Sort(ys)
+	want := stats.Wasserstein1Sorted(xs, ys)
+	got := a.Wasserstein(b)
+	// Values near 10 move by at most 0.5 %: about 0.05 each way.
+	if math.Abs(got-want) > 0.005*2*11 {
+		t.Fatalf("sketch W1 %v, exact %v", got, want)
+	}
+	if d := a.Wasserstein(a); d != 0 {
+		t.Fatalf("W1 of a sketch with itself = %v", d)
+	}
+	empty, _ := NewSketch(0.005)
+	if !math.IsNaN(a.Wasserstein(empty)) {
+		t.Fatal("W1 with an empty sketch is not NaN")
+	}
+}

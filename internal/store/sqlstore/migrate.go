@@ -122,7 +122,29 @@ CREATE TABLE log_hashes (
 	hash {{blob}} NOT NULL
 );
 `,
-	// 3: signed data-contract evidence attached to dataset versions
+	// 3: serving (docs/serving.md). alias_events.log_index is the leaf index
+	// of the log entry that recorded the change (NULL before v3), so a
+	// serving process can prove the answer it gets; deployments are the
+	// reports of serving processes.
+	`
+ALTER TABLE alias_events ADD COLUMN log_index BIGINT;
+CREATE TABLE deployments (
+	id              {{serial}},
+	model           TEXT NOT NULL REFERENCES models (name),
+	alias           TEXT NOT NULL,
+	version         TEXT NOT NULL,
+	digest          TEXT NOT NULL,
+	alias_log_index BIGINT NOT NULL,
+	host            TEXT NOT NULL,
+	pid             BIGINT NOT NULL,
+	started_at      BIGINT NOT NULL,
+	actor           TEXT NOT NULL,
+	at              BIGINT NOT NULL,
+	log_index       BIGINT
+);
+CREATE INDEX deployments_by_model ON deployments (model, id);
+`,
+	// 4: signed data-contract evidence attached to dataset versions
 	// (docs/registry.md). document and bundle are kept verbatim.
 	`
 CREATE TABLE dataset_evidence (

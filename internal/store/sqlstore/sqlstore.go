@@ -300,16 +300,87 @@ func (r reader) ListVersions(ctx context.Context, model, after string, limit int
 	return out, rows.Err()
 }
 
-const aliasCols = "seq, model, alias, version, previous, actor, at"
+const aliasCols = "seq, model, alias, version, previous, actor, at, log_index"
 
 func scanAlias(sc scanner) (*store.AliasEvent, error) {
 	var e store.AliasEvent
 	var at int64
-	if err := sc.Scan(&e.Seq, &e.Model, &e.Alias, &e.Version, &e.Previous, &e.Actor, &at); err != nil {
+	var li sql.NullInt64
+	if err := sc.Scan(&e.Seq, &e.Model, &e.Alias, &e.Version, &e.Previous, &e.Actor, &at, &li); err != nil {
 		return nil, err
 	}
 	e.At = fromNanos(at)
+	e.LogIndex = nullIndex(li)
 	return &e, nil
+}
+
+func nullIndex(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	v := n.Int64
+	return &v
+}
+
+func indexArg(p *int64) sql.NullInt64 {
+	if p == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: *p, Valid: true}
+}
+
+const deploymentCols = "id, model, alias, version, digest, alias_log_index, host, pid, started_at, actor, at, log_index"
+
+func scanDeployment(sc scanner) (*store.Deployment, error) {
+	var d store.Deployment
+	var dg string
+	var started, at int64
+	var li sql.NullInt64
+	if err := sc.Scan(&d.ID, &d.Model, &d.Alias, &d.Version, &dg, &d.AliasLogIndex, &d.Host, &d.PID, &started, &d.Actor, &at, &li); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.Digest, err = digest.ParseDigest(dg); err != nil {
+		return nil, fmt.Errorf("deployment %d: corrupt digest: %w", d.ID, err)
+	}
+	d.StartedAt, d.At, d.LogIndex = fromNanos(started), fromNanos(at), nullIndex(li)
+	return &d, nil
+}
+
+func (r reader) GetDeployment(ctx context.Context, id int64) (*store.Deployment, error) {
+	d, err := scanDeployment(r.queryRow(ctx, "SELECT "+deploymentCols+" FROM deployments WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("deployment", fmt.Sprint(id))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read deployment %d: %w", id, err)
+	}
+	return d, nil
+}
+
+func (r reader) ListDeployments(ctx context.Context, model string, after int64, limit int) ([]store.Deployment, error) {
+	var (
+		rows *sql.Rows
+		err  error
+	)
+	if model == "" {
+		rows, err = r.query(ctx, "SELECT "+deploymentCols+" FROM deployments WHERE id > ? ORDER BY id LIMIT ?", after, limitOr(limit))
+	} else {
+		rows, err = r.query(ctx, "SELECT "+deploymentCols+" FROM deployments WHERE model = ? AND id > ? ORDER BY id LIMIT ?", model, after, limitOr(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read deployments: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Deployment{}
+	for rows.Next() {
+		d, err := scanDeployment(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
 }
 
 func (r reader) ResolveAlias(ctx context.Context, model, alias string, at time.Time) (*store.AliasEvent, error) {
@@ -622,10 +693,30 @@ func (t *tx) CreateVersion(ctx context.Context, v *store.Version) error {
 }
 
 func (t *tx) AppendAlias(ctx context.Context, e *store.AliasEvent) error {
-	err := t.queryRow(ctx, "INSERT INTO alias_events (model, alias, version, previous, actor, at) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
-		e.Model, e.Alias, e.Version, e.Previous, e.Actor, nanos(e.At)).Scan(&e.Seq)
+	err := t.queryRow(ctx, "INSERT INTO alias_events (model, alias, version, previous, actor, at, log_index) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+		e.Model, e.Alias, e.Version, e.Previous, e.Actor, nanos(e.At), indexArg(e.LogIndex)).Scan(&e.Seq)
 	if err != nil {
 		return fmt.Errorf("failed to record alias %s@%s: %w", e.Model, e.Alias, err)
+	}
+	return nil
+}
+
+func (t *tx) CreateDeployment(ctx context.Context, d *store.Deployment) error {
+	err := t.queryRow(ctx, "INSERT INTO deployments (model, alias, version, digest, alias_log_index, host, pid, started_at, actor, at, log_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+		d.Model, d.Alias, d.Version, d.Digest.String(), d.AliasLogIndex, d.Host, d.PID, nanos(d.StartedAt), d.Actor, nanos(d.At), indexArg(d.LogIndex)).Scan(&d.ID)
+	if err != nil {
+		return fmt.Errorf("failed to record deployment of %s@%s: %w", d.Model, d.Version, err)
+	}
+	return nil
+}
+
+func (t *tx) SetDeploymentLogIndex(ctx context.Context, id, index int64) error {
+	res, err := t.exec(ctx, "UPDATE deployments SET log_index = ? WHERE id = ?", index, id)
+	if err != nil {
+		return fmt.Errorf("failed to record deployment %d's log index: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n != 1 {
+		return notFound("deployment", fmt.Sprint(id))
 	}
 	return nil
 }

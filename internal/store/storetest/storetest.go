@@ -37,6 +37,8 @@ func Run(t *testing.T, open Opener) {
 		{"RollbackLeavesNothing", testRollback},
 		{"EventsOrdered", testEvents},
 		{"Log", testLog},
+		{"Deployments", testDeployments},
+		{"AliasLogIndex", testAliasLogIndex},
 		{"ConcurrentAliasWriters", func(t *testing.T, s store.Store) { testConcurrentAliases(t, s, s) }},
 	}
 	for _, tc := range tests {
@@ -711,5 +713,77 @@ func testConcurrentLog(t *testing.T, a, b store.Store) {
 	}
 	if n, err := b.LogSize(t.Context()); err != nil || n != workers*each {
 		t.Fatalf("size %d (%v)", n, err)
+	}
+}
+
+func testAliasLogIndex(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, s, "m")
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersion(ctx, version("m", "1", "one")) })
+	seven := int64(7)
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.AppendAlias(ctx, &store.AliasEvent{Model: "m", Alias: "a", Version: "1", Actor: "x", At: t0}); err != nil {
+			return err
+		}
+		return tx.AppendAlias(ctx, &store.AliasEvent{Model: "m", Alias: "b", Version: "1", Actor: "x", At: t0, LogIndex: &seven})
+	})
+	a, err := s.ResolveAlias(ctx, "m", "a", time.Time{})
+	if err != nil || a.LogIndex != nil {
+		t.Fatalf("alias without a log index: %+v, %v", a, err)
+	}
+	b, err := s.ResolveAlias(ctx, "m", "b", time.Time{})
+	if err != nil || b.LogIndex == nil || *b.LogIndex != 7 {
+		t.Fatalf("alias with log index 7: %+v, %v", b, err)
+	}
+	h, err := s.AliasHistory(ctx, "m", "b")
+	if err != nil || len(h) != 1 || h[0].LogIndex == nil || *h[0].LogIndex != 7 {
+		t.Fatalf("history: %+v, %v", h, err)
+	}
+}
+
+func testDeployments(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, s, "m")
+	mustCreateModel(t, s, "n")
+	if _, err := s.GetDeployment(ctx, 1); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetDeployment(absent) = %v", err)
+	}
+	var ids []int64
+	for i, model := range []string{"m", "n", "m"} {
+		d := &store.Deployment{Model: model, Alias: "prod", Version: "1", Digest: digestOf("one"), AliasLogIndex: int64(i),
+			Host: "h", PID: 42, StartedAt: t0, Actor: "token:x", At: t0.Add(time.Second)}
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			if err := tx.CreateDeployment(ctx, d); err != nil {
+				return err
+			}
+			return tx.SetDeploymentLogIndex(ctx, d.ID, 100+int64(i))
+		})
+		ids = append(ids, d.ID)
+	}
+	if !(ids[0] < ids[1] && ids[1] < ids[2]) {
+		t.Fatalf("ids not increasing: %v", ids)
+	}
+	got, err := s.GetDeployment(ctx, ids[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.Deployment{ID: ids[1], Model: "n", Alias: "prod", Version: "1", Digest: digestOf("one"), AliasLogIndex: 1,
+		Host: "h", PID: 42, StartedAt: t0, Actor: "token:x", At: t0.Add(time.Second)}
+	li := int64(101)
+	want.LogIndex = &li
+	if !reflect.DeepEqual(*got, want) {
+		t.Fatalf("GetDeployment = %+v, want %+v", *got, want)
+	}
+	all, err := s.ListDeployments(ctx, "", 0, 0)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("ListDeployments = %d, %v", len(all), err)
+	}
+	ms, err := s.ListDeployments(ctx, "m", ids[0], 10)
+	if err != nil || len(ms) != 1 || ms[0].ID != ids[2] {
+		t.Fatalf("ListDeployments(m, after first) = %+v, %v", ms, err)
+	}
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.SetDeploymentLogIndex(ctx, 999999, 1) })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetDeploymentLogIndex(absent) = %v", err)
 	}
 }
