@@ -79,31 +79,37 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 			bad(line, "invalid UTF-8")
 			continue
 		}
+		// The row's cells are written in place (no Cell temporaries).
 		base := len(b.cells)
+		if cap(b.cells)-base < ncols {
+			b.cells = append(b.cells, make([]Cell, ncols)...)[:base]
+		}
+		row := b.cells[base : base+ncols]
 		nf := 0
 		comma := c.comma
-		// One pass over the line's bytes; fields are short, so a byte loop
-		// beats a call to bytes.IndexByte per field.
+		nulls := len(c.nulls) > 0
 		for j, start := 0, 0; j <= len(l); j++ {
 			if j < len(l) && l[j] != comma {
 				continue
 			}
 			if nf < ncols {
 				f := l[start:j:j]
-				if len(f) == 0 && c.nullEmpty || len(c.nulls) > 0 && c.isNull(f) {
-					b.cells = append(b.cells, Cell{Kind: KindNull})
+				cl := &row[nf]
+				cl.numState = 0
+				if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
+					cl.Kind, cl.Raw = KindNull, nil
 				} else {
-					b.cells = append(b.cells, Cell{Kind: KindText, Raw: f})
+					cl.Kind, cl.Raw = KindText, f
 				}
 			}
 			nf++
 			start = j + 1
 		}
 		if nf != ncols {
-			b.cells = b.cells[:base]
 			bad(line, fmt.Sprintf("%d fields, header has %d", nf, ncols))
 			continue
 		}
+		b.cells = b.cells[:base+ncols]
 		b.lines = append(b.lines, line)
 		b.n++
 	}
