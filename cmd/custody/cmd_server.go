@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/oms"
+	"github.com/custody-ml/custody/internal/predict"
+	"github.com/custody-ml/custody/internal/predstore/predsql"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/custody-ml/custody/internal/trust"
@@ -40,8 +43,14 @@ type serverOptions struct {
 	Shutdown    time.Duration
 	LogKey      string
 	LogOrigin   string
+	// Retention is --prediction-retention MODEL=DURATION ("*" for the
+	// rest), added to the config file's prediction_retention.
+	Retention         []string
+	RetentionInterval time.Duration
+	MaxIngestBytes    int64
 
-	extraSigstore []sigstoreFlags // from --config
+	extraSigstore  []sigstoreFlags   // from --config
+	extraRetention map[string]string // from --config
 }
 
 // sigstoreFlags is one accepted Sigstore keyless identity.
@@ -118,6 +127,29 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.Shutdown, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests on SIGTERM")
 	f.StringVar(&o.LogKey, "log-key", "", "signed-note private key file signing the transparency log's checkpoints (default DIR/log.key with --data, created on first start; create one for --db with 'custody log keygen')")
 	f.StringVar(&o.LogOrigin, "log-origin", "", "origin (name) of a log key created on first start (default <hostname>/custody)")
+	f.StringArrayVar(&o.Retention, "prediction-retention", nil, "keep logged predictions of MODEL for DURATION, as MODEL=DURATION (e.g. fraud=720h; '*=2160h' for every other model; repeatable; default: forever)")
+	f.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often prediction retention is enforced")
+	f.Int64Var(&o.MaxIngestBytes, "max-ingest-bytes", 16<<20, "largest prediction or label batch accepted, as sent (compressed); 64 MiB decompressed")
+}
+
+// retention merges the config file's and the flags' retention settings.
+func (o *serverOptions) retention() (predict.Retention, error) {
+	m := map[string]string{}
+	for k, v := range o.extraRetention {
+		m[k] = v
+	}
+	for _, kv := range o.Retention {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return predict.Retention{}, usagef("--prediction-retention %q: want MODEL=DURATION", kv)
+		}
+		m[k] = v
+	}
+	r, err := predict.ParseRetention(m)
+	if err != nil {
+		return r, usagef("%v", err)
+	}
+	return r, nil
 }
 
 func newServerCommand() *cobra.Command {
@@ -133,6 +165,11 @@ several servers may share the database behind a load balancer). Migrations
 are applied on start. Registrations are accepted only with OMS signatures that
 verify against a --trusted-key. SIGINT or SIGTERM stops accepting connections
 and waits for in-flight requests. Logs are structured, on stderr.
+
+Logged predictions (POST /api/v1/predictions, docs/predictions.md) live in a
+store of their own: DIR/predictions.db, or tables in the same PostgreSQL
+database. --prediction-retention MODEL=DURATION (or the config file's
+prediction_retention) deletes old records every --retention-interval.
 
 Every change is appended to the transparency log in its own transaction.
 Checkpoints are signed with --log-key (default DIR/log.key with --data, created
@@ -173,6 +210,10 @@ type serverConfig struct {
 	ShutdownTimeout string          `json:"shutdown_timeout"`
 	LogKey          string          `json:"log_key"`
 	LogOrigin       string          `json:"log_origin"`
+	// PredictionRetention maps model names ("*": every other model) to
+	// how long their logged predictions are kept ("720h").
+	PredictionRetention map[string]string `json:"prediction_retention"`
+	RetentionInterval   string            `json:"retention_interval"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
@@ -228,6 +269,14 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	if !set("log-origin") && c.LogOrigin != "" {
 		o.LogOrigin = c.LogOrigin
 	}
+	o.extraRetention = c.PredictionRetention
+	if !set("retention-interval") && c.RetentionInterval != "" {
+		d, err := time.ParseDuration(c.RetentionInterval)
+		if err != nil || d <= 0 {
+			return usagef("--config %s: retention_interval: want a positive duration", o.Config)
+		}
+		o.RetentionInterval = d
+	}
 	if !set("shutdown-timeout") && c.ShutdownTimeout != "" {
 		d, err := time.ParseDuration(c.ShutdownTimeout)
 		if err != nil {
@@ -236,6 +285,41 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 		o.Shutdown = d
 	}
 	return nil
+}
+
+// openPredictions opens the prediction store beside the registry's.
+func (o *storeOptions) openPredictions(ctx context.Context, popts predsql.Options) (*predsql.DB, error) {
+	switch {
+	case o.DB != "" && o.Data != "":
+		return nil, usagef("--data and --db are exclusive")
+	case o.DB != "":
+		return predsql.OpenPostgres(ctx, o.DB, popts)
+	case o.Data != "":
+		return predsql.OpenDir(ctx, o.Data, popts)
+	default:
+		return nil, usagef("say where the registry lives: --data DIR or --db postgres://...")
+	}
+}
+
+// enforceRetention deletes expired predictions now and then every
+// interval, until ctx ends.
+func enforceRetention(ctx context.Context, log *slog.Logger, preds *predict.Service, r predict.Retention, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		deleted, err := preds.EnforceRetention(ctx, r)
+		if err != nil && ctx.Err() == nil {
+			log.Error("prediction retention failed", "err", err)
+		}
+		for m, n := range deleted {
+			log.Info("prediction retention", "model", m, "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // logSigner loads the log's checkpoint key: --log-key, or DIR/log.key with
@@ -304,10 +388,38 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	} else {
 		log.Info("transparency log", "origin", signer.Name(), "verifier_key", vkey)
 	}
-	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: st.Ping,
-		Log: tlog.New(st, signer), LogVerifierKey: vkey})
+	retention, err := opts.retention()
+	if err != nil {
+		return err
+	}
+	if opts.RetentionInterval <= 0 {
+		return usagef("--retention-interval must be positive")
+	}
+	// Logged predictions have a store of their own (docs/predictions.md):
+	// predictions.db beside the registry, or tables in the same PostgreSQL.
+	metrics := api.NewMetrics()
+	pst, err := opts.openPredictions(ctx, predsql.Options{OnCommit: metrics.ObserveCommit})
+	if err != nil {
+		return err
+	}
+	defer pst.Close()
+	preds := predict.New(svc, pst, predict.Options{Observers: []predict.Observer{metrics}})
+	ready := func(ctx context.Context) error {
+		if err := st.Ping(ctx); err != nil {
+			return err
+		}
+		return pst.Ping(ctx)
+	}
+	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: ready,
+		Log: tlog.New(st, signer), LogVerifierKey: vkey, Predictions: preds, Metrics: metrics, MaxIngestBytes: opts.MaxIngestBytes})
 	if err != nil {
 		return usagef("%v", err)
+	}
+	if !retention.IsZero() {
+		log.Info("prediction retention", "retention", retention.String(), "interval", opts.RetentionInterval)
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel() // before pst.Close
+		go enforceRetention(rctx, log, preds, retention, opts.RetentionInterval)
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

@@ -28,7 +28,8 @@ func newTokenCommand() *cobra.Command {
 bootstrapping: whoever can write the database is an administrator). Roles:
 viewer (read), publisher (register models, versions, datasets), approver
 (move aliases), deployer (read; report deployments: custody exec --server),
-admin (everything, including tokens).
+admin (everything, including tokens), ingester (log predictions and labels
+only).
 
 The token is printed once, as the last line of output; only its SHA-256 is
 stored.`,
@@ -38,7 +39,7 @@ stored.`,
 		},
 	}
 	opts.storeOptions.AddFlags(create.Flags())
-	create.Flags().StringVar(&opts.Role, "role", "", "viewer, publisher, approver, deployer or admin (required)")
+	create.Flags().StringVar(&opts.Role, "role", "", "viewer, publisher, approver, deployer, admin or ingester (required)")
 	create.Flags().StringVar(&opts.Name, "name", "", "a label for the token (who or what uses it)")
 	cmd.AddCommand(create)
 	return cmd

@@ -19,10 +19,11 @@ import (
 )
 
 // startServer runs `custody server` as a process and returns its URL.
-func startServer(t *testing.T, dir string) (*exec.Cmd, string, *bytes.Buffer) {
+func startServer(t testing.TB, dir string, extra ...string) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Helper()
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command("custody", "server", "--data", dir, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--rate", "100000", "--burst", "100000")
+	args := append([]string{"server", "--data", dir, "--listen", "127.0.0.1:0", "--addr-file", addrFile, "--rate", "100000", "--burst", "100000"}, extra...)
+	cmd := exec.Command("custody", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -1,7 +1,8 @@
 // Package api serves the custody registry over HTTP: a versioned JSON API
 // under /api/v1, its OpenAPI document at /api/v1/openapi.json, and the
 // health (/healthz) and readiness (/readyz) probes, and response counters
-// in the Prometheus text format (/metrics).
+// in the Prometheus text format (/metrics). With [Options.Predictions] it
+// also ingests logged predictions and labels (docs/predictions.md).
 //
 // # Envelope
 //
@@ -35,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-ml/custody/internal/predict"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/tlog"
 )
@@ -104,7 +106,9 @@ func classify(err error) ErrorType {
 		return ae.typ
 	case errors.As(err, &mbe):
 		return ErrTooLarge
-	case errors.Is(err, registry.ErrInvalid), errors.Is(err, tlog.ErrBadTilePath):
+	case errors.Is(err, predict.ErrTooLarge):
+		return ErrTooLarge
+	case errors.Is(err, registry.ErrInvalid), errors.Is(err, tlog.ErrBadTilePath), errors.Is(err, predict.ErrMalformed):
 		return ErrBadRequest
 	case errors.Is(err, tlog.ErrOutOfRange), errors.Is(err, tlog.ErrNoKey):
 		return ErrNotFound
@@ -153,11 +157,21 @@ type Options struct {
 	// LogVerifierKey is the log's signed-note verifier key, served at
 	// /api/v1/log/key.
 	LogVerifierKey string
+	// Predictions serves /api/v1/predictions and /api/v1/labels; nil
+	// answers them with not_found.
+	Predictions *predict.Service
+	// MaxIngestBytes caps an ingest body as sent (compressed or not);
+	// PredictLimits cap it decompressed and per record.
+	MaxIngestBytes int64
+	PredictLimits  predict.Limits
+	// Metrics are served at /metrics; nil creates them.
+	Metrics *Metrics
 }
 
 // DefaultOptions returns the production defaults.
 func DefaultOptions() Options {
-	return Options{RatePerSecond: 200, RateBurst: 400, MaxBodyBytes: 1 << 20, MaxUploadBytes: 32 << 20}
+	return Options{RatePerSecond: 200, RateBurst: 400, MaxBodyBytes: 1 << 20, MaxUploadBytes: 32 << 20,
+		MaxIngestBytes: 16 << 20, PredictLimits: predict.DefaultLimits()}
 }
 
 // Server is the HTTP handler of the registry API.
@@ -185,14 +199,23 @@ func New(svc *registry.Service, opts Options) (*Server, error) {
 	if opts.MaxUploadBytes == 0 {
 		opts.MaxUploadBytes = d.MaxUploadBytes
 	}
-	if opts.RatePerSecond < 0 || opts.RateBurst < 1 || opts.MaxBodyBytes < 1 || opts.MaxUploadBytes < 1 {
+	if opts.MaxIngestBytes == 0 {
+		opts.MaxIngestBytes = d.MaxIngestBytes
+	}
+	if opts.PredictLimits == (predict.Limits{}) {
+		opts.PredictLimits = d.PredictLimits
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	if opts.RatePerSecond < 0 || opts.RateBurst < 1 || opts.MaxBodyBytes < 1 || opts.MaxUploadBytes < 1 || opts.MaxIngestBytes < 1 {
 		return nil, errors.New("api: rate limits and body caps must be positive")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, opts: opts, log: opts.Logger, mux: http.NewServeMux(),
-		limiter: newLimiter(opts.RatePerSecond, opts.RateBurst), metrics: newMetrics()}
+		limiter: newLimiter(opts.RatePerSecond, opts.RateBurst), metrics: opts.Metrics}
 	for _, rt := range s.routes() {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
@@ -201,10 +224,7 @@ func New(svc *registry.Service, opts Options) (*Server, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		s.metrics.WriteText(w)
-	})
+	s.mux.Handle("GET /metrics", s.metrics.handler())
 	s.mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPIDocument)

@@ -18,6 +18,8 @@ import (
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/dvc"
 	"github.com/custody-ml/custody/internal/oms"
+	"github.com/custody-ml/custody/internal/predict"
+	"github.com/custody-ml/custody/internal/predstore/predsql"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlite"
@@ -30,15 +32,16 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	svc    *registry.Service
 	st     store.Store
+	pst    *predsql.DB
 	key    crypto.Signer
 	tokens map[registry.Role]string
 }
 
-func newEnv(t *testing.T, opts Options) *env {
+func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
@@ -60,12 +63,18 @@ func newEnv(t *testing.T, opts Options) *env {
 		t.Fatal(err)
 	}
 	opts.Log, opts.LogVerifierKey = tlog.New(st, signer), vkey
+	opts.Metrics = NewMetrics()
+	pst, err := predsql.OpenDir(t.Context(), t.TempDir(), predsql.Options{OnCommit: opts.Metrics.ObserveCommit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Predictions = predict.New(svc, pst, predict.Options{Observers: []predict.Observer{opts.Metrics}})
 	h, err := New(svc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: httptest.NewServer(h), svc: svc, st: st, key: key, tokens: map[registry.Role]string{}}
-	t.Cleanup(func() { e.srv.Close(); st.Close() })
+	e := &env{t: t, srv: httptest.NewServer(h), svc: svc, st: st, pst: pst, key: key, tokens: map[registry.Role]string{}}
+	t.Cleanup(func() { e.srv.Close(); pst.Close(); st.Close() })
 	root := registry.Actor{Name: "local:test", Role: registry.RoleAdmin}
 	for _, r := range registry.Roles {
 		tok, _, err := svc.CreateToken(t.Context(), root, r, string(r))
@@ -207,6 +216,14 @@ func (e *env) seed() {
 	if code, env := e.do(admin, "PUT", "/api/v1/models/m/aliases/production", AliasBody{Version: "1"}); code != 200 {
 		e.t.Fatalf("seed alias: %d %+v", code, env)
 	}
+	if code, env := e.do(admin, "POST", "/api/v1/predictions", e.predictionBody("r1", body.Manifest.Digest.String())); code != 200 {
+		e.t.Fatalf("seed prediction: %d %+v", code, env)
+	}
+}
+
+func (e *env) predictionBody(id, digest string) []byte {
+	return []byte(`[{"ts": "2026-03-01T12:00:00Z", "request_id": "` + id + `", "model": "m", "model_sha256": "` + digest +
+		`", "features": {"x": 1}, "prediction": 0.5}]`)
 }
 
 // TestRoleMatrix calls every endpoint with no token, a wrong token and each
@@ -224,13 +241,17 @@ func TestRoleMatrix(t *testing.T) {
 		"PUT /api/v1/datasets/{name}/versions/{version}":           func() any { return datasetBody("a,b\n") },
 		"POST /api/v1/tokens":                                      func() any { return TokenBody{Role: "viewer"} },
 		"POST /api/v1/datasets/{name}/versions/{version}/evidence": func() any { return e.evidenceBody("a,b\n", "pass") },
+		"POST /api/v1/predictions": func() any {
+			return e.predictionBody("r2", e.registerBody("seed weights").Manifest.Digest.String())
+		},
+		"POST /api/v1/labels": func() any { return []byte(`{"request_id": "r1", "label": 1}`) },
 		"POST /api/v1/deployments": func() any {
 			return DeploymentBody{Model: "m", Alias: "production", Version: "1", Digest: e.registerBody("seed weights").Manifest.Digest,
 				AliasLogIndex: -1, Host: "h", PID: 1, StartedAt: time.Now()}
 		},
 	}
 	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
-		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1")
+		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1", "{request_id}", "r1")
 	fillDataset := strings.NewReplacer("{name}", "d", "{version}", "1")
 	callers := []struct {
 		name  string

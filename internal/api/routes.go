@@ -41,6 +41,9 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/log/tile/{path...}", registry.PermRead, 0, s.logTile},
 		{"GET", "/api/v1/log/entries/{index}", registry.PermRead, 0, s.logEntry},
 		{"GET", "/api/v1/log/consistency/{from}", registry.PermRead, 0, s.logConsistency},
+		{"POST", "/api/v1/predictions", registry.PermIngest, s.opts.MaxIngestBytes, s.ingestPredictions},
+		{"GET", "/api/v1/predictions/{request_id}", registry.PermRead, 0, s.getPrediction},
+		{"POST", "/api/v1/labels", registry.PermIngest, s.opts.MaxIngestBytes, s.ingestLabels},
 	}
 }
 

@@ -27,6 +27,10 @@ func TestLayers(t *testing.T) {
 	}{
 		{"internal/registry", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store/", "net/http", mod + "cmd/"}},
 		{"internal/store/sqlite", []string{mod + "internal/registry", mod + "internal/api"}},
+		// (net/http is not forbidden: parquet-go's brotli codec imports it.)
+		{"internal/predict", []string{mod + "internal/api", mod + "internal/client", mod + "internal/store/", mod + "internal/predstore/", mod + "cmd/"}},
+		{"internal/predstore/predsql", []string{mod + "internal/registry", mod + "internal/predict", mod + "internal/api", mod + "internal/store"}},
+		{"internal/predstore/predtest", []string{mod + "internal/registry", mod + "internal/predict", mod + "internal/api", mod + "internal/store"}},
 		{"internal/store/postgres", []string{mod + "internal/registry", mod + "internal/api"}},
 		{"internal/store/storetest", []string{mod + "internal/registry", mod + "internal/api"}},
 		{"internal/dvc", []string{mod + "internal/"}},

@@ -63,21 +63,28 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.RawPath = ""
 	u.RawQuery = query.Encode()
 	var rd io.Reader
-	if body != nil {
+	hdr := http.Header{}
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd = b.r
+		hdr = b.hdr
+	default:
 		raw, err := json.Marshal(body)
 		if err != nil {
 			return 0, err
 		}
 		rd = bytes.NewReader(raw)
+		hdr.Set("Content-Type", "application/json")
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("failed to reach the server: %w", err)
@@ -289,6 +296,48 @@ func (c *Client) LogConsistency(ctx context.Context, from, size int64) (*api.Con
 func (c *Client) Get(ctx context.Context, path string, query url.Values, out any) error {
 	_, err := c.do(ctx, "GET", path, query, nil, out)
 	return err
+}
+
+// rawBody is a request body sent as is, with its headers.
+type rawBody struct {
+	r   io.Reader
+	hdr http.Header
+}
+
+func ingestBody(body io.Reader, ndjson, gzipped bool) rawBody {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	if ndjson {
+		h.Set("Content-Type", "application/x-ndjson")
+	}
+	if gzipped {
+		h.Set("Content-Encoding", "gzip")
+	}
+	return rawBody{r: body, hdr: h}
+}
+
+// IngestPredictions posts a batch of prediction records (a JSON array, or
+// NDJSON if ndjson; gzip-compressed if gzipped) to POST /api/v1/predictions.
+// A nil error means every stored record is durable on the server; records
+// it rejected are listed in the result.
+func (c *Client) IngestPredictions(ctx context.Context, body io.Reader, ndjson, gzipped bool) (*api.IngestResult, error) {
+	res := new(api.IngestResult)
+	_, err := c.do(ctx, "POST", "/api/v1/predictions", nil, ingestBody(body, ndjson, gzipped), res)
+	return res, err
+}
+
+// IngestLabels posts labels to POST /api/v1/labels.
+func (c *Client) IngestLabels(ctx context.Context, body io.Reader, ndjson, gzipped bool) (*api.LabelResult, error) {
+	res := new(api.LabelResult)
+	_, err := c.do(ctx, "POST", "/api/v1/labels", nil, ingestBody(body, ndjson, gzipped), res)
+	return res, err
+}
+
+// GetPrediction looks a logged prediction up by request id.
+func (c *Client) GetPrediction(ctx context.Context, requestID string) (*api.PredictionLookup, error) {
+	l := new(api.PredictionLookup)
+	_, err := c.do(ctx, "GET", "/api/v1/predictions/"+seg(requestID), nil, nil, l)
+	return l, err
 }
 
 // ReportDeployment reports that this process started a verified version.

@@ -24,10 +24,11 @@ const (
 	RoleApprover  Role = "approver"  // read; move aliases
 	RoleDeployer  Role = "deployer"  // read; report deployments (serving processes)
 	RoleAdmin     Role = "admin"     // everything, including tokens
+	RoleIngester  Role = "ingester"  // log predictions and labels, nothing else
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleDeployer, RoleAdmin}
+var Roles = []Role{RoleViewer, RolePublisher, RoleApprover, RoleDeployer, RoleAdmin, RoleIngester}
 
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
@@ -36,7 +37,7 @@ func ParseRole(s string) (Role, error) {
 			return r, nil
 		}
 	}
-	return "", invalidf("unknown role %q (want viewer, publisher, approver, deployer or admin)", truncate(s))
+	return "", invalidf("unknown role %q (want viewer, publisher, approver, deployer, admin or ingester)", truncate(s))
 }
 
 // Permission is an action a role may be granted.
@@ -48,6 +49,7 @@ const (
 	PermAlias    Permission = "alias"   // set and remove aliases
 	PermAdminTok Permission = "tokens"  // create tokens
 	PermDeploy   Permission = "deploy"  // report deployments
+	PermIngest   Permission = "ingest"  // log predictions and labels
 )
 
 var grants = map[Role][]Permission{
@@ -55,7 +57,10 @@ var grants = map[Role][]Permission{
 	RolePublisher: {PermRead, PermPublish},
 	RoleApprover:  {PermRead, PermAlias},
 	RoleDeployer:  {PermRead, PermDeploy},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermDeploy},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermDeploy, PermIngest},
+	// An ingester cannot read the registry: resolving a record's digest
+	// to a version happens inside the server.
+	RoleIngester: {PermIngest},
 }
 
 // Can reports whether the role grants p.
