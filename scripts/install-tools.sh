@@ -34,3 +34,9 @@ if [ ! -x /usr/bin/python3 ]; then
   echo "installing python3"
   apt-get update -qq && apt-get install -y -qq python3 >/dev/null
 fi
+# pathspec (the gitignore matcher DVC uses): internal/dvc's .dvcignore test
+# re-runs testdata/dvcignore/gen.py with it as the reference.
+if ! /usr/bin/python3 -c 'import pathspec' 2>/dev/null; then
+  echo "installing python3-pathspec"
+  apt-get update -qq && apt-get install -y -qq python3-pathspec >/dev/null
+fi

@@ -10,16 +10,21 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/custody-ml/custody/internal/contract"
 	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/store"
 	"github.com/spf13/cobra"
 )
 
 type dataCheckOptions struct {
 	Contract         string
 	Suite            string
+	Dataset          string
 	Format           string
 	Out              string
 	JSON             bool
@@ -28,12 +33,14 @@ type dataCheckOptions struct {
 	SampleCap        int
 	MaxLineBytes     sizeFlag
 	AllowUnsupported bool
+	CPUProfile       string
 }
 
 func (o *dataCheckOptions) AddFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.Contract, "contract", "", "data contract (YAML, docs/data.md)")
 	f.StringVar(&o.Suite, "suite", "", "Great Expectations expectation suite (JSON)")
+	f.StringVar(&o.Dataset, "dataset", "", "the dataset (file or directory) the DATA files belong to: its digest and DVC hash are recorded so the evidence can be attached to its registry version; without DATA, every CSV, JSONL and Parquet file in it is checked")
 	f.StringVar(&o.Format, "format", "", "input format: csv, jsonl or parquet (default: the contract's, else from the file extension)")
 	f.StringVar(&o.Out, "out", "", "write the results as JSON to this file (the evidence to sign)")
 	f.BoolVar(&o.JSON, "json", false, "print the results as JSON")
@@ -42,12 +49,14 @@ func (o *dataCheckOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.SampleCap, "sample-cap", contract.DefaultLimits.SampleCap, "values a quantile check holds: exact up to this, sampled past it")
 	f.Var(&o.MaxLineBytes, "max-line-bytes", "longest line or CSV record accepted; longer ones are reported and skipped (default 1MiB)")
 	f.BoolVar(&o.AllowUnsupported, "allow-unsupported", false, "exit 0 when every supported expectation passes, even if some are unsupported")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the check to this file (for benchmarking)")
+	_ = f.MarkHidden("cpuprofile")
 }
 
 func newDataCheckCommand() *cobra.Command {
 	var opts dataCheckOptions
 	cmd := &cobra.Command{
-		Use:   "check (--contract FILE | --suite FILE) DATA...",
+		Use:   "check (--contract FILE | --suite FILE) [--dataset PATH] DATA...",
 		Short: "Check CSV, JSONL or Parquet data against a contract or a Great Expectations suite",
 		Long: `Check each DATA file, in one streaming pass, against the expectations of a
 data contract (--contract, YAML) and/or a Great Expectations expectation suite
@@ -59,8 +68,13 @@ is malformed); 2 nothing failed but something could not be checked (an
 unsupported or invalid expectation, unreadable data), unless
 --allow-unsupported and only unsupported expectations are left.
 
+With --dataset PATH the results also name the dataset's pinned digest and
+DVC hash (as 'custody dataset register PATH' computes them), and every DATA
+file must be one of its files; sign the --out file with 'custody sign' and
+attach it with 'custody dataset attach'.
+
 The JSON results (--json, --out) are described in docs/data.md.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDataCheck(cmd.Context(), cmd.OutOrStdout(), opts, args)
 		},
@@ -96,15 +110,33 @@ type checkSummary struct {
 	Error        int `json:"error"`
 }
 
+// toolRef names the program that produced the results.
+type toolRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// datasetRef binds the results to a dataset's exact bytes.
+type datasetRef struct {
+	Path   string        `json:"path"`
+	Kind   digest.Kind   `json:"kind"`
+	Digest digest.Digest `json:"digest"`
+	DVCMD5 string        `json:"dvc_md5"`
+	Files  int           `json:"files"`
+}
+
 // checkReport is the evidence document (docs/data.md, schema
 // "custody.data.check/v1").
 type checkReport struct {
-	Schema   string        `json:"schema"`
-	Outcome  string        `json:"outcome"`
-	Contract *specRef      `json:"contract,omitempty"`
-	Suite    *specRef      `json:"suite,omitempty"`
-	Summary  checkSummary  `json:"summary"`
-	Inputs   []inputReport `json:"inputs"`
+	Schema    string        `json:"schema"`
+	Outcome   string        `json:"outcome"`
+	Tool      toolRef       `json:"tool"`
+	CheckedAt time.Time     `json:"checked_at"`
+	Dataset   *datasetRef   `json:"dataset,omitempty"`
+	Contract  *specRef      `json:"contract,omitempty"`
+	Suite     *specRef      `json:"suite,omitempty"`
+	Summary   checkSummary  `json:"summary"`
+	Inputs    []inputReport `json:"inputs"`
 }
 
 const checkSchema = "custody.data.check/v1"
@@ -140,7 +172,42 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 	if opts.MaxExamples < 0 || opts.MaxExamples > 1000 {
 		return usagef("data check: --max-examples must be in 0..1000")
 	}
-	rep := &checkReport{Schema: checkSchema}
+	if opts.CPUProfile != "" {
+		f, err := os.Create(opts.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	checkedAt, err := checkTime()
+	if err != nil {
+		return err
+	}
+	rep := &checkReport{Schema: checkSchema, Tool: toolRef{Name: "custody", Version: versionString()}, CheckedAt: checkedAt}
+	var dsFiles map[string]bool
+	if opts.Dataset != "" {
+		body, err := hashDataset(ctx, opts.Dataset)
+		if err != nil {
+			return err
+		}
+		rep.Dataset = &datasetRef{Path: opts.Dataset, Kind: body.Kind, Digest: body.Digest, DVCMD5: body.DVCMD5, Files: len(body.Files)}
+		dsFiles = map[string]bool{}
+		for _, f := range body.Files {
+			dsFiles["sha256:"+f.SHA256] = true
+		}
+		if len(args) == 0 {
+			args = datasetDataFiles(opts.Dataset, body.Kind, body.Files)
+			if len(args) == 0 {
+				return usagef("data check: the dataset %s has no CSV, JSONL or Parquet file; name the DATA files", opts.Dataset)
+			}
+		}
+	} else if len(args) == 0 {
+		return usagef("data check: name the DATA files (or --dataset)")
+	}
 	var exps []contract.Expectation
 	var con *contract.Contract
 	specDir := "."
@@ -198,6 +265,9 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 		if err != nil {
 			return err
 		}
+		if dsFiles != nil && !dsFiles[in.SHA256.String()] {
+			return fmt.Errorf("data check: %s (%s) is not a file of the dataset %s", path, in.SHA256, opts.Dataset)
+		}
 		rep.Inputs = append(rep.Inputs, *in)
 	}
 	var all []contract.Result
@@ -239,6 +309,38 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 		return fmt.Errorf("data contract could not be fully checked: %d unsupported expectation(s) (--allow-unsupported to accept)", rep.Summary.Unsupported)
 	}
 	return nil
+}
+
+// checkTime is now, or SOURCE_DATE_EPOCH (Unix seconds) when set, for
+// reproducible results.
+func checkTime() (time.Time, error) {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return time.Time{}, usagef("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds", v)
+		}
+		return time.Unix(n, 0).UTC(), nil
+	}
+	return time.Now().UTC().Truncate(time.Second), nil
+}
+
+// datasetDataFiles lists the dataset's files whose extension names a
+// format data check reads, in the dataset's (sorted) order.
+func datasetDataFiles(root string, kind digest.Kind, files []store.DatasetFile) []string {
+	var out []string
+	for _, f := range files {
+		switch strings.ToLower(filepath.Ext(f.Path)) {
+		case ".csv", ".tsv", ".jsonl", ".ndjson", ".parquet", ".pq":
+		default:
+			continue
+		}
+		if kind == digest.KindFile {
+			out = append(out, root)
+		} else {
+			out = append(out, filepath.Join(root, filepath.FromSlash(f.Path)))
+		}
+	}
+	return out
 }
 
 func inputFormat(path string, opts dataCheckOptions, con *contract.Contract) (string, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/digest"
@@ -18,7 +19,7 @@ func init() { register(newDatasetCommand) }
 
 func newDatasetCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "dataset", Short: "Register datasets in a registry server"}
-	cmd.AddCommand(newDatasetRegisterCommand())
+	cmd.AddCommand(newDatasetRegisterCommand(), newDatasetAttachCommand(), newDatasetShowCommand())
 	return cmd
 }
 
@@ -132,4 +133,160 @@ func runDatasetRegister(ctx context.Context, stdout io.Writer, opts datasetRegis
 	}
 	_, err = fmt.Fprintf(stdout, "%s %s@%s %s dvc:%s\n", verb, name, opts.Version, d.Digest, d.DVCMD5)
 	return err
+}
+
+type datasetAttachOptions struct {
+	clientOptions
+	Evidence string
+	Sig      string
+	JSON     bool
+}
+
+func (o *datasetAttachOptions) AddFlags(cmd *cobra.Command) {
+	o.clientOptions.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.Evidence, "evidence", "", "data-contract results JSON ('custody data check --dataset PATH --out FILE')")
+	cmd.Flags().StringVar(&o.Sig, "sig", "", "signature bundle over the results file ('custody sign FILE --sig SIG')")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the stored evidence record as JSON")
+}
+
+func newDatasetAttachCommand() *cobra.Command {
+	var opts datasetAttachOptions
+	cmd := &cobra.Command{
+		Use:   "attach NAME@VERSION --evidence RESULT.json --sig RESULT.sig",
+		Short: "Attach signed data-contract results to a registered dataset version",
+		Long: `Send a data-contract result ('custody data check --dataset PATH --out
+RESULT.json') and its signature ('custody sign RESULT.json --key K --sig SIG')
+to the registry. The server attaches it only if the signature verifies
+against its trusted keys over exactly these bytes, and the result names the
+dataset version's digest (and DVC hash) and only files of that version;
+otherwise it is refused (exit 1). Attaching the same result again is a no-op.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDatasetAttach(cmd.Context(), cmd.OutOrStdout(), opts, args[0])
+		},
+	}
+	opts.AddFlags(cmd)
+	return cmd
+}
+
+func runDatasetAttach(ctx context.Context, stdout io.Writer, opts datasetAttachOptions, ref string) error {
+	name, version, err := refArg(ref)
+	if err != nil {
+		return err
+	}
+	if opts.Evidence == "" || opts.Sig == "" {
+		return usagef("--evidence and --sig are required")
+	}
+	c, err := opts.client()
+	if err != nil {
+		return err
+	}
+	doc, err := readCapped(opts.Evidence, registry.MaxEvidenceSize)
+	if err != nil {
+		return err
+	}
+	sig, err := readCapped(opts.Sig, registry.MaxBundleSize)
+	if err != nil {
+		return err
+	}
+	e, created, err := c.AttachEvidence(ctx, name, version, &api.EvidenceBody{Name: filepath.Base(opts.Evidence), Document: doc, Signature: sig})
+	if err != nil {
+		return serverError(err)
+	}
+	if opts.JSON {
+		return printJSON(stdout, e)
+	}
+	verb := "attached"
+	if !created {
+		verb = "already attached:"
+	}
+	_, err = fmt.Fprintf(stdout, "%s evidence %s to %s@%s: contract %q %s (%d of %d expectations failed), signed by %s\n",
+		verb, e.Digest, name, version, e.Contract, e.Outcome, e.Failed, e.Expectations, e.Signature.Signer)
+	return err
+}
+
+type datasetShowOptions struct {
+	clientOptions
+	JSON bool
+}
+
+func newDatasetShowCommand() *cobra.Command {
+	var opts datasetShowOptions
+	cmd := &cobra.Command{
+		Use:   "show NAME@VERSION",
+		Short: "Show a registered dataset version and its attached contract evidence",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDatasetShow(cmd.Context(), cmd.OutOrStdout(), opts, args[0])
+		},
+	}
+	opts.clientOptions.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON: {dataset, evidence: [summaries]}")
+	return cmd
+}
+
+// evidenceSummary is what `dataset show` prints of an evidence record (the
+// document itself is served by GET .../evidence).
+type evidenceSummary struct {
+	Digest       digest.Digest `json:"digest"`
+	Name         string        `json:"name"`
+	Contract     string        `json:"contract"`
+	Outcome      string        `json:"outcome"`
+	Passed       bool          `json:"passed"`
+	Expectations int           `json:"expectations"`
+	Failed       int           `json:"failed"`
+	Signer       string        `json:"signer"`
+	ToolVersion  string        `json:"tool_version,omitempty"`
+	CheckedAt    string        `json:"checked_at"`
+	CreatedBy    string        `json:"created_by"`
+}
+
+func runDatasetShow(ctx context.Context, stdout io.Writer, opts datasetShowOptions, ref string) error {
+	name, version, err := refArg(ref)
+	if err != nil {
+		return err
+	}
+	c, err := opts.client()
+	if err != nil {
+		return err
+	}
+	d, err := c.GetDataset(ctx, name, version)
+	if err != nil {
+		return serverError(err)
+	}
+	evs, err := c.ListEvidence(ctx, name, version)
+	if err != nil {
+		return serverError(err)
+	}
+	sums := make([]evidenceSummary, len(evs))
+	for i, e := range evs {
+		sums[i] = evidenceSummary{Digest: e.Digest, Name: e.Name, Contract: e.Contract, Outcome: e.Outcome, Passed: e.Outcome == "pass",
+			Expectations: e.Expectations, Failed: e.Failed, Signer: e.Signature.Signer, ToolVersion: e.ToolVersion,
+			CheckedAt: e.CheckedAt.Format("2006-01-02T15:04:05Z07:00"), CreatedBy: e.CreatedBy}
+	}
+	if opts.JSON {
+		return printJSON(stdout, map[string]any{"dataset": d, "evidence": sums})
+	}
+	rows := "unknown"
+	if d.Rows != nil {
+		rows = fmt.Sprint(*d.Rows)
+	}
+	fmt.Fprintf(stdout, "dataset:   %s@%s\ndigest:    %s\ndvc_md5:   %s\nsize:      %d bytes in %d files\nrows:      %s\n",
+		d.Name, d.Version, d.Digest, d.DVCMD5, d.Size, len(d.Files), rows)
+	if d.SourceURI != "" {
+		fmt.Fprintf(stdout, "source:    %s\n", d.SourceURI)
+	}
+	fmt.Fprintf(stdout, "created:   %s by %s\n", d.CreatedAt.Format("2006-01-02T15:04:05Z07:00"), d.CreatedBy)
+	fmt.Fprintf(stdout, "evidence:  %d\n", len(sums))
+	for _, s := range sums {
+		verdict := "FAILED"
+		if s.Passed {
+			verdict = "passed"
+		} else if s.Outcome == "incomplete" {
+			verdict = "incomplete"
+		}
+		fmt.Fprintf(stdout, "  contract %q %s (%d of %d expectations failed) signed by %s, checked %s, %s\n",
+			s.Contract, verdict, s.Failed, s.Expectations, s.Signer, s.CheckedAt, s.Digest)
+	}
+	return nil
 }

@@ -516,6 +516,11 @@ func (s apiState) GetDataset(ctx context.Context, name, version string) (*store.
 	return &d, s.get(ctx, "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version), nil, &d)
 }
 
+func (s apiState) ListEvidence(ctx context.Context, ds store.DatasetRef) ([]store.Evidence, error) {
+	var out []store.Evidence
+	return out, s.get(ctx, "/api/v1/datasets/"+seg(ds.Name)+"/versions/"+seg(ds.Version)+"/evidence", nil, &out)
+}
+
 func (s apiState) GetRun(ctx context.Context, id string) (*store.Run, error) {
 	var r store.Run
 	return &r, s.get(ctx, "/api/v1/runs/"+seg(id), nil, &r)

@@ -169,6 +169,59 @@ func datasetBody(content string) DatasetBody {
 	return DatasetBody{Kind: m.Kind, Digest: sum, DVCMD5: md5, Files: []store.DatasetFile{{Path: "data.csv", Size: int64(len(content)), SHA256: sum.Hex(), MD5: md5}}}
 }
 
+// evidenceBody is a signed results document about the dataset
+// datasetBody(content) describes.
+func (e *env) evidenceBody(content, outcome string) EvidenceBody {
+	e.t.Helper()
+	d := datasetBody(content)
+	doc := fmt.Appendf(nil, `{"schema":"custody.data.check/v1","outcome":%q,"checked_at":"2026-01-01T00:00:00Z",
+"contract":{"path":"c.yaml","sha256":"%s","name":"c"},"summary":{"expectations":2,"fail":0},
+"dataset":{"path":"data.csv","kind":"file","digest":"%s","dvc_md5":"%s"},"inputs":[{"path":"data.csv","sha256":"%s"}]}`,
+		outcome, d.Digest, d.Digest, d.DVCMD5, d.Digest)
+	m := registry.EvidenceManifest("result.json", doc)
+	b, err := trust.SignManifest(e.t.Context(), e.key, &m)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return EvidenceBody{Name: "result.json", Document: doc, Signature: b}
+}
+
+// TestEvidence: attach, idempotence, and the refusals' status codes.
+func TestEvidence(t *testing.T) {
+	e := newEnv(t, Options{RatePerSecond: 1e6, RateBurst: 1e6})
+	e.seed()
+	pub := e.tokens[registry.RolePublisher]
+	if code, env := e.do(pub, "PUT", "/api/v1/datasets/d/versions/2", datasetBody("a,b\n1,2\n")); code != 201 {
+		t.Fatalf("dataset 2: %d %+v", code, env)
+	}
+	body := e.evidenceBody("a,b\n", "pass")
+	if code, env := e.do(pub, "POST", "/api/v1/datasets/d/versions/1/evidence", body); code != 201 {
+		t.Fatalf("attach: %d %+v", code, env)
+	}
+	if code, env := e.do(pub, "POST", "/api/v1/datasets/d/versions/1/evidence", body); code != 200 {
+		t.Fatalf("attach again: %d %+v", code, env)
+	}
+	if code, env := e.do(pub, "POST", "/api/v1/datasets/d/versions/2/evidence", body); code != 409 || !strings.Contains(env.Error, "checked against digest") {
+		t.Fatalf("wrong dataset: %d %+v", code, env)
+	}
+	tampered := e.evidenceBody("a,b\n", "fail")
+	tampered.Signature = body.Signature
+	if code, env := e.do(pub, "POST", "/api/v1/datasets/d/versions/1/evidence", tampered); code != 422 || env.ErrorType != ErrUnverified {
+		t.Fatalf("tampered: %d %+v", code, env)
+	}
+	if code, env := e.do(pub, "POST", "/api/v1/datasets/d/versions/1/evidence", []byte(`{"name":"r.json","document":"not base64!","signature":{}}`)); code != 400 {
+		t.Fatalf("bad body: %d %+v", code, env)
+	}
+	code, env := e.do(pub, "GET", "/api/v1/datasets/d/versions/1/evidence", nil)
+	var evs []store.Evidence
+	if code != 200 || json.Unmarshal(env.Data, &evs) != nil || len(evs) != 1 || !bytes.Equal(evs[0].Document, body.Document) || evs[0].Outcome != "pass" {
+		t.Fatalf("list: %d %s", code, env.Data)
+	}
+	if code, _ := e.do(pub, "GET", "/api/v1/datasets/d/versions/9/evidence", nil); code != 404 {
+		t.Fatalf("list of an unknown version: %d", code)
+	}
+}
+
 func (e *env) events() int {
 	evs, err := e.st.Events(e.t.Context(), 0, 0)
 	if err != nil {
@@ -228,14 +281,15 @@ func TestRoleMatrix(t *testing.T) {
 	e.seed()
 	e.seedCanary()
 	bodies := map[string]func() any{
-		"POST /api/v1/models/{name}/versions/{version}/approvals": func() any { return ApproveBody{Comment: "ok"} },
-		"POST /api/v1/models/{name}/aliases/{alias}/promote":      func() any { return PromoteBody{Version: "2"} },
-		"POST /api/v1/models/{name}/aliases/{alias}/rollback":     func() any { return RollbackBody{Reason: "matrix"} },
-		"PUT /api/v1/models/{name}":                               func() any { return ModelBody{Description: "d"} },
-		"PUT /api/v1/models/{name}/versions/{version}":            func() any { return e.registerBody("seed weights") },
-		"PUT /api/v1/models/{name}/aliases/{alias}":               func() any { return AliasBody{Version: "1"} },
-		"PUT /api/v1/datasets/{name}/versions/{version}":          func() any { return datasetBody("a,b\n") },
-		"POST /api/v1/tokens":                                     func() any { return TokenBody{Role: "viewer"} },
+		"POST /api/v1/models/{name}/versions/{version}/approvals":  func() any { return ApproveBody{Comment: "ok"} },
+		"POST /api/v1/models/{name}/aliases/{alias}/promote":       func() any { return PromoteBody{Version: "2"} },
+		"POST /api/v1/models/{name}/aliases/{alias}/rollback":      func() any { return RollbackBody{Reason: "matrix"} },
+		"PUT /api/v1/models/{name}":                                func() any { return ModelBody{Description: "d"} },
+		"PUT /api/v1/models/{name}/versions/{version}":             func() any { return e.registerBody("seed weights") },
+		"PUT /api/v1/models/{name}/aliases/{alias}":                func() any { return AliasBody{Version: "1"} },
+		"PUT /api/v1/datasets/{name}/versions/{version}":           func() any { return datasetBody("a,b\n") },
+		"POST /api/v1/tokens":                                      func() any { return TokenBody{Role: "viewer"} },
+		"POST /api/v1/datasets/{name}/versions/{version}/evidence": func() any { return e.evidenceBody("a,b\n", "pass") },
 		"POST /api/v1/predictions": func() any {
 			return e.predictionBody("r2", e.registerBody("seed weights").Manifest.Digest.String())
 		},

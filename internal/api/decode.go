@@ -33,6 +33,17 @@ type DatasetBody struct {
 	Files     []store.DatasetFile `json:"files"`
 }
 
+// EvidenceBody is the body of POST
+// /api/v1/datasets/{name}/versions/{version}/evidence.
+type EvidenceBody struct {
+	// Name is the file name the document was signed under.
+	Name string `json:"name"`
+	// Document is the results JSON, byte for byte (base64 in the body, so
+	// no re-encoding can change the signed bytes).
+	Document  []byte          `json:"document"`
+	Signature json.RawMessage `json:"signature"`
+}
+
 // decodeStrict decodes exactly one JSON object of at most limit bytes into
 // v: unknown fields, trailing data, and oversized bodies are errors. The
 // semantic checks (names, limits, digests) are the domain's.
@@ -77,4 +88,13 @@ func decodeDataset(r io.Reader, limit int64) (*registry.DatasetSpec, error) {
 		return nil, err
 	}
 	return &registry.DatasetSpec{Kind: b.Kind, Digest: b.Digest, DVCMD5: b.DVCMD5, SourceURI: b.SourceURI, Rows: b.Rows, Files: b.Files}, nil
+}
+
+// decodeEvidence decodes an evidence attachment body.
+func decodeEvidence(r io.Reader, limit int64) (*registry.EvidenceRequest, error) {
+	var b EvidenceBody
+	if err := decodeStrict(r, limit, &b); err != nil {
+		return nil, err
+	}
+	return &registry.EvidenceRequest{Name: b.Name, Document: b.Document, Signature: b.Signature}, nil
 }

@@ -33,6 +33,8 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/datasets/{name}/versions/{version}", registry.PermRead, 0, s.getDataset},
 		{"PUT", "/api/v1/datasets/{name}/versions/{version}", registry.PermPublish, upload, s.registerDataset},
 		{"GET", "/api/v1/datasets/{name}/versions/{version}/lineage", registry.PermRead, 0, s.downstream},
+		{"GET", "/api/v1/datasets/{name}/versions/{version}/evidence", registry.PermRead, 0, s.listEvidence},
+		{"POST", "/api/v1/datasets/{name}/versions/{version}/evidence", registry.PermPublish, upload, s.attachEvidence},
 		{"GET", "/api/v1/runs/{id}", registry.PermRead, 0, s.getRun},
 		{"POST", "/api/v1/tokens", registry.PermAdminTok, small, s.createToken},
 		{"POST", "/api/v1/deployments", registry.PermDeploy, small, s.reportDeployment},
@@ -237,6 +239,27 @@ func (s *Server) registerDataset(c *call) (any, int, error) {
 func (s *Server) downstream(c *call) (any, int, error) {
 	d, err := s.svc.DatasetUsage(c.r.Context(), c.path("name"), c.path("version"))
 	return d, http.StatusOK, err
+}
+
+func (s *Server) listEvidence(c *call) (any, int, error) {
+	evs, err := s.svc.ListEvidence(c.r.Context(), c.path("name"), c.path("version"))
+	return evs, http.StatusOK, err
+}
+
+func (s *Server) attachEvidence(c *call) (any, int, error) {
+	req, err := decodeEvidence(c.r.Body, c.limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Dataset, req.Version = c.path("name"), c.path("version")
+	e, created, err := s.svc.AttachEvidence(c.r.Context(), c.actor, *req)
+	if err != nil {
+		return nil, 0, err
+	}
+	if created {
+		return e, http.StatusCreated, nil
+	}
+	return e, http.StatusOK, nil
 }
 
 func (s *Server) getRun(c *call) (any, int, error) {

@@ -214,6 +214,28 @@ func (c *Client) RegisterDataset(ctx context.Context, name, version string, body
 	return d, code == http.StatusCreated, err
 }
 
+// GetDataset returns a dataset version.
+func (c *Client) GetDataset(ctx context.Context, name, version string) (*store.Dataset, error) {
+	d := new(store.Dataset)
+	_, err := c.do(ctx, "GET", "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version), nil, nil, d)
+	return d, err
+}
+
+// AttachEvidence attaches signed data-contract evidence to a dataset
+// version; created is false if the same document was already attached.
+func (c *Client) AttachEvidence(ctx context.Context, name, version string, body *api.EvidenceBody) (*store.Evidence, bool, error) {
+	e := new(store.Evidence)
+	code, err := c.do(ctx, "POST", "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version)+"/evidence", nil, body, e)
+	return e, code == http.StatusCreated, err
+}
+
+// ListEvidence returns the evidence attached to a dataset version.
+func (c *Client) ListEvidence(ctx context.Context, name, version string) ([]store.Evidence, error) {
+	var out []store.Evidence
+	_, err := c.do(ctx, "GET", "/api/v1/datasets/"+seg(name)+"/versions/"+seg(version)+"/evidence", nil, nil, &out)
+	return out, err
+}
+
 // Upstream returns a model version's lineage.
 func (c *Client) Upstream(ctx context.Context, model, version string) (*registry.Lineage, error) {
 	l := new(registry.Lineage)

@@ -51,3 +51,23 @@ func BenchmarkCheckCSV(b *testing.B) {
 // benchWorkers is CheckOptions.Workers for the benchmark; set it to 1 when
 // profiling, so the profile is not split across goroutines.
 var benchWorkers = 0
+
+// BenchmarkParseBlock measures the parallel CSV path's field splitting of
+// one block of bench-like lines.
+func BenchmarkParseBlock(b *testing.B) {
+	var buf bytes.Buffer
+	for i := range 6000 {
+		fmt.Fprintf(&buf, "%d,%d,%d,%.2f,%d,%s,%s,%s%d@example.com,%.4f,%v\n",
+			i+1, 1_700_000_000+i*3, (i*7919)%1_000_000, float64((i*104729)%1_000_000)/100, 1+i%10,
+			"garden", "DE", "ana", i%10000, float64(i%10000)/10000, i%2 == 0)
+	}
+	c := &csvReader{comma: ',', nullEmpty: true, max: DefaultMaxLineBytes, cols: make([]string, 10)}
+	pb := &pbatch{data: buf.Bytes(), start: 2}
+	b.SetBytes(int64(buf.Len()))
+	for range b.N {
+		c.parse(pb, 10, 5)
+	}
+	if pb.n != 6000 {
+		b.Fatal(pb.n)
+	}
+}

@@ -20,9 +20,13 @@ import (
 type byteDFA struct {
 	prog   *syntax.Prog
 	states []dfaState
-	index  map[string]int32
-	start  int32 // state at position 0
-	full   bool  // state cap reached: stop building, use the fallback
+	// trans is every state's next array, flattened (trans[s<<8|c]), and
+	// found its match flag: one dependent load per byte in match.
+	trans []int32
+	found []bool
+	index map[string]int32
+	start int32 // state at position 0
+	full  bool  // state cap reached: stop building, use the fallback
 	// empty is the answer for empty input (position 0 is both ends).
 	empty bool
 }
@@ -31,7 +35,6 @@ type dfaState struct {
 	pcs      []uint32
 	match    bool // a match has been found
 	matchEnd bool // a match is found if the input ends here
-	next     [256]int32
 }
 
 const maxDFAStates = 2000
@@ -131,8 +134,8 @@ func (d *byteDFA) state(pcs []uint32) int32 {
 		return -1
 	}
 	st := dfaState{pcs: pcs}
-	for i := range st.next {
-		st.next[i] = -2 // not computed
+	for range 256 {
+		d.trans = append(d.trans, -2) // not computed
 	}
 	for _, pc := range pcs {
 		in := &d.prog.Inst[pc]
@@ -148,6 +151,7 @@ func (d *byteDFA) state(pcs []uint32) int32 {
 	st.matchEnd = st.matchEnd || st.match
 	id := int32(len(d.states))
 	d.states = append(d.states, st)
+	d.found = append(d.found, st.match)
 	d.index[key] = id
 	return id
 }
@@ -205,12 +209,12 @@ func (d *byteDFA) match(b []byte) (matched, ok bool) {
 		return d.empty, true
 	}
 	s := d.start
+	trans, found := d.trans, d.found
 	for _, c := range b {
-		st := &d.states[s]
-		if st.match {
+		if found[s] {
 			return true, true
 		}
-		n := st.next[c]
+		n := trans[int(s)<<8|int(c)]
 		if n == -2 {
 			if d.full {
 				return false, false
@@ -219,7 +223,8 @@ func (d *byteDFA) match(b []byte) (matched, ok bool) {
 			if n < 0 {
 				return false, false
 			}
-			d.states[s].next[c] = n
+			d.trans[int(s)<<8|int(c)] = n
+			trans, found = d.trans, d.found
 		}
 		s = n
 	}

@@ -3,6 +3,7 @@ package contract
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -81,22 +82,32 @@ func (a *aggChecker) observe(rec []Cell, line int64) {
 	if !ok {
 		return
 	}
-	if a.count == 1 {
-		a.min, a.max = f, f
-	} else {
-		a.min, a.max = math.Min(a.min, f), math.Max(a.max, f)
+	// Each aggregate keeps only its own state (no NaN here: value skips
+	// them, so plain comparisons are math.Min/Max).
+	switch a.kind {
+	case aggMin:
+		if a.count == 1 || f < a.min {
+			a.min = f
+		}
+	case aggMax:
+		if a.count == 1 || f > a.max {
+			a.max = f
+		}
+	case aggStdev:
+		// Welford's update; the sample variance is m2/(n-1).
+		d := f - a.mean
+		a.mean += d / float64(a.count)
+		a.m2 += d * (f - a.mean)
+	default:
+		// Neumaier-compensated sum: the mean is sum/n, as pandas computes it.
+		t := a.sum + f
+		if math.Abs(a.sum) >= math.Abs(f) {
+			a.comp += (a.sum - t) + f
+		} else {
+			a.comp += (f - t) + a.sum
+		}
+		a.sum = t
 	}
-	// Neumaier-compensated sum: the mean is sum/n, as pandas computes it.
-	t := a.sum + f
-	if math.Abs(a.sum) >= math.Abs(f) {
-		a.comp += (a.sum - t) + f
-	} else {
-		a.comp += (f - t) + a.sum
-	}
-	a.sum = t
-	d := f - a.mean
-	a.mean += d / float64(a.count)
-	a.m2 += d * (f - a.mean)
 }
 
 func (a *aggChecker) finish(_ int64, r *Result) {
@@ -207,6 +218,80 @@ func quantile(sorted []float64, q float64, method string) float64 {
 	return sorted[min(max(i, 0), n-1)]
 }
 
+// quantileRanks appends the indexes [quantile] may read for q over n
+// sorted values.
+func quantileRanks(n int, q float64, ks []int) []int {
+	h := q * float64(n-1)
+	for _, i := range []int{int(math.Floor(h)), int(math.Ceil(h)), int(math.RoundToEven(h))} {
+		ks = append(ks, min(max(i, 0), n-1))
+	}
+	return ks
+}
+
+// selectRanks reorders v so that v[k] is the value a full sort would put
+// there, for every k in ks: successive quickselects over the part right of
+// the previous rank, O(len(v)) on average instead of a sort's
+// O(len(v) log len(v)).
+func selectRanks(v []float64, ks []int) {
+	slices.Sort(ks)
+	lo := 0
+	for _, k := range ks {
+		if k < lo {
+			continue
+		}
+		quickselect(v[lo:], k-lo, 2*bits.Len(uint(len(v))))
+		lo = k + 1
+	}
+}
+
+// quickselect places the k-th smallest value of a at a[k], smaller or
+// equal values before it and greater or equal after. Past depth
+// partitions (an adversarial input) it sorts.
+func quickselect(a []float64, k, depth int) {
+	for len(a) > 16 {
+		if depth == 0 {
+			slices.Sort(a)
+			return
+		}
+		depth--
+		// Median of three as the pivot, then Hoare partitioning.
+		m := len(a) / 2
+		if a[m] < a[0] {
+			a[m], a[0] = a[0], a[m]
+		}
+		if a[len(a)-1] < a[0] {
+			a[len(a)-1], a[0] = a[0], a[len(a)-1]
+		}
+		if a[len(a)-1] < a[m] {
+			a[len(a)-1], a[m] = a[m], a[len(a)-1]
+		}
+		pivot := a[m]
+		i, j := 0, len(a)-1
+		for i <= j {
+			for a[i] < pivot {
+				i++
+			}
+			for pivot < a[j] {
+				j--
+			}
+			if i <= j {
+				a[i], a[j] = a[j], a[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			a = a[:j+1]
+		case k >= i:
+			a, k = a[i:], k-i
+		default:
+			return // j < k < i: a[k] equals the pivot and is in place
+		}
+	}
+	slices.Sort(a)
+}
+
 type quantileChecker struct {
 	numCollector
 	s         *sampler
@@ -231,7 +316,16 @@ func (q *quantileChecker) finish(_ int64, r *Result) {
 		return
 	}
 	vals := q.s.vals
-	slices.Sort(vals) // no NaN: numCollector skips them
+	// Only the order statistics the quantiles read are placed (no NaN:
+	// numCollector skips them).
+	var ks []int
+	if q.medianRng != nil {
+		ks = quantileRanks(len(vals), 0.5, ks)
+	}
+	for _, p := range q.qs {
+		ks = quantileRanks(len(vals), p, ks)
+	}
+	selectRanks(vals, ks)
 	r.Status = StatusPass
 	if q.medianRng != nil {
 		med := quantile(vals, 0.5, "linear") // pandas Series.median

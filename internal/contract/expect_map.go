@@ -3,6 +3,7 @@ package contract
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -158,7 +159,10 @@ func buildLengthsEqual(env *buildEnv, kw *kwargs, r *Result) checker {
 // string values; numbers match numeric values and text that parses to an
 // equal number; booleans match boolean values.
 type valueSet struct {
-	strs  map[string]struct{}
+	strs map[string]struct{}
+	// small lists strs when there are few: a scan with a length check
+	// beats hashing for short sets.
+	small []string
 	nums  map[float64]struct{}
 	bools [2]bool
 }
@@ -183,13 +187,33 @@ func newValueSet(kw *kwargs) *valueSet {
 			kw.fail(`"value_set" may hold only strings, numbers and booleans`)
 		}
 	}
+	if len(s.strs) <= 16 {
+		for k := range s.strs {
+			s.small = append(s.small, k)
+		}
+		slices.Sort(s.small)
+	}
 	return s
+}
+
+// hasStr reports whether b is one of the set's strings.
+func (s *valueSet) hasString(b []byte) bool {
+	if s.small != nil || len(s.strs) == 0 {
+		for _, m := range s.small {
+			if len(m) == len(b) && m == bstr(b) {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := s.strs[bstr(b)]
+	return ok
 }
 
 func (s *valueSet) has(c *Cell) bool {
 	switch c.Kind {
 	case KindText:
-		if _, ok := s.strs[bstr(c.Raw)]; ok {
+		if s.hasString(c.Raw) {
 			return true
 		}
 		if len(s.nums) > 0 {
@@ -204,8 +228,7 @@ func (s *valueSet) has(c *Cell) bool {
 			}
 		}
 	case KindString, KindOther:
-		_, ok := s.strs[bstr(c.Raw)]
-		return ok
+		return s.hasString(c.Raw)
 	case KindInt, KindFloat:
 		f, _ := c.Float()
 		_, ok := s.nums[f]

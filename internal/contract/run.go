@@ -60,6 +60,8 @@ type CheckOptions struct {
 	// Workers is the number of goroutines running the checks while another
 	// reads: 0 means GOMAXPROCS, 1 runs everything on the calling goroutine.
 	Workers int
+	// noFastCSV (tests) makes CSV go through the streaming pipeline.
+	noFastCSV bool
 }
 
 // Check reads src to its end once and evaluates every expectation. Memory
@@ -121,7 +123,9 @@ func Check(ctx context.Context, src Source, exps []Expectation, opts CheckOption
 		workers = defaultWorkers()
 	}
 	var res readResult
-	if workers > 1 && len(live) > 0 {
+	if cr, ok := src.(*csvReader); ok && workers > 1 && len(live) > 0 && !opts.noFastCSV {
+		res = runCSVParallel(ctx, cr, live, workers, lim.MaxExamples)
+	} else if workers > 1 && len(live) > 0 {
 		res = runPipeline(ctx, src, live, workers, lim.MaxExamples)
 	} else {
 		res = runSequential(ctx, src, live, lim.MaxExamples)

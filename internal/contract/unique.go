@@ -30,6 +30,58 @@ type uniqueChecker struct {
 	distinct int
 	full     bool
 	parts    [256]uniquePart
+	dense    denseInts
+}
+
+// denseInts holds the canonical non-negative decimal integers below
+// denseMax ("0", or digits without a leading zero: text whose bytes
+// determine the number and back) as two bit sets, seen and repeated.
+// Integer keys such as row IDs are the common case of a unique column;
+// checking them costs two bits per possible value and no hashing. Any other
+// text goes to the hash set; the two never hold the same bytes.
+type denseInts struct {
+	seen, rep []uint64
+}
+
+// denseMax bounds the values denseInts holds: 2 × 2²⁸ bits = 64 MiB.
+const denseMax = 1 << 28
+
+// canonicalUint parses b when it is a canonical decimal below denseMax.
+func canonicalUint(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 9 || b[0] == '0' && len(b) > 1 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, v < denseMax
+}
+
+// add records v and returns how many times it had been seen: 0, 1, or 2
+// for two or more (as hashSet.add).
+func (d *denseInts) add(v uint64) int {
+	w, bit := v>>6, uint64(1)<<(v&63)
+	if w >= uint64(len(d.seen)) {
+		n := max(1024, len(d.seen))
+		for uint64(n) <= w {
+			n *= 2
+		}
+		d.seen = append(d.seen, make([]uint64, n-len(d.seen))...)
+		d.rep = append(d.rep, make([]uint64, n-len(d.rep))...)
+	}
+	switch {
+	case d.seen[w]&bit == 0:
+		d.seen[w] |= bit
+		return 0
+	case d.rep[w]&bit == 0:
+		d.rep[w] |= bit
+		return 1
+	}
+	return 2
 }
 
 type uniquePart struct {
@@ -72,6 +124,12 @@ func (u *uniqueChecker) observe(rec []Cell, line int64) {
 	if u.full {
 		return
 	}
+	if c.Kind == KindText {
+		if v, ok := canonicalUint(c.Raw); ok {
+			u.count(u.dense.add(v), c, line)
+			return
+		}
+	}
 	h := valueHash(u.seed, c)
 	p := &u.parts[h>>56]
 	pv := pendingValue{h: h, line: line, off: int32(len(p.arena)), n: int32(len(c.Raw)), kind: c.Kind}
@@ -112,6 +170,38 @@ func (u *uniqueChecker) flush(p *uniquePart) {
 	p.arena = p.arena[:0]
 }
 
+// count is flush's accounting for one value seen prior times before.
+func (u *uniqueChecker) count(prior int, c *Cell, line int64) {
+	switch prior {
+	case 0:
+		u.distinct++
+		if u.distinct > u.limit {
+			u.full = true
+			u.failErr = fmt.Sprintf("more than %d distinct values: uniqueness not checked (raise the unique cap)", u.limit)
+		}
+	case 1:
+		u.unexpected += 2
+		u.addExample(Example{Line: line, Value: c.exampleValue(), Note: "repeated value (first occurrence also counted)"})
+	default:
+		u.unexpected++
+		u.addExample(Example{Line: line, Value: c.exampleValue(), Note: "repeated value"})
+	}
+}
+
+// addExample keeps the maxEx earliest failing lines, in line order.
+func (u *uniqueChecker) addExample(e Example) {
+	if u.maxEx == 0 || (len(u.examples) == u.maxEx && e.Line >= u.examples[len(u.examples)-1].Line) {
+		return
+	}
+	i := sort.Search(len(u.examples), func(i int) bool { return u.examples[i].Line > e.Line })
+	u.examples = append(u.examples, Example{})
+	copy(u.examples[i+1:], u.examples[i:])
+	u.examples[i] = e
+	if len(u.examples) > u.maxEx {
+		u.examples = u.examples[:u.maxEx]
+	}
+}
+
 // example keeps the maxEx earliest failing lines, in line order.
 func (u *uniqueChecker) example(p *uniquePart, pv pendingValue, note string) {
 	if u.maxEx == 0 || (len(u.examples) == u.maxEx && pv.line >= u.examples[len(u.examples)-1].Line) {
@@ -121,14 +211,7 @@ func (u *uniqueChecker) example(p *uniquePart, pv pendingValue, note string) {
 	if pv.kind == KindInt || pv.kind == KindFloat {
 		c.num, c.numState = pv.num, 1
 	}
-	e := Example{Line: pv.line, Value: c.exampleValue(), Note: note}
-	i := sort.Search(len(u.examples), func(i int) bool { return u.examples[i].Line > pv.line })
-	u.examples = append(u.examples, Example{})
-	copy(u.examples[i+1:], u.examples[i:])
-	u.examples[i] = e
-	if len(u.examples) > u.maxEx {
-		u.examples = u.examples[:u.maxEx]
-	}
+	u.addExample(Example{Line: pv.line, Value: c.exampleValue(), Note: note})
 }
 
 func (u *uniqueChecker) finish(rows int64, r *Result) {

@@ -35,11 +35,11 @@ const (
 // booleans, their literal); it aliases reader buffers and is valid only until
 // the reader's next call.
 type Cell struct {
-	Kind Kind
-	Raw  []byte
+	Raw []byte
 	// num caches the numeric view: numState 0 = not computed, 1 = numeric,
 	// 2 = not numeric.
 	num      float64
+	Kind     Kind
 	numState uint8
 }
 

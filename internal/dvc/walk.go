@@ -41,25 +41,17 @@ type Result struct {
 	IsDir    bool     `json:"-"`
 	Files    []Entry  `json:"-"`
 	Warnings []string `json:"warnings,omitempty"`
-}
-
-// defaultIgnored reports whether DVC's built-in ignore patterns (dvc/ignore.py:
-// ".hg/", ".git/", ".git", ".dvc/", matched at any depth) exclude a name.
-func defaultIgnored(name string, isDir bool) bool {
-	switch name {
-	case ".git":
-		return true
-	case ".hg", ".dvc":
-		return isDir
-	}
-	return false
+	// DVCIgnore lists the .dvcignore files applied, as slash paths from
+	// the ignore root (the DVC repository root, else the directory).
+	DVCIgnore []string `json:"dvcignore,omitempty"`
 }
 
 // Hash computes the DVC hash of path, a regular file or a directory, as
 // `dvc add path` records it. Directories are walked with DVC's default
-// ignores; .dvcignore files are not interpreted (a warning says so when one
-// is present, since DVC's result may then differ). Empty directories do not
-// appear in DVC listings and do not affect the hash.
+// ignores and its .dvcignore files (see ignore.go: the files from the DVC
+// repository root, found upwards from path, down to every walked
+// directory), and DVC sub-repositories are left out. Empty directories do
+// not appear in DVC listings and do not affect the hash.
 func Hash(ctx context.Context, path string, opts Options) (*Result, error) {
 	if opts.Algorithm == "" {
 		opts.Algorithm = AlgMD5
@@ -111,6 +103,16 @@ func hashDir(ctx context.Context, root string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to walk %s: %w", root, err)
 	}
+	ign, base, err := newIgnoreTree(root)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read .dvcignore files for %s: %w", root, err)
+	}
+	fromRoot := func(rel string) string {
+		if base == "" {
+			return rel
+		}
+		return base + "/" + rel
+	}
 	var rels []string
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -122,19 +124,29 @@ func hashDir(ctx context.Context, root string, opts Options) (*Result, error) {
 		if p == root {
 			return nil
 		}
-		name := d.Name()
-		if defaultIgnored(name, d.IsDir()) {
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		// A symbolic link is listed as what it points to (DVC's walk
+		// follows links); links are checked below.
+		isDir := d.IsDir()
+		if d.Type()&fs.ModeSymlink != 0 {
+			if fi, err := os.Stat(p); err == nil {
+				isDir = fi.IsDir()
+			}
+		}
+		full := fromRoot(filepath.ToSlash(rel))
+		if ign.skip(full, isDir) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if name == ".dvcignore" {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: .dvcignore patterns are not applied; dvc's hash may differ", p))
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
+		if d.IsDir() {
+			if err := ign.enter(full); err != nil {
+				return err
+			}
 		}
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
@@ -214,6 +226,7 @@ feed:
 		res.Size += e.Size
 	}
 	res.NFiles = len(entries)
+	res.DVCIgnore = ign.files
 	res.Files = entries
 	res.Hash = DirHash(entries)
 	return res, nil

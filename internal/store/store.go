@@ -143,6 +143,34 @@ type Dataset struct {
 	CreatedAt time.Time     `json:"created_at"`
 }
 
+// Evidence is a signed data-contract result (the JSON `custody data check`
+// writes) attached to a dataset version. The server keeps the document and
+// its signature bundle verbatim, plus a summary it extracted after checking
+// that the document is about exactly this dataset version's bytes.
+type Evidence struct {
+	Dataset        string `json:"dataset"`
+	DatasetVersion string `json:"dataset_version"`
+	// Digest is the SHA-256 of Document (the pin of the single-file model
+	// the signature covers).
+	Digest digest.Digest `json:"digest"`
+	// Name is the file name the document was signed under.
+	Name      string    `json:"name"`
+	Document  []byte    `json:"document"` // verbatim bytes (base64 in JSON)
+	Signature Signature `json:"signature"`
+	// Contract is the contract's (else the suite's) name, ContractDigest
+	// the SHA-256 of the contract (else suite) file.
+	Contract       string        `json:"contract"`
+	ContractDigest digest.Digest `json:"contract_digest"`
+	// Outcome is the document's: pass, fail or incomplete.
+	Outcome      string    `json:"outcome"`
+	Expectations int       `json:"expectations"`
+	Failed       int       `json:"failed"`
+	ToolVersion  string    `json:"tool_version,omitempty"`
+	CheckedAt    time.Time `json:"checked_at"`
+	CreatedBy    string    `json:"created_by"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
 // DatasetRef names a dataset version.
 type DatasetRef struct {
 	Name    string `json:"name"`
@@ -242,6 +270,9 @@ type Reader interface {
 	// version, the latest event that moved it there, ordered by alias.
 	VersionAliases(ctx context.Context, model, version string) ([]AliasEvent, error)
 	GetDataset(ctx context.Context, name, version string) (*Dataset, error)
+	// ListEvidence returns the evidence attached to a dataset version,
+	// oldest first (then by digest); empty if none.
+	ListEvidence(ctx context.Context, ds DatasetRef) ([]Evidence, error)
 	GetRun(ctx context.Context, id string) (*Run, error)
 	// RunsWithInput returns the runs that read the dataset version,
 	// ordered by ID.
@@ -294,6 +325,9 @@ type Tx interface {
 	SetDeploymentLogIndex(ctx context.Context, id, index int64) error
 	// CreateDataset inserts d; ErrExists if the version exists.
 	CreateDataset(ctx context.Context, d *Dataset) error
+	// CreateEvidence inserts e; ErrExists if the same document (digest) is
+	// already attached to the dataset version; the dataset must exist.
+	CreateEvidence(ctx context.Context, e *Evidence) error
 	// CreateRun inserts r with its inputs; ErrExists if the ID is taken.
 	CreateRun(ctx context.Context, r *Run) error
 	// CreateToken inserts t; ErrExists if the ID is taken.

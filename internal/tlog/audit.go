@@ -32,6 +32,7 @@ type State interface {
 	ListAliases(ctx context.Context, model string) ([]store.AliasEvent, error)
 	AliasHistory(ctx context.Context, model, alias string) ([]store.AliasEvent, error)
 	GetDataset(ctx context.Context, name, version string) (*store.Dataset, error)
+	ListEvidence(ctx context.Context, ds store.DatasetRef) ([]store.Evidence, error)
 	GetRun(ctx context.Context, id string) (*store.Run, error)
 	GetToken(ctx context.Context, id string) (*store.Token, error)
 	GetDeployment(ctx context.Context, id int64) (*store.Deployment, error)
@@ -82,13 +83,15 @@ type Auditor struct {
 	events     map[int64]string // journal seq → "type subject" as logged
 	approvals  map[string]bool  // "model@version approver" logged
 	statuses   map[string]bool  // "model@version" whose status was logged
+	datasets   []store.DatasetRef
+	evidence   map[store.DatasetRef]map[string]bool // logged evidence digests
 }
 
 // NewAuditor returns an auditor of the state st.
 func NewAuditor(st State) *Auditor {
 	return &Auditor{st: st, skipped: map[string]bool{}, models: map[string]map[string]any{}, versions: map[string]bool{},
 		aliases: map[aliasKey][]*Entry{}, aliasIdx: map[aliasKey][]int64{}, deploys: map[int64]bool{}, events: map[int64]string{},
-		approvals: map[string]bool{}, statuses: map[string]bool{}}
+		approvals: map[string]bool{}, statuses: map[string]bool{}, evidence: map[store.DatasetRef]map[string]bool{}}
 }
 
 func (a *Auditor) find(format string, args ...any) {
@@ -222,6 +225,41 @@ func (a *Auditor) Add(ctx context.Context, index int64, b []byte) error {
 			"digest":  {s("digest"), d.Digest.String()},
 			"dvc_md5": {s("dvc_md5"), d.DVCMD5},
 			"size":    {size, fmt.Sprint(d.Size)},
+		})
+		a.datasets = append(a.datasets, store.DatasetRef{Name: s("name"), Version: s("version")})
+	case "dataset.evidence":
+		ref := store.DatasetRef{Name: s("name"), Version: s("version")}
+		if a.evidence[ref] == nil {
+			a.evidence[ref] = map[string]bool{}
+		}
+		a.evidence[ref][s("digest")] = true
+		evs, err := r.ListEvidence(ctx, ref)
+		if errors.Is(err, store.ErrNotFound) {
+			evs = nil
+		} else if err != nil {
+			return err
+		}
+		var ev *store.Evidence
+		for i := range evs {
+			if evs[i].Digest.String() == s("digest") {
+				ev = &evs[i]
+			}
+		}
+		what := "evidence " + s("digest") + " of dataset " + ref.Name + "@" + ref.Version
+		if ev == nil {
+			find("%s is logged (entry %d) but missing", what, index)
+			return nil
+		}
+		failed := ""
+		if n, ok := e.Data["failed"]; ok {
+			failed = fmt.Sprint(n)
+		}
+		diff(find, what, map[string][2]string{
+			"signer":     {s("signer"), ev.Signature.Signer},
+			"contract":   {s("contract"), ev.Contract},
+			"outcome":    {s("outcome"), ev.Outcome},
+			"failed":     {failed, fmt.Sprint(ev.Failed)},
+			"created_by": {e.Actor, ev.CreatedBy},
 		})
 	case "token.create":
 		tok, err := r.GetToken(ctx, s("id"))
@@ -372,6 +410,20 @@ func (a *Auditor) Finish(ctx context.Context) ([]string, error) {
 		}
 		if len(ds) < 1000 {
 			break
+		}
+	}
+	// Evidence attached to a logged dataset behind the log's back.
+	for _, ref := range a.datasets {
+		evs, err := r.ListEvidence(ctx, ref)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		for _, ev := range evs {
+			if !a.evidence[ref][ev.Digest.String()] {
+				find("evidence %s of dataset %s@%s exists but its attachment is not in the log", ev.Digest, ref.Name, ref.Version)
+			}
 		}
 	}
 	// Journal events that never reached the log.

@@ -2,7 +2,10 @@ package tlog_test
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +88,21 @@ func populate(t *testing.T, s *sqlstore.DB) {
 	if _, _, err := svc.CreateToken(ctx, admin, registry.RoleViewer, "ci"); err != nil {
 		t.Fatal(err)
 	}
+	// A dataset with failing contract evidence attached.
+	data := []byte("id\n1\n")
+	sum := digest.Digest(sha256.Sum256(data))
+	ds := registry.DatasetSpec{Name: "reviews", Version: "1", Kind: digest.KindFile, Digest: sum, DVCMD5: fmt.Sprintf("%x", md5.Sum(data)),
+		Files: []store.DatasetFile{{Path: "train.csv", Size: int64(len(data)), SHA256: sum.Hex(), MD5: fmt.Sprintf("%x", md5.Sum(data))}}}
+	if _, _, err := svc.RegisterDataset(ctx, admin, ds); err != nil {
+		t.Fatal(err)
+	}
+	doc := fmt.Sprintf(`{"schema":"custody.data.check/v1","outcome":"fail","checked_at":"2026-01-01T00:00:00Z",
+		"contract":{"path":"c.yaml","sha256":"%s","name":"reviews"},"summary":{"expectations":3,"fail":1},
+		"dataset":{"path":"train.csv","kind":"file","digest":"%s","dvc_md5":"%s"},"inputs":[{"path":"train.csv","sha256":"%s"}]}`,
+		sum, sum, ds.DVCMD5, sum)
+	if _, _, err := svc.AttachEvidence(ctx, admin, registry.EvidenceRequest{Dataset: "reviews", Version: "1", Name: "result.json", Document: []byte(doc), Signature: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Audit finds every row changed behind the log's back, and nothing in an
@@ -116,6 +134,11 @@ func TestAudit(t *testing.T) {
 		{"status inserted", "INSERT INTO version_status (model, version, status, reason, actor, at) VALUES ('m', '1', 'bad', '', 'x', 0)", "version m@1 is marked bad but the log never says so"},
 		{"status reason", "UPDATE version_status SET reason = 'nothing'", "status of version m@2: reason is \"nothing\", the log says \"latency\""},
 		{"rollback rewritten", "UPDATE alias_events SET version = '2' WHERE alias = 'canary' AND seq = (SELECT MAX(seq) FROM alias_events)", "alias m/canary change 3"},
+		{"evidence outcome", "UPDATE dataset_evidence SET outcome = 'pass', failed = 0", "outcome is \"pass\", the log says \"fail\""},
+		{"evidence signer", "UPDATE dataset_evidence SET signer = 'key mallory'", "signer is \"key mallory\""},
+		{"evidence inserted", "INSERT INTO dataset_evidence SELECT dataset_name, dataset_version, 'sha256:" + strings.Repeat("ab", 32) + "', name, document, bundle, signer, key_ids, contract, contract_digest, 'pass', expectations, 0, tool_version, checked_at, created_by, created_at FROM dataset_evidence",
+			"of dataset reviews@1 exists but its attachment is not in the log"},
+		{"evidence deleted", "DELETE FROM dataset_evidence", "of dataset reviews@1 is logged (entry "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openSQLite(t)

@@ -168,6 +168,31 @@ CREATE TABLE version_status (
 	FOREIGN KEY (model, version) REFERENCES versions (model, version)
 );
 `,
+	// 5: signed data-contract evidence attached to dataset versions
+	// (docs/registry.md). document and bundle are kept verbatim.
+	`
+CREATE TABLE dataset_evidence (
+	dataset_name    TEXT NOT NULL,
+	dataset_version TEXT NOT NULL,
+	digest          TEXT NOT NULL,
+	name            TEXT NOT NULL,
+	document        {{blob}} NOT NULL,
+	bundle          {{blob}} NOT NULL,
+	signer          TEXT NOT NULL,
+	key_ids         TEXT NOT NULL,
+	contract        TEXT NOT NULL,
+	contract_digest TEXT NOT NULL,
+	outcome         TEXT NOT NULL,
+	expectations    BIGINT NOT NULL,
+	failed          BIGINT NOT NULL,
+	tool_version    TEXT NOT NULL,
+	checked_at      BIGINT NOT NULL,
+	created_by      TEXT NOT NULL,
+	created_at      BIGINT NOT NULL,
+	PRIMARY KEY (dataset_name, dataset_version, digest),
+	FOREIGN KEY (dataset_name, dataset_version) REFERENCES datasets (name, version)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -464,6 +464,54 @@ func (r reader) GetDataset(ctx context.Context, name, version string) (*store.Da
 	return d, nil
 }
 
+const evidenceCols = "dataset_name, dataset_version, digest, name, document, bundle, signer, key_ids, contract, contract_digest, outcome, expectations, failed, tool_version, checked_at, created_by, created_at"
+
+func scanEvidence(sc scanner) (*store.Evidence, error) {
+	var e store.Evidence
+	var dg, cdg, keyIDs string
+	var doc, bundle []byte
+	var checked, created int64
+	if err := sc.Scan(&e.Dataset, &e.DatasetVersion, &dg, &e.Name, &doc, &bundle, &e.Signature.Signer, &keyIDs,
+		&e.Contract, &cdg, &e.Outcome, &e.Expectations, &e.Failed, &e.ToolVersion, &checked, &e.CreatedBy, &created); err != nil {
+		return nil, err
+	}
+	var err error
+	if e.Digest, err = digest.ParseDigest(dg); err != nil {
+		return nil, fmt.Errorf("evidence of %s@%s: corrupt digest: %w", e.Dataset, e.DatasetVersion, err)
+	}
+	if cdg != "" {
+		if e.ContractDigest, err = digest.ParseDigest(cdg); err != nil {
+			return nil, fmt.Errorf("evidence of %s@%s: corrupt contract digest: %w", e.Dataset, e.DatasetVersion, err)
+		}
+	}
+	if err := json.Unmarshal([]byte(keyIDs), &e.Signature.KeyIDs); err != nil {
+		return nil, fmt.Errorf("evidence of %s@%s: corrupt key ids: %w", e.Dataset, e.DatasetVersion, err)
+	}
+	if len(e.Signature.KeyIDs) == 0 {
+		e.Signature.KeyIDs = nil
+	}
+	e.Document, e.Signature.Bundle = doc, json.RawMessage(bundle)
+	e.CheckedAt, e.CreatedAt = fromNanos(checked), fromNanos(created)
+	return &e, nil
+}
+
+func (r reader) ListEvidence(ctx context.Context, ds store.DatasetRef) ([]store.Evidence, error) {
+	rows, err := r.query(ctx, "SELECT "+evidenceCols+" FROM dataset_evidence WHERE dataset_name = ? AND dataset_version = ? ORDER BY created_at, digest", ds.Name, ds.Version)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read evidence of %s@%s: %w", ds.Name, ds.Version, err)
+	}
+	defer rows.Close()
+	out := []store.Evidence{}
+	for rows.Next() {
+		e, err := scanEvidence(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *e)
+	}
+	return out, rows.Err()
+}
+
 const runCols = "id, params, metrics, code_repo, code_commit, image_digest, env_lock, output_model, output_version, created_by, created_at"
 
 func scanRun(sc scanner) (*store.Run, error) {
@@ -723,6 +771,18 @@ func (t *tx) CreateDataset(ctx context.Context, d *store.Dataset) error {
 	return t.insert(ctx, "dataset "+d.Name+"@"+d.Version,
 		"INSERT INTO datasets ("+datasetCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		d.Name, d.Version, d.Digest.String(), d.DVCMD5, d.SourceURI, d.Size, rows, mustJSON(files), d.CreatedBy, nanos(d.CreatedAt))
+}
+
+func (t *tx) CreateEvidence(ctx context.Context, e *store.Evidence) error {
+	cdg := ""
+	if !e.ContractDigest.IsZero() {
+		cdg = e.ContractDigest.String()
+	}
+	return t.insert(ctx, "evidence "+e.Digest.String()+" of dataset "+e.Dataset+"@"+e.DatasetVersion,
+		"INSERT INTO dataset_evidence ("+evidenceCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		e.Dataset, e.DatasetVersion, e.Digest.String(), e.Name, e.Document, []byte(e.Signature.Bundle), e.Signature.Signer,
+		mustJSON(nonNil(e.Signature.KeyIDs)), e.Contract, cdg, e.Outcome, e.Expectations, e.Failed, e.ToolVersion,
+		nanos(e.CheckedAt), e.CreatedBy, nanos(e.CreatedAt))
 }
 
 func (t *tx) CreateRun(ctx context.Context, r *store.Run) error {

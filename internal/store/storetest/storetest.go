@@ -33,6 +33,7 @@ func Run(t *testing.T, open Opener) {
 		{"Versions", testVersions},
 		{"Aliases", testAliases},
 		{"DatasetsAndRuns", testDatasetsAndRuns},
+		{"Evidence", testEvidence},
 		{"Tokens", testTokens},
 		{"ApprovalsAndStatus", testApprovalsAndStatus},
 		{"RollbackLeavesNothing", testRollback},
@@ -384,6 +385,53 @@ func testDatasetsAndRuns(t *testing.T, s store.Store) {
 	}
 	if _, err := s.GetRun(ctx, "run-2"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetRun(run-2) = %v, want ErrNotFound", err)
+	}
+}
+
+func testEvidence(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ds := &store.Dataset{Name: "imdb", Version: "v1", Digest: digestOf("imdb"), DVCMD5: "x", Files: []store.DatasetFile{}, CreatedBy: "bob", CreatedAt: t0}
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.CreateDataset(ctx, ds) })
+	ref := store.DatasetRef{Name: "imdb", Version: "v1"}
+	if got, err := s.ListEvidence(ctx, ref); err != nil || len(got) != 0 || got == nil {
+		t.Fatalf("ListEvidence(none) = %#v, %v; want an empty list", got, err)
+	}
+	e1 := &store.Evidence{
+		Dataset: "imdb", DatasetVersion: "v1", Digest: digestOf("ev1"), Name: "result.json",
+		Document:  []byte(`{"schema":"custody.data.check/v1","outcome":"pass"}`),
+		Signature: store.Signature{Bundle: json.RawMessage(`{"b":1}`), Signer: "key abc", KeyIDs: []string{"abc"}},
+		Contract:  "trips", ContractDigest: digestOf("contract"), Outcome: "pass", Expectations: 15, Failed: 0,
+		ToolVersion: "custody v1", CheckedAt: t0.Add(-time.Hour), CreatedBy: "bob", CreatedAt: t0,
+	}
+	e2 := &store.Evidence{
+		Dataset: "imdb", DatasetVersion: "v1", Digest: digestOf("ev2"), Name: "r2.json",
+		Document:  []byte(`{}`),
+		Signature: store.Signature{Bundle: json.RawMessage(`{"b":2}`), Signer: "key def"},
+		Outcome:   "fail", Expectations: 3, Failed: 2, CheckedAt: t0, CreatedBy: "carol", CreatedAt: t0.Add(time.Second),
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.CreateEvidence(ctx, e2); err != nil {
+			return err
+		}
+		return tx.CreateEvidence(ctx, e1)
+	})
+	got, err := s.ListEvidence(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, []store.Evidence{*e1, *e2}) {
+		t.Fatalf("ListEvidence = %+v\nwant %+v", got, []store.Evidence{*e1, *e2})
+	}
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateEvidence(ctx, e1) }); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateEvidence(duplicate) = %v, want ErrExists", err)
+	}
+	orphan := *e1
+	orphan.DatasetVersion = "v9"
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateEvidence(ctx, &orphan) }); err == nil {
+		t.Fatal("evidence for a dataset that does not exist was stored")
+	}
+	if got, err := s.ListEvidence(ctx, store.DatasetRef{Name: "imdb", Version: "v9"}); err != nil || len(got) != 0 {
+		t.Fatalf("ListEvidence(v9) = %+v, %v", got, err)
 	}
 }
 
