@@ -67,6 +67,9 @@ type serverOptions struct {
 type policyConfig struct {
 	TrustedKeys []string           `json:"trusted_keys"`
 	MinMetrics  map[string]float64 `json:"min_metrics"`
+	// RequireContracts makes the default policies refuse a version whose
+	// training datasets lack passing contract evidence.
+	RequireContracts *bool `json:"require_contracts"`
 }
 
 // merge adds o: key ids add up, o's minimums override.
@@ -77,6 +80,9 @@ func (c *policyConfig) merge(o policyConfig) {
 			c.MinMetrics = map[string]float64{}
 		}
 		c.MinMetrics[k] = v
+	}
+	if o.RequireContracts != nil {
+		c.RequireContracts = o.RequireContracts
 	}
 }
 
@@ -90,7 +96,7 @@ func (c *policyConfig) input() map[string]any {
 	for k, v := range c.MinMetrics {
 		mins[k] = v
 	}
-	return map[string]any{"trusted_keys": keys, "min_metrics": mins}
+	return map[string]any{"trusted_keys": keys, "min_metrics": mins, "require_contracts": c.RequireContracts != nil && *c.RequireContracts}
 }
 
 func decodeStrictFile(path string, v any) error {
@@ -210,7 +216,7 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.LogOrigin, "log-origin", "", "origin (name) of a log key created on first start (default <hostname>/custody)")
 	f.BoolVar(&o.UnsignedLog, "unsigned-log", false, "with --db and no --log-key: run anyway, serving no signed checkpoints (clients cannot verify the log)")
 	f.StringVar(&o.Policy, "policy", "", "directory of Rego policies deciding register, approve, promote and rollback (default: the embedded defaults, docs/policy.md)")
-	f.StringVar(&o.PolicyCfg, "policy-config", "", `JSON file with the policies' config: {"trusted_keys": [...], "min_metrics": {"accuracy": 0.9}}`)
+	f.StringVar(&o.PolicyCfg, "policy-config", "", `JSON file with the policies' config: {"trusted_keys": [...], "min_metrics": {"accuracy": 0.9}, "require_contracts": true}`)
 	f.StringArrayVar(&o.Protected, "protected-alias", []string{"production"}, "alias that moves only through 'custody promote' and 'custody rollback' (repeatable)")
 	f.StringArrayVar(&o.Retention, "prediction-retention", nil, "keep logged predictions of MODEL for DURATION, as MODEL=DURATION (e.g. fraud=720h; '*=2160h' for every other model; repeatable; default: forever)")
 	f.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often prediction retention is enforced")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/custody-ml/custody/internal/digest"
+	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlite"
@@ -165,4 +166,80 @@ func FuzzEvidenceDocument(f *testing.F) {
 			t.Fatalf("unexpected error class: %v", err)
 		}
 	})
+}
+
+// TestContractEvidenceInPolicy: the promote decision sees the contract
+// evidence attached to the version's training datasets. A failed contract
+// denies with the dataset named; with require_contracts an input without
+// passing evidence denies; passing evidence allows.
+func TestContractEvidenceInPolicy(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := gatedFixture(t, st)
+	f.svc = registry.New(st, registry.Options{Verifier: edVerifier{f.priv.Public().(ed25519.PublicKey)}, Gate: mustDefaultGate(t),
+		PolicyConfig: map[string]any{"require_contracts": true}, Now: func() time.Time { return f.clock }})
+	ctx := t.Context()
+	reviews := datasetSpec(t, "reviews", "1", map[string]string{"train.csv": "a,b\n1,2\n"})
+	labels := datasetSpec(t, "labels", "1", map[string]string{"l.csv": "y\n1\n"})
+	for _, d := range []registry.DatasetSpec{reviews, labels} {
+		if _, _, err := f.svc.RegisterDataset(ctx, admin, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attach := func(spec registry.DatasetSpec, outcome string, failed int, file string) {
+		t.Helper()
+		doc := evidenceDoc(spec, outcome, failed, file)
+		name := outcome + ".json"
+		if _, _, err := f.svc.AttachEvidence(ctx, admin, registry.EvidenceRequest{Dataset: spec.Name, Version: spec.Version, Name: name, Document: doc, Signature: f.signDoc(name, doc)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := f.request(t, "m", "1", "w1")
+	req.ScanVerdict = "safe"
+	req.Run = &registry.RunSpec{Inputs: []store.DatasetRef{{Name: "reviews", Version: "1"}, {Name: "labels", Version: "1"}}}
+	if _, _, err := f.svc.RegisterVersion(ctx, admin, req); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = f.svc.Approve(ctx, approver, "m", "1", "")
+	wantDenied(t, err, "training dataset reviews@1 has no passing contract evidence")
+	_, err = f.svc.Promote(ctx, approver, "m", "1", "production")
+	wantDenied(t, err, "training dataset reviews@1 has no passing contract evidence")
+	wantDenied(t, err, "training dataset labels@1 has no passing contract evidence")
+
+	attach(reviews, "fail", 2, "train.csv")
+	attach(labels, "pass", 0, "l.csv")
+	_, err = f.svc.Promote(ctx, approver, "m", "1", "production")
+	wantDenied(t, err, `dataset contract "reviews-contract" failed on reviews@1`)
+	wantDenied(t, err, "training dataset reviews@1 has no passing contract evidence")
+
+	// A new dataset version that passes, and a version trained on it.
+	reviews2 := datasetSpec(t, "reviews", "2", map[string]string{"train.csv": "a,b\n1,3\n"})
+	if _, _, err := f.svc.RegisterDataset(ctx, admin, reviews2); err != nil {
+		t.Fatal(err)
+	}
+	attach(reviews2, "pass", 0, "train.csv")
+	req = f.request(t, "m", "2", "w2")
+	req.ScanVerdict = "safe"
+	req.Run = &registry.RunSpec{Inputs: []store.DatasetRef{{Name: "reviews", Version: "2"}, {Name: "labels", Version: "1"}}}
+	if _, _, err := f.svc.RegisterVersion(ctx, admin, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.svc.Approve(ctx, approver, "m", "2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := f.svc.Promote(ctx, approver, "m", "2", "production"); err != nil || e.Version != "2" {
+		t.Fatalf("Promote(2) = %+v, %v", e, err)
+	}
+}
+
+func mustDefaultGate(t *testing.T) registry.Gate {
+	t.Helper()
+	g, err := policy.NewDefault(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

@@ -200,13 +200,45 @@ func (s *Service) trustedSignatures(ctx context.Context, v *store.Version) []boo
 func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // contractResults returns the dataset contract results of a version for
-// the policy input (version.contracts: [{"name", "passed"}]). Contract
-// evidence is not recorded by the registry yet, so the list is empty: a
-// policy that requires contracts to pass sees none failing.
-func contractResults(ctx context.Context, r store.Reader, v *store.Version) ([]any, error) {
-	_ = ctx
-	_, _ = r, v
-	return []any{}, nil
+// the policy input: version.contracts, one entry per piece of signed
+// contract evidence attached to the datasets its training run read
+// ({"name" (the contract), "dataset", "dataset_version", "passed",
+// "outcome", "failed", "signer", "evidence_digest", "checked_at"}), and
+// version.datasets, one entry per training input ({"name", "version",
+// "evidence" (count), "passed" (some evidence passed and none failed)}), so
+// that a policy can require every input to have passed its contract
+// (config.require_contracts in the default policies). A version without a
+// run has neither.
+func contractResults(ctx context.Context, r store.Reader, v *store.Version) (contracts, datasets []any, err error) {
+	contracts, datasets = []any{}, []any{}
+	if v.RunID == "" {
+		return contracts, datasets, nil
+	}
+	run, err := r.GetRun(ctx, v.RunID)
+	if errors.Is(err, store.ErrNotFound) {
+		return contracts, datasets, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, in := range run.Inputs {
+		evs, err := r.ListEvidence(ctx, in)
+		if err != nil {
+			return nil, nil, err
+		}
+		passed := len(evs) > 0
+		for _, e := range evs {
+			ok := e.Outcome == "pass"
+			passed = passed && ok
+			contracts = append(contracts, map[string]any{
+				"name": e.Contract, "dataset": in.Name, "dataset_version": in.Version, "passed": ok,
+				"outcome": e.Outcome, "failed": e.Failed, "signer": e.Signature.Signer,
+				"evidence_digest": e.Digest.String(), "checked_at": timeString(e.CheckedAt),
+			})
+		}
+		datasets = append(datasets, map[string]any{"name": in.Name, "version": in.Version, "evidence": len(evs), "passed": passed})
+	}
+	return contracts, datasets, nil
 }
 
 // versionInput is input.version of docs/policy.md for a stored version.
@@ -252,7 +284,7 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 	for _, e := range held {
 		promotions = append(promotions, map[string]any{"alias": e.Alias, "time": timeString(e.At)})
 	}
-	contracts, err := contractResults(ctx, r, v)
+	contracts, datasets, err := contractResults(ctx, r, v)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +300,7 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 	}
 	return map[string]any{
 		"name": v.Model, "version": v.Version, "digest": v.Manifest.Digest.String(), "publisher": v.CreatedBy,
-		"signatures": sigs, "scan": scan, "contracts": contracts, "metrics": metrics,
+		"signatures": sigs, "scan": scan, "contracts": contracts, "datasets": datasets, "metrics": metrics,
 		"approvals": approvals, "promotions": promotions, "status": status,
 	}, nil
 }

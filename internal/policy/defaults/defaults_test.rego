@@ -127,3 +127,20 @@ test_anonymous_approver_denied if {
 	inp := json.remove(good, ["actor/subject"])
 	approve.deny == {"actor has no subject"} with input as inp
 }
+
+test_contract_failed_on_dataset_denied if {
+	inp := json.patch(good, [{"op": "replace", "path": "/version/contracts/0", "value": {"name": "train", "dataset": "reviews", "dataset_version": "1", "passed": false}}])
+	promote.deny == {"dataset contract \"train\" failed on reviews@1"} with input as inp
+}
+
+test_require_contracts if {
+	inp := json.patch(good, [
+		{"op": "add", "path": "/version/datasets", "value": [{"name": "reviews", "version": "1", "evidence": 0, "passed": false}]},
+		{"op": "add", "path": "/config/require_contracts", "value": true},
+	])
+	promote.deny == {"training dataset reviews@1 has no passing contract evidence"} with input as inp
+	ok := json.patch(inp, [{"op": "replace", "path": "/version/datasets/0/passed", "value": true}])
+	promote.allow with input as ok
+	lax := json.patch(inp, [{"op": "replace", "path": "/config/require_contracts", "value": false}])
+	promote.allow with input as lax
+}

@@ -29,6 +29,21 @@ scan_safe contains sprintf("scan verdict is %q (want \"safe\")", [v]) if {
 contracts_pass contains sprintf("dataset contract %q failed", [c.name]) if {
 	some c in object.get(input, ["version", "contracts"], [])
 	c.passed != true
+	not c.dataset
+}
+
+contracts_pass contains sprintf("dataset contract %q failed on %s@%s", [c.name, c.dataset, c.dataset_version]) if {
+	some c in object.get(input, ["version", "contracts"], [])
+	c.passed != true
+	c.dataset
+}
+
+# With config.require_contracts, every training input dataset needs signed
+# contract evidence that passed (custody dataset attach).
+contracts_pass contains sprintf("training dataset %s@%s has no passing contract evidence", [d.name, d.version]) if {
+	object.get(input, ["config", "require_contracts"], false) == true
+	some d in object.get(input, ["version", "datasets"], [])
+	d.passed != true
 }
 
 min_metrics contains sprintf("config.min_metrics.%s is not a number", [name]) if {
