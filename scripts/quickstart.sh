@@ -4,8 +4,9 @@
 #   1. pin the model's digest and gate on it (tampering fails, exit 1);
 #   2. scan the files without executing them;
 #   3. sign the model (OMS / Sigstore bundle) and verify the signature;
-#   4. register the signed version in a local registry server, point the
-#      "production" alias at it and read the alias history;
+#   4. register the signed version in a local registry server, have a second
+#      token approve it (two-person rule), promote it to the "production"
+#      alias through the default policies and read the alias history;
 #   5. start a stand-in model server only on a verified, read-only copy.
 #   scripts/quickstart.sh [WORKDIR]     (default: a new temporary directory)
 set -euo pipefail
@@ -70,15 +71,19 @@ run custody verify "$model" --key "$work/release.pub" --sig "$work/model.sig"
 
 # 4. Register in the embedded registry (SQLite under $work/registry).
 token=$(custody token create --data "$work/registry" --role admin | tail -n 1)
+approver=$(custody token create --data "$work/registry" --role approver | tail -n 1)
 rm -f "$work/server.addr"
-custody server --data "$work/registry" --trusted-key "$work/release.pub" \
+"$CUSTODY" server --data "$work/registry" --trusted-key "$work/release.pub" \
   --listen 127.0.0.1:0 --addr-file "$work/server.addr" 2> "$work/server.log" &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
 for _ in $(seq 200); do [ -s "$work/server.addr" ] && break; sleep 0.05; done
 export CUSTODY_SERVER="http://$(cat "$work/server.addr")" CUSTODY_TOKEN="$token"
-run custody model register demo --version 1 --model "$model" --sig "$work/model.sig" --uri "file://$model"
-run custody alias set demo production 1
+run custody model register demo --version 1 --model "$model" --sig "$work/model.sig" --uri "file://$model" --scan-verdict safe
+export CUSTODY_TOKEN="$approver"     # the publisher may not approve its own version
+run custody approve demo@1 --comment "quickstart"
+run custody promote demo@1 --alias production
+export CUSTODY_TOKEN="$token"
 run custody model show demo@1
 run custody alias history demo production
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; trap - EXIT

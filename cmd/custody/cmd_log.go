@@ -12,6 +12,7 @@ import (
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/client"
 	"github.com/custody-ml/custody/internal/fileutil"
+	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/spf13/cobra"
@@ -536,6 +537,30 @@ func (apiState) GetToken(context.Context, string) (*store.Token, error) {
 
 func (apiState) Events(context.Context, int64, int) ([]store.Event, error) {
 	return nil, fmt.Errorf("journal: %w", errors.ErrUnsupported)
+}
+
+func (s apiState) ListApprovals(ctx context.Context, model, version string) ([]store.Approval, error) {
+	st, err := s.versionState(ctx, model, version)
+	if err != nil {
+		return nil, err
+	}
+	return st.Approvals, nil
+}
+
+func (s apiState) GetVersionStatus(ctx context.Context, model, version string) (*store.VersionStatus, error) {
+	st, err := s.versionState(ctx, model, version)
+	if err != nil {
+		return nil, err
+	}
+	if st.Status == "ok" || st.At == nil {
+		return nil, fmt.Errorf("version %s@%s has no status: %w", model, version, store.ErrNotFound)
+	}
+	return &store.VersionStatus{Model: model, Version: version, Status: st.Status, Reason: st.Reason, Actor: st.Actor, At: *st.At}, nil
+}
+
+func (s apiState) versionState(ctx context.Context, model, version string) (*registry.VersionState, error) {
+	var st registry.VersionState
+	return &st, s.get(ctx, "/api/v1/models/"+seg(model)+"/versions/"+seg(version)+"/status", nil, &st)
 }
 
 var _ tlog.State = apiState{}

@@ -21,7 +21,7 @@ func init() { register(newModelCommand) }
 
 func newModelCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "model", Short: "Register and inspect model versions in a registry server"}
-	cmd.AddCommand(newModelRegisterCommand(), newModelShowCommand(), newModelListCommand(), newModelUpdateCommand())
+	cmd.AddCommand(newModelRegisterCommand(), newModelShowCommand(), newModelListCommand(), newModelUpdateCommand(), newModelStatusCommand())
 	return cmd
 }
 

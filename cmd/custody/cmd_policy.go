@@ -19,8 +19,8 @@ func newPolicyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Evaluate and test the policy-as-code gates offline",
-		Long: `Policies written in Rego (v1) decide the gates register, approve, promote and
-deploy. These verbs run the same engine as the server, offline (in CI, say).
+		Long: `Policies written in Rego (v1) decide the gates register, approve, promote,
+rollback and deploy. These verbs run the same engine as the server, offline (in CI, say).
 Without --policy the embedded default policies are used. See docs/policy.md
 for the input document and the policy convention.`,
 	}
@@ -38,7 +38,7 @@ type policyEvalOptions struct {
 func (o *policyEvalOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Policy, "policy", "", "directory of .rego policies (default: the embedded defaults)")
 	f.StringVar(&o.Input, "input", "", "the input document (JSON file, - for stdin)")
-	f.StringVar(&o.Decision, "decision", "", "the decision: register, approve, promote or deploy")
+	f.StringVar(&o.Decision, "decision", "", "the decision: register, approve, promote, rollback or deploy")
 	f.BoolVar(&o.JSON, "json", false, "print the decision as JSON")
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/predict"
 	"github.com/custody-ml/custody/internal/predstore/predsql"
+	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/custody-ml/custody/internal/trust"
@@ -51,6 +52,86 @@ type serverOptions struct {
 
 	extraSigstore  []sigstoreFlags   // from --config
 	extraRetention map[string]string // from --config
+	UnsignedLog bool
+	Policy      string
+	PolicyCfg   string
+	Protected   []string
+
+	policyConfig  policyConfig    // from --config
+}
+
+// policyConfig is input.config of every policy decision
+// (docs/policy.md): key ids trusted in addition to signatures that verify,
+// and minimum metric values. It comes from the --config file's
+// "policy_config" and from --policy-config FILE (same JSON object).
+type policyConfig struct {
+	TrustedKeys []string           `json:"trusted_keys"`
+	MinMetrics  map[string]float64 `json:"min_metrics"`
+}
+
+// merge adds o: key ids add up, o's minimums override.
+func (c *policyConfig) merge(o policyConfig) {
+	c.TrustedKeys = append(c.TrustedKeys, o.TrustedKeys...)
+	for k, v := range o.MinMetrics {
+		if c.MinMetrics == nil {
+			c.MinMetrics = map[string]float64{}
+		}
+		c.MinMetrics[k] = v
+	}
+}
+
+// input returns the config as the policy input's "config" object.
+func (c *policyConfig) input() map[string]any {
+	keys := []any{}
+	for _, k := range c.TrustedKeys {
+		keys = append(keys, k)
+	}
+	mins := map[string]any{}
+	for k, v := range c.MinMetrics {
+		mins[k] = v
+	}
+	return map[string]any{"trusted_keys": keys, "min_metrics": mins}
+}
+
+func decodeStrictFile(path string, v any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return usagef("%s: %v", path, err)
+	}
+	if dec.More() {
+		return usagef("%s: trailing data after the JSON object", path)
+	}
+	return nil
+}
+
+// gate loads the policies (--policy DIR, or the embedded defaults) and
+// the policy config; the OPA engine is the registry's Gate.
+func (o *serverOptions) gate(ctx context.Context) (registry.Gate, map[string]any, error) {
+	srcs := policy.Defaults()
+	if o.Policy != "" {
+		var err error
+		if srcs, err = policy.LoadDir(o.Policy); err != nil {
+			return nil, nil, usagef("--policy: %v", err)
+		}
+	}
+	eng, err := policy.New(ctx, srcs, policy.Options{})
+	if err != nil {
+		return nil, nil, usagef("--policy: %v", err)
+	}
+	cfg := o.policyConfig
+	if o.PolicyCfg != "" {
+		var fc policyConfig
+		if err := decodeStrictFile(o.PolicyCfg, &fc); err != nil {
+			return nil, nil, err
+		}
+		cfg.merge(fc)
+	}
+	return eng, cfg.input(), nil
 }
 
 // sigstoreFlags is one accepted Sigstore keyless identity.
@@ -127,6 +208,10 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.Shutdown, "shutdown-timeout", 10*time.Second, "time allowed for in-flight requests on SIGTERM")
 	f.StringVar(&o.LogKey, "log-key", "", "signed-note private key file signing the transparency log's checkpoints (default DIR/log.key with --data, created on first start; create one for --db with 'custody log keygen')")
 	f.StringVar(&o.LogOrigin, "log-origin", "", "origin (name) of a log key created on first start (default <hostname>/custody)")
+	f.BoolVar(&o.UnsignedLog, "unsigned-log", false, "with --db and no --log-key: run anyway, serving no signed checkpoints (clients cannot verify the log)")
+	f.StringVar(&o.Policy, "policy", "", "directory of Rego policies deciding register, approve, promote and rollback (default: the embedded defaults, docs/policy.md)")
+	f.StringVar(&o.PolicyCfg, "policy-config", "", `JSON file with the policies' config: {"trusted_keys": [...], "min_metrics": {"accuracy": 0.9}}`)
+	f.StringArrayVar(&o.Protected, "protected-alias", []string{"production"}, "alias that moves only through 'custody promote' and 'custody rollback' (repeatable)")
 	f.StringArrayVar(&o.Retention, "prediction-retention", nil, "keep logged predictions of MODEL for DURATION, as MODEL=DURATION (e.g. fraud=720h; '*=2160h' for every other model; repeatable; default: forever)")
 	f.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often prediction retention is enforced")
 	f.Int64Var(&o.MaxIngestBytes, "max-ingest-bytes", 16<<20, "largest prediction or label batch accepted, as sent (compressed); 64 MiB decompressed")
@@ -174,7 +259,15 @@ prediction_retention) deletes old records every --retention-interval.
 Every change is appended to the transparency log in its own transaction.
 Checkpoints are signed with --log-key (default DIR/log.key with --data, created
 on first start with its verifier key in DIR/log.key.pub); the verifier key is
-logged at start and served at /api/v1/log/key. See docs/tlog.md.`,
+logged at start and served at /api/v1/log/key. With --db a --log-key is
+required (create one with 'custody log keygen'), unless --unsigned-log says
+to run without signed checkpoints. See docs/tlog.md.
+
+Registration, approvals, promotions and rollbacks are decided by the Rego
+policies of --policy DIR (default: the embedded ones) with the config of
+--policy-config and the config file's "policy_config"; every decision is
+logged. Protected aliases (--protected-alias, default production) move only
+through 'custody promote' and 'custody rollback'. See docs/policy.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Config != "" {
@@ -193,7 +286,9 @@ logged at start and served at /api/v1/log/key. See docs/tlog.md.`,
 //
 //	{"data": "/var/lib/custody", "db": "", "listen": "0.0.0.0:8420",
 //	 "trusted_keys": ["/etc/custody/release.pub"], "rate": 200, "burst": 400,
-//	 "log_format": "json", "shutdown_timeout": "10s"}
+//	 "log_format": "json", "shutdown_timeout": "10s", "policy": "/etc/custody/policy",
+//	 "policy_config": {"trusted_keys": [], "min_metrics": {"accuracy": 0.9}},
+//	 "protected_aliases": ["production"]}
 //
 // Relative paths are relative to the file's directory. Unknown fields are
 // errors. Trusted keys from the file and from --trusted-key add up.
@@ -214,6 +309,10 @@ type serverConfig struct {
 	// how long their logged predictions are kept ("720h").
 	PredictionRetention map[string]string `json:"prediction_retention"`
 	RetentionInterval   string            `json:"retention_interval"`
+	UnsignedLog     bool            `json:"unsigned_log"`
+	Policy          string          `json:"policy"`
+	PolicyConfig    *policyConfig   `json:"policy_config"`
+	ProtectedAlias  []string        `json:"protected_aliases"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
@@ -276,6 +375,18 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 			return usagef("--config %s: retention_interval: want a positive duration", o.Config)
 		}
 		o.RetentionInterval = d
+	}
+	if !set("unsigned-log") && c.UnsignedLog {
+		o.UnsignedLog = true
+	}
+	if !set("policy") && c.Policy != "" {
+		o.Policy = abs(c.Policy)
+	}
+	if c.PolicyConfig != nil {
+		o.policyConfig.merge(*c.PolicyConfig)
+	}
+	if !set("protected-alias") && c.ProtectedAlias != nil {
+		o.Protected = c.ProtectedAlias
 	}
 	if !set("shutdown-timeout") && c.ShutdownTimeout != "" {
 		d, err := time.ParseDuration(c.ShutdownTimeout)
@@ -375,6 +486,18 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	if err != nil {
 		return err
 	}
+	if signer == nil && opts.DB != "" && !opts.UnsignedLog {
+		return usagef("--db needs --log-key to sign the transparency log's checkpoints: create one with 'custody log keygen --origin NAME --out FILE' and pass --log-key FILE (or pass --unsigned-log to run without signed checkpoints)")
+	}
+	for _, a := range opts.Protected {
+		if err := registry.CheckAlias(a); err != nil {
+			return usagef("--protected-alias: %v", err)
+		}
+	}
+	gate, policyCfg, err := opts.gate(ctx)
+	if err != nil {
+		return err
+	}
 	st, err := opts.open(ctx)
 	if err != nil {
 		return err
@@ -382,9 +505,15 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	defer st.Close()
 	// The transparency log joins every write transaction as a TxHook: each
 	// change and its log entry commit together.
-	svc := registry.New(st, registry.Options{Verifier: verifier, Hooks: []registry.TxHook{tlog.Hook{}}})
+	svc := registry.New(st, registry.Options{Verifier: verifier, Hooks: []registry.TxHook{tlog.Hook{}},
+		Gate: gate, PolicyConfig: policyCfg, ProtectedAliases: opts.Protected})
+	policyDir := opts.Policy
+	if policyDir == "" {
+		policyDir = "(embedded defaults)"
+	}
+	log.Info("policy", "dir", policyDir, "config", policyCfg, "protected_aliases", opts.Protected)
 	if signer == nil {
-		log.Warn("no --log-key: every change is logged, but checkpoints are not signed (create a key with 'custody log keygen')")
+		log.Warn("--unsigned-log: every change is logged, but checkpoints are not signed (create a key with 'custody log keygen')")
 	} else {
 		log.Info("transparency log", "origin", signer.Name(), "verifier_key", vkey)
 	}

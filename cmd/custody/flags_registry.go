@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/client"
@@ -72,6 +74,10 @@ func (o *clientOptions) client() (*client.Client, error) {
 // not verify, or something that does not exist. Everything else (bad
 // requests, auth, transport) could not be checked: exit 2.
 func serverError(err error) error {
+	var ce *client.Error
+	if errors.As(err, &ce) && ce.Type == api.ErrPolicyDenied {
+		return notHold(&policyDenial{ce})
+	}
 	for _, t := range []api.ErrorType{api.ErrConflict, api.ErrUnverified, api.ErrNotFound} {
 		if client.IsType(err, t) {
 			return notHold(err)
@@ -79,6 +85,25 @@ func serverError(err error) error {
 	}
 	return err
 }
+
+// policyDenial prints a policy's deny reasons one per line; a denial means
+// the property (the policy) does not hold: exit 1.
+type policyDenial struct{ e *client.Error }
+
+func (d *policyDenial) Error() string {
+	if len(d.e.Reasons) == 0 {
+		return d.e.Error()
+	}
+	head := strings.TrimSuffix(d.e.Msg, ": "+strings.Join(d.e.Reasons, "; "))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (%s, HTTP %d):", head, d.e.Type, d.e.Status)
+	for _, r := range d.e.Reasons {
+		b.WriteString("\n  - " + r)
+	}
+	return b.String()
+}
+
+func (d *policyDenial) Unwrap() error { return d.e }
 
 // refArg parses NAME@VERSION as a usage error when malformed.
 func refArg(s string) (string, string, error) {

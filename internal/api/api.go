@@ -10,6 +10,7 @@
 //
 //	{"status": "success", "data": ...}
 //	{"status": "error", "errorType": "conflict", "error": "model version m@1 is already ..."}
+//	{"status": "error", "errorType": "policy_denied", "error": "policy denies ...", "reasons": ["..."]}
 //
 // errorType is one of the [ErrorType] constants; [statusOf] maps each to
 // its HTTP status in one place, and [classify] maps domain errors to types.
@@ -52,6 +53,8 @@ const (
 	ErrConflict     ErrorType = "conflict"
 	ErrTooLarge     ErrorType = "too_large"
 	ErrUnverified   ErrorType = "unverified"
+	ErrPolicyDenied ErrorType = "policy_denied"
+	ErrPolicyFailed ErrorType = "policy_error"
 	ErrRateLimited  ErrorType = "rate_limited"
 	ErrInternal     ErrorType = "internal"
 	ErrUnavailable  ErrorType = "unavailable"
@@ -64,7 +67,7 @@ func statusOf(t ErrorType) int {
 		return http.StatusBadRequest
 	case ErrUnauthorized:
 		return http.StatusUnauthorized
-	case ErrForbidden:
+	case ErrForbidden, ErrPolicyDenied:
 		return http.StatusForbidden
 	case ErrNotFound:
 		return http.StatusNotFound
@@ -122,6 +125,10 @@ func classify(err error) ErrorType {
 		return ErrUnauthorized
 	case errors.Is(err, registry.ErrForbidden):
 		return ErrForbidden
+	case errors.Is(err, registry.ErrPolicyDenied):
+		return ErrPolicyDenied
+	case errors.Is(err, registry.ErrPolicyFailed):
+		return ErrPolicyFailed
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return ErrUnavailable
 	default:
@@ -135,6 +142,8 @@ type Envelope struct {
 	Data      json.RawMessage `json:"data,omitempty"`
 	ErrorType ErrorType       `json:"errorType,omitempty"`
 	Error     string          `json:"error,omitempty"`
+	// Reasons are a policy's deny reasons, verbatim (policy_denied only).
+	Reasons []string `json:"reasons,omitempty"`
 }
 
 // Options configure the API.
@@ -395,12 +404,23 @@ func (s *Server) writeData(w http.ResponseWriter, status int, data any) {
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	t := classify(err)
-	msg := err.Error()
-	if t == ErrInternal {
+	env := Envelope{Status: "error", ErrorType: t, Error: err.Error()}
+	switch t {
+	case ErrInternal:
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
-		msg = "internal error"
+		env.Error = "internal error"
+	case ErrPolicyFailed:
+		// The cause (a Rego runtime error, a file name) stays in the
+		// server log and the transparency log.
+		s.log.Error("policy evaluation failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		env.Error = "policy evaluation failed: the action is refused (fail closed); see the server log"
+	case ErrPolicyDenied:
+		var de *registry.DeniedError
+		if errors.As(err, &de) {
+			env.Reasons = de.Reasons
+		}
 	}
-	s.writeEnvelope(w, statusOf(t), Envelope{Status: "error", ErrorType: t, Error: msg})
+	s.writeEnvelope(w, statusOf(t), env)
 }
 
 func (s *Server) writeEnvelope(w http.ResponseWriter, status int, e Envelope) {

@@ -20,6 +20,7 @@ import (
 	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/predict"
 	"github.com/custody-ml/custody/internal/predstore/predsql"
+	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlite"
@@ -41,7 +42,35 @@ type env struct {
 	tokens map[registry.Role]string
 }
 
+// allowAll is a Rego policy allowing every decision: the role matrix
+// checks permissions, not policies.
+const allowAll = `package custody.%s
+
+deny := set()
+
+allow := true
+`
+
+func allowAllGate(t testing.TB) registry.Gate {
+	t.Helper()
+	var srcs []policy.Source
+	for _, d := range policy.Decisions {
+		srcs = append(srcs, policy.Source{Name: d + ".rego", Text: fmt.Sprintf(allowAll, d)})
+	}
+	e, err := policy.New(t.Context(), srcs, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func newEnv(t testing.TB, opts Options) *env {
+	t.Helper()
+	return newEnvGate(t, opts, allowAllGate(t), nil)
+}
+
+// newEnvGate is newEnv with a policy gate and protected aliases.
+func newEnvGate(t testing.TB, opts Options, gate registry.Gate, protected []string) *env {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
@@ -52,7 +81,8 @@ func newEnv(t testing.TB, opts Options) *env {
 		t.Fatal(err)
 	}
 	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
-	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}})
+	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}, Gate: gate, ProtectedAliases: protected,
+		PolicyConfig: map[string]any{"min_metrics": map[string]any{"accuracy": 0.9}}})
 	opts.Ready = st.Ping
 	skey, vkey, err := note.GenerateKey(rand.Reader, "custody.test/log")
 	if err != nil {
@@ -173,6 +203,21 @@ func (e *env) predictionBody(id, digest string) []byte {
 		`", "features": {"x": 1}, "prediction": 0.5}]`)
 }
 
+// seedCanary registers m@2 and moves alias canary 2 -> 1, so that a
+// promotion (of 2) and a rollback (to 2) have somewhere to go.
+func (e *env) seedCanary() {
+	e.t.Helper()
+	admin := e.tokens[registry.RoleAdmin]
+	if code, env := e.do(admin, "PUT", "/api/v1/models/m/versions/2", e.registerBody("seed weights 2")); code != 201 {
+		e.t.Fatalf("seed version 2: %d %+v", code, env)
+	}
+	for _, v := range []string{"2", "1"} {
+		if code, env := e.do(admin, "PUT", "/api/v1/models/m/aliases/canary", AliasBody{Version: v}); code != 200 {
+			e.t.Fatalf("seed canary: %d %+v", code, env)
+		}
+	}
+}
+
 // TestRoleMatrix calls every endpoint with no token, a wrong token and each
 // role: unauthenticated calls get 401, roles without the route's permission
 // 403, and neither changes any state (the journal, which every change
@@ -181,6 +226,7 @@ func (e *env) predictionBody(id, digest string) []byte {
 func TestRoleMatrix(t *testing.T) {
 	e := newEnv(t, Options{RatePerSecond: 1e6, RateBurst: 1e6})
 	e.seed()
+	e.seedCanary()
 	bodies := map[string]func() any{
 		"PUT /api/v1/models/{name}":                      func() any { return ModelBody{Description: "d"} },
 		"PUT /api/v1/models/{name}/versions/{version}":   func() any { return e.registerBody("seed weights") },
@@ -195,6 +241,9 @@ func TestRoleMatrix(t *testing.T) {
 			return DeploymentBody{Model: "m", Alias: "production", Version: "1", Digest: e.registerBody("seed weights").Manifest.Digest,
 				AliasLogIndex: -1, Host: "h", PID: 1, StartedAt: time.Now()}
 		},
+		"POST /api/v1/models/{name}/versions/{version}/approvals": func() any { return ApproveBody{Comment: "ok"} },
+		"POST /api/v1/models/{name}/aliases/{alias}/promote":      func() any { return PromoteBody{Version: "2"} },
+		"POST /api/v1/models/{name}/aliases/{alias}/rollback":     func() any { return RollbackBody{Reason: "matrix"} },
 	}
 	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
 		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1", "{request_id}", "r1")
@@ -221,6 +270,12 @@ func TestRoleMatrix(t *testing.T) {
 		if rt.Pattern == "/api/v1/deployments/{id}" {
 			path = "/api/v1/deployments/1" // reported by the POST above
 		}
+		if strings.HasSuffix(rt.Pattern, "/promote") || strings.HasSuffix(rt.Pattern, "/rollback") {
+			path = strings.Replace(path, "/production/", "/canary/", 1)
+		}
+		// The first permitted rollback (canary 2 -> 1 back to 2) marks 1
+		// bad; the second finds nothing left to roll back to.
+		rollbacks := 0
 		for _, c := range callers {
 			t.Run(key+"/"+c.name, func(t *testing.T) {
 				var body any
@@ -240,7 +295,15 @@ func TestRoleMatrix(t *testing.T) {
 					if code != 403 || env.ErrorType != ErrForbidden {
 						t.Fatalf("got %d %+v, want 403", code, env)
 					}
+				case strings.HasSuffix(rt.Pattern, "/rollback") && rollbacks > 0:
+					if code != 409 || env.ErrorType != ErrConflict {
+						t.Fatalf("second rollback got %d %+v, want 409 (nothing left)", code, env)
+					}
+					return
 				default:
+					if strings.HasSuffix(rt.Pattern, "/rollback") {
+						rollbacks++
+					}
 					if code >= 300 {
 						t.Fatalf("permitted call got %d %+v", code, env)
 					}

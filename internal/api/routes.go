@@ -21,11 +21,15 @@ func (s *Server) routes() []route {
 		{"GET", "/api/v1/models/{name}/versions/{version}", registry.PermRead, 0, s.getVersion},
 		{"PUT", "/api/v1/models/{name}/versions/{version}", registry.PermPublish, upload, s.registerVersion},
 		{"GET", "/api/v1/models/{name}/versions/{version}/lineage", registry.PermRead, 0, s.upstream},
+		{"GET", "/api/v1/models/{name}/versions/{version}/status", registry.PermRead, 0, s.versionState},
+		{"POST", "/api/v1/models/{name}/versions/{version}/approvals", registry.PermApprove, small, s.approve},
 		{"GET", "/api/v1/models/{name}/aliases", registry.PermRead, 0, s.listAliases},
 		{"GET", "/api/v1/models/{name}/aliases/{alias}", registry.PermRead, 0, s.resolveAlias},
 		{"PUT", "/api/v1/models/{name}/aliases/{alias}", registry.PermAlias, small, s.setAlias},
 		{"DELETE", "/api/v1/models/{name}/aliases/{alias}", registry.PermAlias, 0, s.removeAlias},
 		{"GET", "/api/v1/models/{name}/aliases/{alias}/history", registry.PermRead, 0, s.aliasHistory},
+		{"POST", "/api/v1/models/{name}/aliases/{alias}/promote", registry.PermAlias, small, s.promote},
+		{"POST", "/api/v1/models/{name}/aliases/{alias}/rollback", registry.PermAlias, small, s.rollback},
 		{"GET", "/api/v1/datasets/{name}/versions/{version}", registry.PermRead, 0, s.getDataset},
 		{"PUT", "/api/v1/datasets/{name}/versions/{version}", registry.PermPublish, upload, s.registerDataset},
 		{"GET", "/api/v1/datasets/{name}/versions/{version}/lineage", registry.PermRead, 0, s.downstream},
@@ -152,6 +156,61 @@ func (s *Server) removeAlias(c *call) (any, int, error) {
 func (s *Server) aliasHistory(c *call) (any, int, error) {
 	h, err := s.svc.AliasHistory(c.r.Context(), c.path("name"), c.path("alias"))
 	return h, http.StatusOK, err
+}
+
+func (s *Server) versionState(c *call) (any, int, error) {
+	st, err := s.svc.VersionState(c.r.Context(), c.path("name"), c.path("version"))
+	return st, http.StatusOK, err
+}
+
+// ApproveBody is the body of POST /models/{name}/versions/{version}/approvals.
+type ApproveBody struct {
+	Comment string `json:"comment"`
+}
+
+func (s *Server) approve(c *call) (any, int, error) {
+	var b ApproveBody
+	if err := c.decode(&b); err != nil {
+		return nil, 0, err
+	}
+	a, created, err := s.svc.Approve(c.r.Context(), c.actor, c.path("name"), c.path("version"), b.Comment)
+	if err != nil {
+		return nil, 0, err
+	}
+	if created {
+		return a, http.StatusCreated, nil
+	}
+	return a, http.StatusOK, nil
+}
+
+// PromoteBody is the body of POST /models/{name}/aliases/{alias}/promote.
+type PromoteBody struct {
+	Version string `json:"version"`
+}
+
+func (s *Server) promote(c *call) (any, int, error) {
+	var b PromoteBody
+	if err := c.decode(&b); err != nil {
+		return nil, 0, err
+	}
+	e, err := s.svc.Promote(c.r.Context(), c.actor, c.path("name"), b.Version, c.path("alias"))
+	return e, http.StatusOK, err
+}
+
+// RollbackBody is the body of POST /models/{name}/aliases/{alias}/rollback.
+// To "" rolls back to the most recent earlier known-good target.
+type RollbackBody struct {
+	To     string `json:"to"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) rollback(c *call) (any, int, error) {
+	var b RollbackBody
+	if err := c.decode(&b); err != nil {
+		return nil, 0, err
+	}
+	e, err := s.svc.RollbackTo(c.r.Context(), c.actor, c.path("name"), c.path("alias"), b.To, b.Reason)
+	return e, http.StatusOK, err
 }
 
 func (s *Server) getDataset(c *call) (any, int, error) {

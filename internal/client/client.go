@@ -23,6 +23,8 @@ type Error struct {
 	Status int
 	Type   api.ErrorType
 	Msg    string
+	// Reasons are a policy's deny reasons, verbatim (policy_denied).
+	Reasons []string
 }
 
 func (e *Error) Error() string {
@@ -99,7 +101,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return resp.StatusCode, fmt.Errorf("server answered HTTP %d with a body that is not an API envelope", resp.StatusCode)
 	}
 	if env.Status != "success" {
-		return resp.StatusCode, &Error{Status: resp.StatusCode, Type: env.ErrorType, Msg: env.Error}
+		return resp.StatusCode, &Error{Status: resp.StatusCode, Type: env.ErrorType, Msg: env.Error, Reasons: env.Reasons}
 	}
 	if out != nil {
 		if err := json.Unmarshal(env.Data, out); err != nil {
@@ -148,6 +150,36 @@ func (c *Client) SetAlias(ctx context.Context, model, alias, version string) (*s
 	e := new(store.AliasEvent)
 	_, err := c.do(ctx, "PUT", "/api/v1/models/"+seg(model)+"/aliases/"+seg(alias), nil, api.AliasBody{Version: version}, e)
 	return e, err
+}
+
+// Approve records the token's approval of a version (policy approve);
+// created is false when it had approved it already.
+func (c *Client) Approve(ctx context.Context, model, version, comment string) (*store.Approval, bool, error) {
+	a := new(store.Approval)
+	code, err := c.do(ctx, "POST", "/api/v1/models/"+seg(model)+"/versions/"+seg(version)+"/approvals", nil, api.ApproveBody{Comment: comment}, a)
+	return a, code == http.StatusCreated, err
+}
+
+// Promote moves an alias to a version through the promote policy.
+func (c *Client) Promote(ctx context.Context, model, version, alias string) (*store.AliasEvent, error) {
+	e := new(store.AliasEvent)
+	_, err := c.do(ctx, "POST", "/api/v1/models/"+seg(model)+"/aliases/"+seg(alias)+"/promote", nil, api.PromoteBody{Version: version}, e)
+	return e, err
+}
+
+// Rollback moves an alias back to version to ("": the most recent earlier
+// target not marked bad) and marks the version it leaves bad.
+func (c *Client) Rollback(ctx context.Context, model, alias, to, reason string) (*store.AliasEvent, error) {
+	e := new(store.AliasEvent)
+	_, err := c.do(ctx, "POST", "/api/v1/models/"+seg(model)+"/aliases/"+seg(alias)+"/rollback", nil, api.RollbackBody{To: to, Reason: reason}, e)
+	return e, err
+}
+
+// VersionState returns a version's status (ok or bad) and approvals.
+func (c *Client) VersionState(ctx context.Context, model, version string) (*registry.VersionState, error) {
+	st := new(registry.VersionState)
+	_, err := c.do(ctx, "GET", "/api/v1/models/"+seg(model)+"/versions/"+seg(version)+"/status", nil, nil, st)
+	return st, err
 }
 
 // ResolveAlias returns the alias's target now (at zero) or at a past time.

@@ -37,7 +37,7 @@ import (
 var defaultFS embed.FS
 
 // Decisions are the gates a policy can decide, in lifecycle order.
-var Decisions = []string{"register", "approve", "promote", "deploy"}
+var Decisions = []string{"register", "approve", "promote", "rollback", "deploy"}
 
 // MaxInputSize caps the JSON size of an input document.
 const MaxInputSize = 1 << 20
@@ -236,6 +236,17 @@ func (e *Engine) Evaluate(ctx context.Context, decision string, input any) (Deci
 	}
 	d.Allow = allow && len(d.Deny) == 0
 	return d, nil
+}
+
+// Decide is [Engine.Evaluate] in the shape of the registry's policy gate
+// (registry.Gate): allow, the reasons to deny, or an error (which the
+// caller must treat as a refusal).
+func (e *Engine) Decide(ctx context.Context, decision string, input map[string]any) (bool, []string, error) {
+	d, err := e.Evaluate(ctx, decision, input)
+	if err != nil {
+		return false, nil, err
+	}
+	return d.Allow, d.Deny, nil
 }
 
 // TestResult is the outcome of one Rego unit test.

@@ -3,12 +3,15 @@ package registry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/custody-ml/custody/internal/store"
 )
 
-// SetAlias points alias at version (which must exist). Setting an alias to
+// SetAlias points alias at version (which must exist). Protected aliases
+// (Options.ProtectedAliases) are refused with ErrForbidden: they move only
+// through [Service.Promote] and [Service.Rollback]. Setting an alias to
 // the version it already points at is a no-op that returns the current
 // event. version == "" removes the alias.
 //
@@ -25,6 +28,10 @@ func (s *Service) SetAlias(ctx context.Context, actor Actor, model, alias, versi
 	}
 	if err := CheckAlias(alias); err != nil {
 		return nil, err
+	}
+	if s.Protected(alias) {
+		return nil, fmt.Errorf("%w: alias %q is protected: it moves only through policy, with 'custody promote %s@VERSION --alias %s' or 'custody rollback %s --alias %s'",
+			ErrForbidden, alias, model, alias, model, alias)
 	}
 	if version != "" {
 		if err := CheckVersion(version); err != nil {

@@ -21,7 +21,7 @@ type Role string
 const (
 	RoleViewer    Role = "viewer"    // read everything
 	RolePublisher Role = "publisher" // read; register models, versions, datasets
-	RoleApprover  Role = "approver"  // read; move aliases
+	RoleApprover  Role = "approver"  // read; approve versions, move aliases
 	RoleDeployer  Role = "deployer"  // read; report deployments (serving processes)
 	RoleAdmin     Role = "admin"     // everything, including tokens
 	RoleIngester  Role = "ingester"  // log predictions and labels, nothing else
@@ -46,7 +46,8 @@ type Permission string
 const (
 	PermRead     Permission = "read"
 	PermPublish  Permission = "publish" // models, versions, datasets
-	PermAlias    Permission = "alias"   // set and remove aliases
+	PermAlias    Permission = "alias"   // set and remove aliases, promote, roll back
+	PermApprove  Permission = "approve" // approve versions
 	PermAdminTok Permission = "tokens"  // create tokens
 	PermDeploy   Permission = "deploy"  // report deployments
 	PermIngest   Permission = "ingest"  // log predictions and labels
@@ -55,9 +56,9 @@ const (
 var grants = map[Role][]Permission{
 	RoleViewer:    {PermRead},
 	RolePublisher: {PermRead, PermPublish},
-	RoleApprover:  {PermRead, PermAlias},
+	RoleApprover:  {PermRead, PermAlias, PermApprove},
 	RoleDeployer:  {PermRead, PermDeploy},
-	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermAdminTok, PermDeploy, PermIngest},
+	RoleAdmin:     {PermRead, PermPublish, PermAlias, PermApprove, PermAdminTok, PermDeploy, PermIngest},
 	// An ingester cannot read the registry: resolving a record's digest
 	// to a version happens inside the server.
 	RoleIngester: {PermIngest},

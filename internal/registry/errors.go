@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/store"
@@ -27,6 +28,12 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrForbidden: the actor's role does not allow the action.
 	ErrForbidden = errors.New("forbidden")
+	// ErrPolicyDenied: a policy gate denied the action ([DeniedError]
+	// carries the reasons).
+	ErrPolicyDenied = errors.New("denied by policy")
+	// ErrPolicyFailed: a policy gate could not decide (no gate, an
+	// evaluation error, a timeout); the action is refused (fail closed).
+	ErrPolicyFailed = errors.New("policy evaluation failed")
 )
 
 func invalidf(format string, args ...any) error {
@@ -65,3 +72,18 @@ func (e *VerificationError) Error() string {
 
 // Unwrap returns [ErrUnverified] and the cause.
 func (e *VerificationError) Unwrap() []error { return []error{ErrUnverified, e.Err} }
+
+// DeniedError reports a policy denial with the policy's reasons, verbatim.
+// It wraps [ErrPolicyDenied].
+type DeniedError struct {
+	Decision string   // register, approve, promote or rollback
+	Subject  string   // e.g. "m@2" or "m@2 -> production"
+	Reasons  []string // the policy's deny reasons, sorted
+}
+
+func (e *DeniedError) Error() string {
+	return fmt.Sprintf("policy denies %s of %s: %s", e.Decision, e.Subject, strings.Join(e.Reasons, "; "))
+}
+
+// Unwrap returns [ErrPolicyDenied].
+func (e *DeniedError) Unwrap() error { return ErrPolicyDenied }

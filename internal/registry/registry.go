@@ -18,6 +18,11 @@
 //     manifest; at least one bundle is required.
 //   - Alias changes are appended, never overwritten: the target of an alias
 //     at any past time is a query ([Service.ResolveAlias]).
+//   - Approve, Promote and Rollback (and RegisterVersion, when a [Gate] is
+//     configured) are decided by policy; every decision, allow or deny, is
+//     logged as a policy.decision event, a denial in its own transaction
+//     without the change ([DeniedError]). Protected aliases move only
+//     through Promote and Rollback.
 //   - Every state change happens in one store transaction that also
 //     journals it ([store.Event]) and runs the [TxHook]s, so a log built
 //     over the journal never disagrees with the state.
@@ -73,6 +78,17 @@ type Options struct {
 	Hooks []TxHook
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Gate decides register, approve, promote and rollback (see Gate).
+	// Nil leaves registration ungated and refuses approve, promote and
+	// rollback (fail closed).
+	Gate Gate
+	// PolicyConfig is input.config of every decision (trusted_keys,
+	// min_metrics, ...: docs/policy.md). It must marshal to JSON and is
+	// not modified.
+	PolicyConfig map[string]any
+	// ProtectedAliases move only through Promote and Rollback: SetAlias
+	// refuses them. custody server protects "production" by default.
+	ProtectedAliases []string
 }
 
 // Service implements the registry's operations over a store.
@@ -350,6 +366,12 @@ func (s *Service) RegisterVersion(ctx context.Context, actor Actor, req Register
 	if err != nil {
 		return nil, false, err
 	}
+	var decision *verdict
+	if s.opts.Gate != nil {
+		if decision, err = s.decideRegister(ctx, actor, &req, sigs); err != nil {
+			return nil, false, err
+		}
+	}
 	var out *store.Version
 	created := false
 	err = s.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
@@ -392,6 +414,11 @@ func (s *Service) RegisterVersion(ctx context.Context, actor Actor, req Register
 			signers[i] = sg.Signer
 		}
 		out, created = v, true
+		if decision != nil {
+			if err := s.recordDecision(ctx, tx, actor, decision); err != nil {
+				return err
+			}
+		}
 		return s.record(ctx, tx, actor, "version.register", req.Model+"@"+req.Version, map[string]any{
 			"model": req.Model, "version": req.Version, "digest": req.Manifest.Digest, "oms_root": req.Manifest.OMSRoot,
 			"signers": signers, "uri": req.URI, "run_id": v.RunID, "scan_verdict": req.ScanVerdict,
@@ -401,6 +428,36 @@ func (s *Service) RegisterVersion(ctx context.Context, actor Actor, req Register
 		return nil, false, err
 	}
 	return out, created, nil
+}
+
+// decideRegister evaluates the register policy on the version about to
+// be created (its signatures just verified). A denial is logged and
+// returned; an allow is logged by the caller with the registration.
+func (s *Service) decideRegister(ctx context.Context, actor Actor, req *RegisterRequest, sigs []store.Signature) (*verdict, error) {
+	v := &store.Version{Model: req.Model, Version: req.Version, Manifest: req.Manifest, Signatures: sigs, ScanVerdict: req.ScanVerdict, CreatedBy: actor.Name}
+	trusted := make([]bool, len(sigs))
+	for i := range trusted {
+		trusted[i] = true // verified against the current trust just now
+	}
+	vin, err := versionInput(ctx, s.st, v, trusted)
+	if err != nil {
+		return nil, err
+	}
+	if req.Run != nil {
+		m := map[string]any{}
+		for k, x := range req.Run.Metrics {
+			m[k] = x
+		}
+		vin["metrics"] = m
+	}
+	vd, err := s.evaluate(ctx, DecisionRegister, req.Model+"@"+req.Version, s.policyInput(DecisionRegister, actor, vin), nil)
+	if err != nil {
+		return nil, s.refuse(ctx, actor, vd, err)
+	}
+	if !vd.allow {
+		return nil, s.refuse(ctx, actor, vd, nil)
+	}
+	return vd, nil
 }
 
 func (s *Service) sameVersion(v *store.Version, req *RegisterRequest) (*store.Version, bool, error) {

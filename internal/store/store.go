@@ -184,6 +184,27 @@ type Token struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Approval records that an approver vouched for a model version. There
+// is at most one per (model, version, approver).
+type Approval struct {
+	Model    string    `json:"model"`
+	Version  string    `json:"version"`
+	Approver string    `json:"approver"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// VersionStatus marks a model version, e.g. "bad" after a rollback away
+// from it. There is at most one per version.
+type VersionStatus struct {
+	Model   string    `json:"model"`
+	Version string    `json:"version"`
+	Status  string    `json:"status"`
+	Reason  string    `json:"reason,omitempty"`
+	Actor   string    `json:"actor"`
+	At      time.Time `json:"at"`
+}
+
 // Event is one entry of the change journal: every state change appends
 // exactly one, in the transaction that makes the change. Seq is assigned by
 // the store, increasing in insertion order (PostgreSQL sequences may leave
@@ -217,6 +238,9 @@ type Reader interface {
 	AliasHistory(ctx context.Context, model, alias string) ([]AliasEvent, error)
 	// ListAliases returns the latest event of every alias of model.
 	ListAliases(ctx context.Context, model string) ([]AliasEvent, error)
+	// VersionAliases returns, for every alias that ever pointed at the
+	// version, the latest event that moved it there, ordered by alias.
+	VersionAliases(ctx context.Context, model, version string) ([]AliasEvent, error)
 	GetDataset(ctx context.Context, name, version string) (*Dataset, error)
 	GetRun(ctx context.Context, id string) (*Run, error)
 	// RunsWithInput returns the runs that read the dataset version,
@@ -228,6 +252,12 @@ type Reader interface {
 	// ListDeployments returns deployment reports with ID > after, oldest
 	// first; model "" means every model.
 	ListDeployments(ctx context.Context, model string, after int64, limit int) ([]Deployment, error)
+	// ListApprovals returns the approvals of a version, ordered by time
+	// then approver (empty, not ErrNotFound, when there are none).
+	ListApprovals(ctx context.Context, model, version string) ([]Approval, error)
+	// GetVersionStatus returns the status record of a version;
+	// ErrNotFound if it has none.
+	GetVersionStatus(ctx context.Context, model, version string) (*VersionStatus, error)
 	// Events returns events with Seq > after, oldest first.
 	Events(ctx context.Context, after int64, limit int) ([]Event, error)
 
@@ -268,6 +298,12 @@ type Tx interface {
 	CreateRun(ctx context.Context, r *Run) error
 	// CreateToken inserts t; ErrExists if the ID is taken.
 	CreateToken(ctx context.Context, t *Token) error
+	// CreateApproval inserts a; ErrExists if the approver already
+	// approved the version.
+	CreateApproval(ctx context.Context, a *Approval) error
+	// CreateVersionStatus inserts st; ErrExists if the version already
+	// has a status record.
+	CreateVersionStatus(ctx context.Context, st *VersionStatus) error
 	// AppendEvent journals a state change and sets e.Seq.
 	AppendEvent(ctx context.Context, e *Event) error
 

@@ -37,6 +37,9 @@ type State interface {
 	GetDeployment(ctx context.Context, id int64) (*store.Deployment, error)
 	ListDeployments(ctx context.Context, model string, after int64, limit int) ([]store.Deployment, error)
 	Events(ctx context.Context, after int64, limit int) ([]store.Event, error)
+	ListApprovals(ctx context.Context, model, version string) ([]store.Approval, error)
+	// GetVersionStatus is ErrNotFound for a version without a status.
+	GetVersionStatus(ctx context.Context, model, version string) (*store.VersionStatus, error)
 }
 
 // Audit replays the log stored behind r over the registry state in r (see
@@ -61,7 +64,9 @@ type aliasKey struct{ model, alias string }
 // with the registry state, and reports every difference: records whose
 // current row disagrees with what the log says was written (digests,
 // signers, URIs, token roles, model metadata, alias histories, dataset
-// hashes, run inputs), and records and journal events the log never saw.
+// hashes, run inputs, approvals, version statuses), and records and
+// journal events the log never saw. Policy decisions change no row; they
+// are checked against the journal like every entry.
 type Auditor struct {
 	st       State
 	findings []string
@@ -75,12 +80,15 @@ type Auditor struct {
 	aliasOrder []aliasKey
 	deploys    map[int64]bool   // logged deployment IDs
 	events     map[int64]string // journal seq → "type subject" as logged
+	approvals  map[string]bool  // "model@version approver" logged
+	statuses   map[string]bool  // "model@version" whose status was logged
 }
 
 // NewAuditor returns an auditor of the state st.
 func NewAuditor(st State) *Auditor {
 	return &Auditor{st: st, skipped: map[string]bool{}, models: map[string]map[string]any{}, versions: map[string]bool{},
-		aliases: map[aliasKey][]*Entry{}, aliasIdx: map[aliasKey][]int64{}, deploys: map[int64]bool{}, events: map[int64]string{}}
+		aliases: map[aliasKey][]*Entry{}, aliasIdx: map[aliasKey][]int64{}, deploys: map[int64]bool{}, events: map[int64]string{},
+		approvals: map[string]bool{}, statuses: map[string]bool{}}
 }
 
 func (a *Auditor) find(format string, args ...any) {
@@ -230,6 +238,43 @@ func (a *Auditor) Add(ctx context.Context, index int64, b []byte) error {
 			"role": {s("role"), tok.Role},
 			"name": {s("name"), tok.Name},
 		})
+	case "approval.create":
+		key := s("model") + "@" + s("version")
+		a.approvals[key+" "+s("approver")] = true
+		as, err := r.ListApprovals(ctx, s("model"), s("version"))
+		if err != nil {
+			return err
+		}
+		var got *store.Approval
+		for i := range as {
+			if as[i].Approver == s("approver") {
+				got = &as[i]
+			}
+		}
+		if got == nil {
+			find("approval of %s by %s is logged (entry %d) but missing", key, s("approver"), index)
+			return nil
+		}
+		diff(find, "approval of "+key+" by "+s("approver"), map[string][2]string{
+			"comment": {s("comment"), got.Comment},
+		})
+	case "version.status":
+		key := s("model") + "@" + s("version")
+		a.statuses[key] = true
+		st, err := r.GetVersionStatus(ctx, s("model"), s("version"))
+		if errors.Is(err, store.ErrNotFound) {
+			find("status %s of version %s is logged (entry %d) but missing", s("status"), key, index)
+			return nil
+		} else if err != nil {
+			return err
+		}
+		diff(find, "status of version "+key, map[string][2]string{
+			"status": {s("status"), st.Status},
+			"reason": {s("reason"), st.Reason},
+			"actor":  {e.Actor, st.Actor},
+		})
+	case "policy.decision":
+		// A decision changes no row: the journal check covers it.
 	default:
 		find("entry %d has an unknown type %q", index, e.Type)
 	}
@@ -258,7 +303,7 @@ func (a *Auditor) Finish(ctx context.Context) ([]string, error) {
 					"tags":        {strList(logged["tags"]), strings.Join(m.Tags, ",")},
 				})
 			}
-			if err := auditVersions(ctx, r, m.Name, a.versions, find); err != nil {
+			if err := a.auditVersions(ctx, m.Name); err != nil {
 				return nil, err
 			}
 			as, err := r.ListAliases(ctx, m.Name)
@@ -353,15 +398,34 @@ func (a *Auditor) Finish(ctx context.Context) ([]string, error) {
 	return a.findings, nil
 }
 
-func auditVersions(ctx context.Context, r State, model string, logged map[string]bool, find func(string, ...any)) error {
+// auditVersions reports versions, approvals and statuses of model that
+// exist but were never logged.
+func (a *Auditor) auditVersions(ctx context.Context, model string) error {
+	r, find := a.st, a.find
 	for after := ""; ; {
 		vs, err := r.ListVersions(ctx, model, after, 1000)
 		if err != nil {
 			return err
 		}
 		for _, v := range vs {
-			if !logged[model+"@"+v.Version] {
-				find("version %s@%s exists but its registration is not in the log", model, v.Version)
+			key := model + "@" + v.Version
+			if !a.versions[key] {
+				find("version %s exists but its registration is not in the log", key)
+			}
+			as, err := r.ListApprovals(ctx, model, v.Version)
+			if err != nil {
+				return err
+			}
+			for _, ap := range as {
+				if !a.approvals[key+" "+ap.Approver] {
+					find("approval of %s by %s exists but is not in the log", key, ap.Approver)
+				}
+			}
+			st, err := r.GetVersionStatus(ctx, model, v.Version)
+			if err == nil && !a.statuses[key] {
+				find("version %s is marked %s but the log never says so", key, st.Status)
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
 			}
 			after = v.Version
 		}

@@ -4,6 +4,7 @@ import data.custody.approve
 import data.custody.deploy
 import data.custody.promote
 import data.custody.register
+import data.custody.rollback
 
 good := {
 	"decision": "promote",
@@ -28,6 +29,21 @@ test_compliant_allowed if {
 	approve.allow with input as good
 	promote.allow with input as good
 	deploy.allow with input as good
+	rollback.allow with input as good
+}
+
+test_rollback_ignores_metric_minimums if {
+	inp := json.patch(good, [{"op": "replace", "path": "/version/metrics/accuracy", "value": 0.5}])
+	rollback.allow with input as inp
+	not promote.allow with input as inp
+}
+
+test_rollback_needs_signature_and_safe_scan if {
+	inp := json.patch(good, [
+		{"op": "replace", "path": "/version/signatures/0/trusted", "value": false},
+		{"op": "replace", "path": "/version/scan/verdict", "value": "dangerous"},
+	])
+	rollback.deny == {"version is not signed by a trusted key", "scan verdict is \"dangerous\" (want \"safe\")"} with input as inp
 }
 
 test_untrusted_signature_denied if {

@@ -144,6 +144,30 @@ CREATE TABLE deployments (
 );
 CREATE INDEX deployments_by_model ON deployments (model, id);
 `,
+	// 4: approvals and version status (promotion and rollback,
+	// docs/registry.md). At most one approval per approver and one status
+	// record per version.
+	`
+CREATE TABLE approvals (
+	model    TEXT NOT NULL,
+	version  TEXT NOT NULL,
+	approver TEXT NOT NULL,
+	comment  TEXT NOT NULL,
+	at       BIGINT NOT NULL,
+	PRIMARY KEY (model, version, approver),
+	FOREIGN KEY (model, version) REFERENCES versions (model, version)
+);
+CREATE TABLE version_status (
+	model   TEXT NOT NULL,
+	version TEXT NOT NULL,
+	status  TEXT NOT NULL,
+	reason  TEXT NOT NULL,
+	actor   TEXT NOT NULL,
+	at      BIGINT NOT NULL,
+	PRIMARY KEY (model, version),
+	FOREIGN KEY (model, version) REFERENCES versions (model, version)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build migrates to.

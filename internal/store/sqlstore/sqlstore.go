@@ -425,6 +425,10 @@ func (r reader) ListAliases(ctx context.Context, model string) ([]store.AliasEve
 	return r.aliases(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE seq IN (SELECT MAX(seq) FROM alias_events WHERE model = ? GROUP BY alias) ORDER BY alias", model)
 }
 
+func (r reader) VersionAliases(ctx context.Context, model, version string) ([]store.AliasEvent, error) {
+	return r.aliases(ctx, "SELECT "+aliasCols+" FROM alias_events WHERE seq IN (SELECT MAX(seq) FROM alias_events WHERE model = ? AND version = ? GROUP BY alias) ORDER BY alias", model, version)
+}
+
 const datasetCols = "name, version, digest, dvc_md5, source_uri, size, rows, files, created_by, created_at"
 
 func scanDataset(sc scanner) (*store.Dataset, error) {
@@ -582,6 +586,40 @@ func (r reader) Events(ctx context.Context, after int64, limit int) ([]store.Eve
 	return out, rows.Err()
 }
 
+func (r reader) ListApprovals(ctx context.Context, model, version string) ([]store.Approval, error) {
+	rows, err := r.query(ctx, "SELECT model, version, approver, comment, at FROM approvals WHERE model = ? AND version = ? ORDER BY at, approver", model, version)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read approvals: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Approval{}
+	for rows.Next() {
+		var a store.Approval
+		var at int64
+		if err := rows.Scan(&a.Model, &a.Version, &a.Approver, &a.Comment, &at); err != nil {
+			return nil, err
+		}
+		a.At = fromNanos(at)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (r reader) GetVersionStatus(ctx context.Context, model, version string) (*store.VersionStatus, error) {
+	var st store.VersionStatus
+	var at int64
+	err := r.queryRow(ctx, "SELECT model, version, status, reason, actor, at FROM version_status WHERE model = ? AND version = ?", model, version).
+		Scan(&st.Model, &st.Version, &st.Status, &st.Reason, &st.Actor, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("status of version", model, version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read version status: %w", err)
+	}
+	st.At = fromNanos(at)
+	return &st, nil
+}
+
 // tx implements store.Tx.
 type tx struct{ reader }
 
@@ -713,6 +751,18 @@ func (t *tx) CreateToken(ctx context.Context, tok *store.Token) error {
 	return t.insert(ctx, "token "+tok.ID,
 		"INSERT INTO tokens (id, hash, role, name, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 		tok.ID, tok.Hash[:], tok.Role, tok.Name, tok.CreatedBy, nanos(tok.CreatedAt))
+}
+
+func (t *tx) CreateApproval(ctx context.Context, a *store.Approval) error {
+	return t.insert(ctx, "approval of "+a.Model+"@"+a.Version+" by "+a.Approver,
+		"INSERT INTO approvals (model, version, approver, comment, at) VALUES (?, ?, ?, ?, ?)",
+		a.Model, a.Version, a.Approver, a.Comment, nanos(a.At))
+}
+
+func (t *tx) CreateVersionStatus(ctx context.Context, st *store.VersionStatus) error {
+	return t.insert(ctx, "status of "+st.Model+"@"+st.Version,
+		"INSERT INTO version_status (model, version, status, reason, actor, at) VALUES (?, ?, ?, ?, ?, ?)",
+		st.Model, st.Version, st.Status, st.Reason, st.Actor, nanos(st.At))
 }
 
 func (t *tx) AppendEvent(ctx context.Context, e *store.Event) error {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ func Run(t *testing.T, open Opener) {
 		{"Aliases", testAliases},
 		{"DatasetsAndRuns", testDatasetsAndRuns},
 		{"Tokens", testTokens},
+		{"ApprovalsAndStatus", testApprovalsAndStatus},
 		{"RollbackLeavesNothing", testRollback},
 		{"EventsOrdered", testEvents},
 		{"Log", testLog},
@@ -283,6 +285,31 @@ func testAliases(t *testing.T, s store.Store) {
 	if len(all) != 2 || all[0].Alias != "production" || all[0].Version != "1" || all[1].Alias != "staging" || all[1].Version != "2" {
 		t.Fatalf("ListAliases = %+v", all)
 	}
+	held := func(v string) string {
+		es, err := s.VersionAliases(ctx, "m", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range es {
+			if e.Version != v {
+				t.Fatalf("VersionAliases(%s) returned %+v", v, e)
+			}
+			out = append(out, fmt.Sprintf("%s@%s", e.Alias, e.At.Sub(t0)))
+		}
+		return strings.Join(out, " ")
+	}
+	// 1 held production twice (the latest counts); 2 held production and
+	// staging; 9 never held anything.
+	if got := held("1"); got != "production@3h0m0s" {
+		t.Errorf("VersionAliases(1) = %q", got)
+	}
+	if got := held("2"); got != "production@1h0m0s staging@0s" {
+		t.Errorf("VersionAliases(2) = %q", got)
+	}
+	if got := held("9"); got != "" {
+		t.Errorf("VersionAliases(9) = %q", got)
+	}
 }
 
 func testDatasetsAndRuns(t *testing.T, s store.Store) {
@@ -377,6 +404,62 @@ func testTokens(t *testing.T, s store.Store) {
 	}
 	if _, err := s.GetToken(ctx, "zzz"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetToken(absent) = %v", err)
+	}
+}
+
+func testApprovalsAndStatus(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustCreateModel(t, s, "m")
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.CreateVersion(ctx, version("m", "1", "w1")); err != nil {
+			return err
+		}
+		return tx.CreateVersion(ctx, version("m", "2", "w2"))
+	})
+	if as, err := s.ListApprovals(ctx, "m", "1"); err != nil || as == nil || len(as) != 0 {
+		t.Fatalf("ListApprovals(none) = %#v, %v; want an empty list", as, err)
+	}
+	a1 := &store.Approval{Model: "m", Version: "1", Approver: "token:bob", Comment: "looks good", At: t0.Add(2 * time.Second)}
+	a2 := &store.Approval{Model: "m", Version: "1", Approver: "token:carol", At: t0.Add(time.Second)}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.CreateApproval(ctx, a1); err != nil {
+			return err
+		}
+		return tx.CreateApproval(ctx, a2)
+	})
+	as, err := s.ListApprovals(ctx, "m", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(as, []store.Approval{*a2, *a1}) {
+		t.Fatalf("ListApprovals = %+v, want carol then bob (by time)", as)
+	}
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		return tx.CreateApproval(ctx, &store.Approval{Model: "m", Version: "1", Approver: "token:bob", At: t0})
+	}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateApproval(same approver again) = %v, want ErrExists", err)
+	}
+	if as, _ := s.ListApprovals(ctx, "m", "2"); len(as) != 0 {
+		t.Fatalf("approvals of another version leaked: %+v", as)
+	}
+
+	if _, err := s.GetVersionStatus(ctx, "m", "1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetVersionStatus(none) = %v, want ErrNotFound", err)
+	}
+	st := &store.VersionStatus{Model: "m", Version: "2", Status: "bad", Reason: "rolled back", Actor: "token:bob", At: t0}
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersionStatus(ctx, st) })
+	got, err := s.GetVersionStatus(ctx, "m", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Fatalf("GetVersionStatus = %+v, want %+v", got, st)
+	}
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error { return tx.CreateVersionStatus(ctx, st) }); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateVersionStatus(again) = %v, want ErrExists", err)
+	}
+	if _, err := s.GetVersionStatus(ctx, "m", "1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("status leaked to another version: %v", err)
 	}
 }
 
