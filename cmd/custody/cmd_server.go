@@ -18,9 +18,9 @@ import (
 	"github.com/custody-ml/custody/internal/api"
 	"github.com/custody-ml/custody/internal/fileutil"
 	"github.com/custody-ml/custody/internal/oms"
+	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/predict"
 	"github.com/custody-ml/custody/internal/predstore/predsql"
-	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/tlog"
 	"github.com/custody-ml/custody/internal/trust"
@@ -52,12 +52,12 @@ type serverOptions struct {
 
 	extraSigstore  []sigstoreFlags   // from --config
 	extraRetention map[string]string // from --config
-	UnsignedLog bool
-	Policy      string
-	PolicyCfg   string
-	Protected   []string
+	UnsignedLog    bool
+	Policy         string
+	PolicyCfg      string
+	Protected      []string
 
-	policyConfig  policyConfig    // from --config
+	policyConfig policyConfig // from --config
 }
 
 // policyConfig is input.config of every policy decision
@@ -309,10 +309,10 @@ type serverConfig struct {
 	// how long their logged predictions are kept ("720h").
 	PredictionRetention map[string]string `json:"prediction_retention"`
 	RetentionInterval   string            `json:"retention_interval"`
-	UnsignedLog     bool            `json:"unsigned_log"`
-	Policy          string          `json:"policy"`
-	PolicyConfig    *policyConfig   `json:"policy_config"`
-	ProtectedAlias  []string        `json:"protected_aliases"`
+	UnsignedLog         bool              `json:"unsigned_log"`
+	Policy              string            `json:"policy"`
+	PolicyConfig        *policyConfig     `json:"policy_config"`
+	ProtectedAlias      []string          `json:"protected_aliases"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
