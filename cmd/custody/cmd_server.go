@@ -58,6 +58,7 @@ type serverOptions struct {
 	Protected      []string
 
 	policyConfig policyConfig // from --config
+	monitorOptions
 }
 
 // policyConfig is input.config of every policy decision
@@ -214,6 +215,7 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Protected, "protected-alias", []string{"production"}, "alias that moves only through 'custody promote' and 'custody rollback' (repeatable)")
 	f.StringArrayVar(&o.Retention, "prediction-retention", nil, "keep logged predictions of MODEL for DURATION, as MODEL=DURATION (e.g. fraud=720h; '*=2160h' for every other model; repeatable; default: forever)")
 	f.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often prediction retention is enforced")
+	o.monitorOptions.AddFlags(f)
 	f.Int64Var(&o.MaxIngestBytes, "max-ingest-bytes", 16<<20, "largest prediction or label batch accepted, as sent (compressed); 64 MiB decompressed")
 }
 
@@ -313,6 +315,9 @@ type serverConfig struct {
 	Policy              string            `json:"policy"`
 	PolicyConfig        *policyConfig     `json:"policy_config"`
 	ProtectedAlias      []string          `json:"protected_aliases"`
+	Monitors            string            `json:"monitors"`
+	MonitorState        string            `json:"monitor_state"`
+	MonitorInterval     string            `json:"monitor_interval"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
@@ -384,6 +389,19 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	}
 	if c.PolicyConfig != nil {
 		o.policyConfig.merge(*c.PolicyConfig)
+	}
+	if !set("monitors") && c.Monitors != "" {
+		o.Monitors = abs(c.Monitors)
+	}
+	if !set("monitor-state") && c.MonitorState != "" {
+		o.MonitorState = abs(c.MonitorState)
+	}
+	if !set("monitor-interval") && c.MonitorInterval != "" {
+		d, err := time.ParseDuration(c.MonitorInterval)
+		if err != nil || d <= 0 {
+			return usagef("--config %s: monitor_interval: want a positive duration", o.Config)
+		}
+		o.MonitorInterval = d
 	}
 	if !set("protected-alias") && c.ProtectedAlias != nil {
 		o.Protected = c.ProtectedAlias
@@ -532,7 +550,18 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		return err
 	}
 	defer pst.Close()
-	preds := predict.New(svc, pst, predict.Options{Observers: []predict.Observer{metrics}})
+	monitors, err := opts.openMonitors(log, svc)
+	if err != nil {
+		return err
+	}
+	popts := predict.Options{Observers: []predict.Observer{metrics}}
+	if monitors != nil {
+		obs := predictionObserver{set: monitors, log: log}
+		popts.Observers = append(popts.Observers, obs)
+		popts.LabelObservers = []predict.LabelObserver{obs}
+		popts.OnObserveError = func(err error) { log.Warn("monitors miss a label batch", "err", err) }
+	}
+	preds := predict.New(svc, pst, popts)
 	ready := func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
@@ -540,7 +569,8 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		return pst.Ping(ctx)
 	}
 	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: ready,
-		Log: tlog.New(st, signer), LogVerifierKey: vkey, Predictions: preds, Metrics: metrics, MaxIngestBytes: opts.MaxIngestBytes})
+		Log: tlog.New(st, signer), LogVerifierKey: vkey, Predictions: preds, Metrics: metrics, MaxIngestBytes: opts.MaxIngestBytes,
+		Monitors: monitors})
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -549,6 +579,15 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel() // before pst.Close
 		go enforceRetention(rctx, log, preds, retention, opts.RetentionInterval)
+	}
+	if monitors != nil {
+		names := []string{}
+		for _, e := range monitors.Engines() {
+			names = append(names, e.Monitor().Name)
+		}
+		log.Info("monitors", "config", opts.Monitors, "monitors", names, "interval", opts.MonitorInterval)
+		stop := runMonitors(ctx, log, monitors, opts.MonitorInterval)
+		defer stop() // before pst.Close and st.Close: the last evaluation may roll back
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

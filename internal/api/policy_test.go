@@ -103,7 +103,7 @@ func TestPolicyGate(t *testing.T) {
 	got := strings.Join(e.logTypes(), " ")
 	// Denied promote, the two refused approvals never reach the policy
 	// (role; nothing to decide), nor does the rollback with no target.
-	wantLog := "token.create token.create token.create token.create model.create run.create policy.decision version.register " +
+	wantLog := strings.Repeat("token.create ", len(registry.Roles)) + "model.create run.create policy.decision version.register " +
 		"policy.decision policy.decision approval.create policy.decision alias.set"
 	if got != wantLog {
 		t.Fatalf("log:\n got %s\nwant %s", got, wantLog)
