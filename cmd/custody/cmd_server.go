@@ -44,6 +44,11 @@ type serverOptions struct {
 	Shutdown    time.Duration
 	LogKey      string
 	LogOrigin   string
+	UnsignedLog bool
+	Policy      string
+	PolicyCfg   string
+	Protected   []string
+
 	// Retention is --prediction-retention MODEL=DURATION ("*" for the
 	// rest), added to the config file's prediction_retention.
 	Retention         []string
@@ -52,12 +57,7 @@ type serverOptions struct {
 
 	extraSigstore  []sigstoreFlags   // from --config
 	extraRetention map[string]string // from --config
-	UnsignedLog    bool
-	Policy         string
-	PolicyCfg      string
-	Protected      []string
-
-	policyConfig policyConfig // from --config
+	policyConfig   policyConfig      // from --config
 	monitorOptions
 }
 
@@ -307,17 +307,17 @@ type serverConfig struct {
 	ShutdownTimeout string          `json:"shutdown_timeout"`
 	LogKey          string          `json:"log_key"`
 	LogOrigin       string          `json:"log_origin"`
+	UnsignedLog     bool            `json:"unsigned_log"`
+	Policy          string          `json:"policy"`
+	PolicyConfig    *policyConfig   `json:"policy_config"`
+	ProtectedAlias  []string        `json:"protected_aliases"`
+	Monitors        string          `json:"monitors"`
+	MonitorState    string          `json:"monitor_state"`
+	MonitorInterval string          `json:"monitor_interval"`
 	// PredictionRetention maps model names ("*": every other model) to
 	// how long their logged predictions are kept ("720h").
 	PredictionRetention map[string]string `json:"prediction_retention"`
 	RetentionInterval   string            `json:"retention_interval"`
-	UnsignedLog         bool              `json:"unsigned_log"`
-	Policy              string            `json:"policy"`
-	PolicyConfig        *policyConfig     `json:"policy_config"`
-	ProtectedAlias      []string          `json:"protected_aliases"`
-	Monitors            string            `json:"monitors"`
-	MonitorState        string            `json:"monitor_state"`
-	MonitorInterval     string            `json:"monitor_interval"`
 }
 
 func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
@@ -373,14 +373,6 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	if !set("log-origin") && c.LogOrigin != "" {
 		o.LogOrigin = c.LogOrigin
 	}
-	o.extraRetention = c.PredictionRetention
-	if !set("retention-interval") && c.RetentionInterval != "" {
-		d, err := time.ParseDuration(c.RetentionInterval)
-		if err != nil || d <= 0 {
-			return usagef("--config %s: retention_interval: want a positive duration", o.Config)
-		}
-		o.RetentionInterval = d
-	}
 	if !set("unsigned-log") && c.UnsignedLog {
 		o.UnsignedLog = true
 	}
@@ -405,6 +397,14 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	}
 	if !set("protected-alias") && c.ProtectedAlias != nil {
 		o.Protected = c.ProtectedAlias
+	}
+	o.extraRetention = c.PredictionRetention
+	if !set("retention-interval") && c.RetentionInterval != "" {
+		d, err := time.ParseDuration(c.RetentionInterval)
+		if err != nil || d <= 0 {
+			return usagef("--config %s: retention_interval: want a positive duration", o.Config)
+		}
+		o.RetentionInterval = d
 	}
 	if !set("shutdown-timeout") && c.ShutdownTimeout != "" {
 		d, err := time.ParseDuration(c.ShutdownTimeout)

@@ -233,11 +233,14 @@ func TestRoleMatrix(t *testing.T) {
 	e.seed()
 	e.seedCanary()
 	bodies := map[string]func() any{
-		"PUT /api/v1/models/{name}":                      func() any { return ModelBody{Description: "d"} },
-		"PUT /api/v1/models/{name}/versions/{version}":   func() any { return e.registerBody("seed weights") },
-		"PUT /api/v1/models/{name}/aliases/{alias}":      func() any { return AliasBody{Version: "1"} },
-		"PUT /api/v1/datasets/{name}/versions/{version}": func() any { return datasetBody("a,b\n") },
-		"POST /api/v1/tokens":                            func() any { return TokenBody{Role: "viewer"} },
+		"POST /api/v1/models/{name}/versions/{version}/approvals": func() any { return ApproveBody{Comment: "ok"} },
+		"POST /api/v1/models/{name}/aliases/{alias}/promote":      func() any { return PromoteBody{Version: "2"} },
+		"POST /api/v1/models/{name}/aliases/{alias}/rollback":     func() any { return RollbackBody{Reason: "matrix"} },
+		"PUT /api/v1/models/{name}":                               func() any { return ModelBody{Description: "d"} },
+		"PUT /api/v1/models/{name}/versions/{version}":            func() any { return e.registerBody("seed weights") },
+		"PUT /api/v1/models/{name}/aliases/{alias}":               func() any { return AliasBody{Version: "1"} },
+		"PUT /api/v1/datasets/{name}/versions/{version}":          func() any { return datasetBody("a,b\n") },
+		"POST /api/v1/tokens":                                     func() any { return TokenBody{Role: "viewer"} },
 		"POST /api/v1/predictions": func() any {
 			return e.predictionBody("r2", e.registerBody("seed weights").Manifest.Digest.String())
 		},
@@ -246,9 +249,6 @@ func TestRoleMatrix(t *testing.T) {
 			return DeploymentBody{Model: "m", Alias: "production", Version: "1", Digest: e.registerBody("seed weights").Manifest.Digest,
 				AliasLogIndex: -1, Host: "h", PID: 1, StartedAt: time.Now()}
 		},
-		"POST /api/v1/models/{name}/versions/{version}/approvals": func() any { return ApproveBody{Comment: "ok"} },
-		"POST /api/v1/models/{name}/aliases/{alias}/promote":      func() any { return PromoteBody{Version: "2"} },
-		"POST /api/v1/models/{name}/aliases/{alias}/rollback":     func() any { return RollbackBody{Reason: "matrix"} },
 	}
 	fill := strings.NewReplacer("{name}", "m", "{version}", "1", "{alias}", "production", "{id}", "run-1",
 		"{path...}", "0/000.p/1", "{index}", "0", "{from}", "1", "{request_id}", "r1")
@@ -272,6 +272,12 @@ func TestRoleMatrix(t *testing.T) {
 		if strings.HasPrefix(rt.Pattern, "/api/v1/datasets/") {
 			path = fillDataset.Replace(rt.Pattern)
 		}
+		if strings.HasSuffix(rt.Pattern, "/promote") || strings.HasSuffix(rt.Pattern, "/rollback") {
+			path = strings.Replace(path, "/production/", "/canary/", 1)
+		}
+		// The first permitted rollback (canary 2 -> 1 back to 2) marks 1
+		// bad; the second finds nothing left to roll back to.
+		rollbacks := 0
 		if strings.Contains(rt.Pattern, "monitors/{name}") {
 			path = strings.Replace(rt.Pattern, "{name}", "mon", 1)
 			if strings.Contains(path, "report") {
@@ -281,12 +287,6 @@ func TestRoleMatrix(t *testing.T) {
 		if rt.Pattern == "/api/v1/deployments/{id}" {
 			path = "/api/v1/deployments/1" // reported by the POST above
 		}
-		if strings.HasSuffix(rt.Pattern, "/promote") || strings.HasSuffix(rt.Pattern, "/rollback") {
-			path = strings.Replace(path, "/production/", "/canary/", 1)
-		}
-		// The first permitted rollback (canary 2 -> 1 back to 2) marks 1
-		// bad; the second finds nothing left to roll back to.
-		rollbacks := 0
 		for _, c := range callers {
 			t.Run(key+"/"+c.name, func(t *testing.T) {
 				var body any

@@ -88,9 +88,9 @@ func FuzzDecodeSmallBodies(f *testing.F) {
 	f.Add([]byte(`{"role":"admin","name":"ci"}`))
 	f.Add([]byte(`{"version":"1","version":"2"}`))
 	f.Add([]byte("\xef\xbb\xbf{}"))
-	f.Add([]byte(`{"model":"m","alias":"prod","version":"1","digest":"sha256:54055c66a5a1582c82163b7b2e1fcf28b539831ca36925354382d30ae158ace6","log_index":3,"host":"h","pid":1,"started_at":"2026-11-22T01:02:03Z"}`))
 	f.Add([]byte(`{"comment":"eval ok"}`))
 	f.Add([]byte(`{"to":"1","reason":"error rate up"}`))
+	f.Add([]byte(`{"model":"m","alias":"prod","version":"1","digest":"sha256:54055c66a5a1582c82163b7b2e1fcf28b539831ca36925354382d30ae158ace6","log_index":3,"host":"h","pid":1,"started_at":"2026-11-22T01:02:03Z"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, v := range []any{&AliasBody{}, &ModelBody{}, &TokenBody{}, &DeploymentBody{}, &ApproveBody{}, &PromoteBody{}, &RollbackBody{}} {
 			err := decodeStrict(bytes.NewReader(data), 1024, v)

@@ -118,15 +118,21 @@ func (s *Service) appendAlias(ctx context.Context, tx store.Tx, actor Actor, mod
 			at = prev.At
 		}
 	}
-	e := &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: previous, Actor: actor.Name, At: at}
-	if err := tx.AppendAlias(ctx, e); err != nil {
-		return nil, err
-	}
 	payload := map[string]any{"model": model, "alias": alias, "version": version, "previous": previous}
 	for k, v := range extra {
 		payload[k] = v
 	}
-	return e, s.record(ctx, tx, actor, "alias.set", model+"/"+alias, payload)
+	// Log first, so that the alias row records the index of the entry
+	// that proves it (as SetAlias does; both commit together).
+	ev, err := s.recordEvent(ctx, tx, actor, "alias.set", model+"/"+alias, payload)
+	if err != nil {
+		return nil, err
+	}
+	e := &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: previous, Actor: actor.Name, At: at, LogIndex: ev.LogIndex}
+	if err := tx.AppendAlias(ctx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // Promote points alias at version after the promote policy allows it; the

@@ -247,17 +247,17 @@ type Reader interface {
 	// ordered by ID.
 	RunsWithInput(ctx context.Context, ds DatasetRef) ([]Run, error)
 	GetToken(ctx context.Context, id string) (*Token, error)
-	// GetDeployment returns a deployment report by ID.
-	GetDeployment(ctx context.Context, id int64) (*Deployment, error)
-	// ListDeployments returns deployment reports with ID > after, oldest
-	// first; model "" means every model.
-	ListDeployments(ctx context.Context, model string, after int64, limit int) ([]Deployment, error)
 	// ListApprovals returns the approvals of a version, ordered by time
 	// then approver (empty, not ErrNotFound, when there are none).
 	ListApprovals(ctx context.Context, model, version string) ([]Approval, error)
 	// GetVersionStatus returns the status record of a version;
 	// ErrNotFound if it has none.
 	GetVersionStatus(ctx context.Context, model, version string) (*VersionStatus, error)
+	// GetDeployment returns a deployment report by ID.
+	GetDeployment(ctx context.Context, id int64) (*Deployment, error)
+	// ListDeployments returns deployment reports with ID > after, oldest
+	// first; model "" means every model.
+	ListDeployments(ctx context.Context, model string, after int64, limit int) ([]Deployment, error)
 	// Events returns events with Seq > after, oldest first.
 	Events(ctx context.Context, after int64, limit int) ([]Event, error)
 

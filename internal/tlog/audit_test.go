@@ -12,6 +12,7 @@ import (
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/registry"
+	"github.com/custody-ml/custody/internal/store"
 	"github.com/custody-ml/custody/internal/store/sqlstore"
 	"github.com/custody-ml/custody/internal/tlog"
 )
@@ -55,13 +56,14 @@ func populate(t *testing.T, s *sqlstore.DB) {
 			t.Fatal(err)
 		}
 	}
+	var last *store.AliasEvent
 	for _, v := range []string{"1", "2", "1"} {
-		if _, err := svc.SetAlias(ctx, admin, "m", "production", v); err != nil {
+		if last, err = svc.SetAlias(ctx, admin, "m", "production", v); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := svc.ReportDeployment(ctx, admin, registry.DeploymentSpec{Model: "m", Alias: "production", Version: "1",
-		Digest: manifest(t, "weights 1").Digest, AliasLogIndex: 5, Host: "web-1", PID: 42, StartedAt: time.Unix(1700000000, 5).UTC()}); err != nil {
+		Digest: manifest(t, "weights 1").Digest, AliasLogIndex: *last.LogIndex, Host: "web-1", PID: 42, StartedAt: time.Unix(1700000000, 5).UTC()}); err != nil {
 		t.Fatal(err)
 	}
 	approver := registry.Actor{Name: "token:appr", Role: registry.RoleApprover}
@@ -100,7 +102,7 @@ func TestAudit(t *testing.T) {
 		{"model metadata", "UPDATE models SET owners = '[\"mallory\"]'", "owners is \"mallory\""},
 		{"event unlogged", "INSERT INTO events (type, subject, actor, at, payload) VALUES ('model.update', 'm', 'x', 0, '{}')", "is not in the log"},
 		{"event rewritten", "UPDATE events SET subject = 'n' WHERE type = 'model.update'", "the log says model.update m"},
-		{"alias log index", "UPDATE alias_events SET log_index = 0 WHERE seq = (SELECT MAX(seq) FROM alias_events)", "alias m/canary change 3 names log entry 0"},
+		{"alias log index", "UPDATE alias_events SET log_index = 0 WHERE seq = (SELECT MAX(seq) FROM alias_events WHERE alias = 'production')", "alias m/production change 3 names log entry 0"},
 		{"deployment altered", "UPDATE deployments SET version = '2'", "deployment 1: version is \"2\""},
 		{"deployment host", "UPDATE deployments SET host = 'elsewhere'", "deployment 1: host"},
 		{"deployment inserted", "INSERT INTO deployments (model, alias, version, digest, alias_log_index, host, pid, started_at, actor, at) SELECT model, alias, '2', digest, alias_log_index, host, pid, started_at, actor, at FROM deployments", "deployment 2 (m@2 on web-1) is not in the log"},
