@@ -112,8 +112,8 @@ type monitorResultEvent struct {
 type monitorResultValue struct {
 	Metric    string  `json:"metric"`
 	Feature   string  `json:"feature,omitempty"`
-	Value     *string `json:"value"` // %.6g, null when not computable
-	Threshold float64 `json:"threshold"`
+	Value     *string `json:"value"`     // %.6g, null when not computable
+	Threshold string  `json:"threshold"` // %g (the log's canonical JSON has integers only)
 	Breached  bool    `json:"breached"`
 }
 
@@ -125,7 +125,7 @@ func (rr resultRecorder) RecordResult(ctx context.Context, r *watch.Result) erro
 		if m.Segment != "" { // overall values only: one small event per window
 			continue
 		}
-		v := monitorResultValue{Metric: m.Metric, Feature: m.Feature, Threshold: m.Threshold, Breached: m.Breached}
+		v := monitorResultValue{Metric: m.Metric, Feature: m.Feature, Threshold: strconv.FormatFloat(m.Threshold, 'g', -1, 64), Breached: m.Breached}
 		if f := float64(m.Value); f == f {
 			s := strconv.FormatFloat(f, 'g', 6, 64)
 			v.Value = &s

@@ -14,7 +14,8 @@ const MaxMonitorResultBytes = 16 << 10
 // RecordMonitorResult appends a monitor.result event (subject
 // "monitor:NAME") carrying result, a JSON object summarising one
 // evaluated window of a production monitor (docs/monitoring.md), to the
-// journal and so to the transparency log. It changes no other state. The
+// journal and so to the transparency log (whose canonical JSON admits
+// integers only: send other numbers as strings). It changes no other state. The
 // actor needs the alias permission: monitors that record results are the
 // ones that may roll an alias back.
 func (s *Service) RecordMonitorResult(ctx context.Context, actor Actor, monitor string, result json.RawMessage) error {
