@@ -512,6 +512,9 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 			return usagef("--protected-alias: %v", err)
 		}
 	}
+	if err := opts.checkMonitors(); err != nil {
+		return err
+	}
 	gate, policyCfg, err := opts.gate(ctx)
 	if err != nil {
 		return err

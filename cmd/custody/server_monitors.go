@@ -40,14 +40,25 @@ func monitorActor(name string) registry.Actor {
 	return registry.Actor{Name: "monitor:" + name, Role: registry.RoleApprover}
 }
 
+// checkMonitors checks the monitor flags before anything is opened.
+func (o *serverOptions) checkMonitors() error {
+	if o.Monitors == "" {
+		return nil
+	}
+	if o.MonitorInterval <= 0 {
+		return usagef("--monitor-interval must be positive")
+	}
+	if o.MonitorState == "" && o.Data == "" {
+		return usagef("--monitors with --db needs --monitor-state DIR (the monitors' summaries are files)")
+	}
+	return nil
+}
+
 // openMonitors opens the monitor set of --monitors, wired to the registry
 // (rollbacks, monitor.result events). It returns nil without --monitors.
 func (o *serverOptions) openMonitors(log *slog.Logger, svc *registry.Service) (*watch.Set, error) {
 	if o.Monitors == "" {
 		return nil, nil
-	}
-	if o.MonitorInterval <= 0 {
-		return nil, usagef("--monitor-interval must be positive")
 	}
 	f, err := os.Open(o.Monitors)
 	if err != nil {
@@ -58,13 +69,12 @@ func (o *serverOptions) openMonitors(log *slog.Logger, svc *registry.Service) (*
 	if err != nil {
 		return nil, usagef("--monitors: %v", err)
 	}
+	if err := o.checkMonitors(); err != nil {
+		return nil, err
+	}
 	dir := o.MonitorState
-	switch {
-	case dir != "":
-	case o.Data != "":
+	if dir == "" {
 		dir = filepath.Join(o.Data, "monitors")
-	default:
-		return nil, usagef("--monitors with --db needs --monitor-state DIR (the monitors' summaries are files)")
 	}
 	fs, err := watch.NewFileStore(dir)
 	if err != nil {
