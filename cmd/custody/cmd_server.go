@@ -553,7 +553,7 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		return err
 	}
 	defer pst.Close()
-	monitors, err := opts.openMonitors(log, svc)
+	monitors, err := opts.openMonitors(log, svc, pst)
 	if err != nil {
 		return err
 	}

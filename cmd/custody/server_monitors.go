@@ -27,7 +27,7 @@ type monitorOptions struct {
 
 func (o *monitorOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Monitors, "monitors", "", "monitor configuration (YAML or JSON, docs/monitoring.md): run its monitors on ingested predictions and labels, on a schedule")
-	f.StringVar(&o.MonitorState, "monitor-state", "", "directory of the monitors' summaries, results and streaks (default DIR/monitors with --data; required with --db)")
+	f.StringVar(&o.MonitorState, "monitor-state", "", "directory of the monitors' summaries, results and streaks (default: DIR/monitors with --data, tables in the database with --db)")
 	f.DurationVar(&o.MonitorInterval, "monitor-interval", time.Minute, "how often the monitors evaluate the windows that are due")
 }
 
@@ -48,15 +48,12 @@ func (o *serverOptions) checkMonitors() error {
 	if o.MonitorInterval <= 0 {
 		return usagef("--monitor-interval must be positive")
 	}
-	if o.MonitorState == "" && o.Data == "" {
-		return usagef("--monitors with --db needs --monitor-state DIR (the monitors' summaries are files)")
-	}
 	return nil
 }
 
 // openMonitors opens the monitor set of --monitors, wired to the registry
 // (rollbacks, monitor.result events). It returns nil without --monitors.
-func (o *serverOptions) openMonitors(log *slog.Logger, svc *registry.Service) (*watch.Set, error) {
+func (o *serverOptions) openMonitors(log *slog.Logger, svc *registry.Service, db watch.SummaryStore) (*watch.Set, error) {
 	if o.Monitors == "" {
 		return nil, nil
 	}
@@ -72,16 +69,21 @@ func (o *serverOptions) openMonitors(log *slog.Logger, svc *registry.Service) (*
 	if err := o.checkMonitors(); err != nil {
 		return nil, err
 	}
-	dir := o.MonitorState
-	if dir == "" {
-		dir = filepath.Join(o.Data, "monitors")
-	}
-	fs, err := watch.NewFileStore(dir)
-	if err != nil {
-		return nil, err
+	// --monitor-state DIR: files there; --data: files under DIR/monitors;
+	// --db: tables in the PostgreSQL database (shared by the servers).
+	var store watch.SummaryStore = db
+	if dir := o.MonitorState; dir != "" || o.DB == "" {
+		if dir == "" {
+			dir = filepath.Join(o.Data, "monitors")
+		}
+		fs, err := watch.NewFileStore(dir)
+		if err != nil {
+			return nil, err
+		}
+		store = fs
 	}
 	set, err := watch.OpenSet(cfg, filepath.Dir(o.Monitors), watch.SetOptions{
-		Store: fs,
+		Store: store,
 		RollbackerFor: func(name string) watch.Rollbacker {
 			return watch.RollbackFunc(func(ctx context.Context, model, alias, reason string) error {
 				_, err := svc.Rollback(ctx, monitorActor(name), model, alias, reason)

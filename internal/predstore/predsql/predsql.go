@@ -815,6 +815,29 @@ var migrations = []func(d dialect) []string{
 			`CREATE TABLE prediction_models (model TEXT PRIMARY KEY)`,
 		}
 	},
+	// 2: the monitors' state (monitors.go). Segments are bytes: they may
+	// hold NUL, which PostgreSQL TEXT cannot.
+	func(d dialect) []string {
+		return []string{
+			`CREATE TABLE monitor_summaries (
+				monitor TEXT NOT NULL,
+				win BIGINT NOT NULL,
+				segment ` + d.blob + ` NOT NULL,
+				data ` + d.blob + ` NOT NULL,
+				PRIMARY KEY (monitor, win, segment)
+			)`,
+			`CREATE TABLE monitor_results (
+				monitor TEXT NOT NULL,
+				win BIGINT NOT NULL,
+				data ` + d.blob + ` NOT NULL,
+				PRIMARY KEY (monitor, win)
+			)`,
+			`CREATE TABLE monitor_state (
+				monitor TEXT PRIMARY KEY,
+				data ` + d.blob + ` NOT NULL
+			)`,
+		}
+	},
 }
 
 func (s *DB) migrate(ctx context.Context, lock string) error {
