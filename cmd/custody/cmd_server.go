@@ -269,7 +269,15 @@ Registration, approvals, promotions and rollbacks are decided by the Rego
 policies of --policy DIR (default: the embedded ones) with the config of
 --policy-config and the config file's "policy_config"; every decision is
 logged. Protected aliases (--protected-alias, default production) move only
-through 'custody promote' and 'custody rollback'. See docs/policy.md.`,
+through 'custody promote' and 'custody rollback'. See docs/policy.md.
+
+--monitors FILE runs production monitors (docs/monitoring.md) on the
+ingested predictions and their first labels: every --monitor-interval the
+due windows are evaluated, each result is logged (monitor.result), breaches
+alert through signed webhooks, and N breaching windows in a row roll the
+alias back as the actor monitor:NAME through the rollback policy. State:
+DIR/monitors with --data, the database with --db, or --monitor-state DIR.
+Reports: GET /api/v1/monitors/NAME/report and /monitors/NAME/report.html.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Config != "" {
