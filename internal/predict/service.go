@@ -268,7 +268,8 @@ func (s *Service) observeLabels(ctx context.Context, ls []predstore.Label, first
 	for i, k := range first {
 		ids[i] = ls[k].RequestID
 	}
-	recs, err := s.st.Records(ctx, ids)
+	// The labels are committed: finish the join even if the client left.
+	recs, err := s.st.Records(context.WithoutCancel(ctx), ids)
 	if err != nil {
 		if s.opts.OnObserveError != nil {
 			s.opts.OnObserveError(err)
