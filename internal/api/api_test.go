@@ -509,7 +509,8 @@ func testMonitors(t testing.TB) *watch.Set {
 	if err := os.WriteFile(filepath.Join(dir, "ref.json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := watch.ParseConfig(strings.NewReader("monitors:\n  - {name: mon, model: m, reference: ref.json, window: 1h}\n"), "test")
+	cfg, err := watch.ParseConfig(strings.NewReader("monitors:\n  - {name: mon, model: m, reference: ref.json, window: 1h,\n"+
+		"     alerts: [{url: 'https://hooks.example.com/T000/B000/XXXXsecret', secret_env: CUSTODY_TEST_ALERT_SECRET}]}\n"), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -517,9 +518,22 @@ func testMonitors(t testing.TB) *watch.Set {
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := watch.OpenSet(cfg, dir, watch.SetOptions{Store: fs})
+	set, err := watch.OpenSet(cfg, dir, watch.SetOptions{Store: fs, Getenv: func(string) string { return "s" }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// GET /monitors lists the configuration without webhook paths (they may
+// carry credentials).
+func TestListMonitorsRedactsWebhooks(t *testing.T) {
+	e := newEnv(t, Options{})
+	code, env := e.do(e.tokens[registry.RoleViewer], "GET", "/api/v1/monitors", nil)
+	if code != 200 {
+		t.Fatalf("%d %+v", code, env)
+	}
+	if bytes.Contains(env.Data, []byte("XXXXsecret")) || !bytes.Contains(env.Data, []byte(`"url":"https://hooks.example.com/..."`)) {
+		t.Fatalf("listing %s", env.Data)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/custody-ml/custody/internal/monitor/report"
@@ -28,13 +29,29 @@ func (s *Server) engine(c *call) (*watch.Engine, error) {
 	return e, nil
 }
 
+// redactHooks keeps only the scheme and host of webhook URLs: their paths
+// and queries often carry credentials (chat webhooks), and a viewer token
+// is enough to list monitors.
+func redactHooks(m watch.Monitor) watch.Monitor {
+	hooks := make([]watch.Webhook, len(m.Alerts))
+	for i, h := range m.Alerts {
+		h.URL = "(invalid)"
+		if u, err := url.Parse(m.Alerts[i].URL); err == nil {
+			h.URL = u.Scheme + "://" + u.Host + "/..."
+		}
+		hooks[i] = h
+	}
+	m.Alerts = hooks
+	return m
+}
+
 func (s *Server) listMonitors(c *call) (any, int, error) {
 	out := []MonitorInfo{}
 	if s.opts.Monitors == nil {
 		return out, http.StatusOK, nil
 	}
 	for _, e := range s.opts.Monitors.Engines() {
-		info := MonitorInfo{Monitor: e.Monitor()}
+		info := MonitorInfo{Monitor: redactHooks(e.Monitor())}
 		rs, err := e.Results(c.r.Context(), 1)
 		if err != nil {
 			return nil, 0, err
