@@ -21,7 +21,7 @@ func newMonitorCommand() *cobra.Command {
 		Use:   "monitor",
 		Short: "Reference profiles, monitors and their reports",
 	}
-	cmd.AddCommand(newMonitorProfileCommand(), newMonitorRunCommand(), newMonitorReportCommand())
+	cmd.AddCommand(newMonitorProfileCommand(), newMonitorRunCommand(), newMonitorReportCommand(), newMonitorEvaluateCommand())
 	return cmd
 }
 

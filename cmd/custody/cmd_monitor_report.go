@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 type monitorReportOptions struct {
 	monitorConfigOptions
+	clientOptions
 	Window string
 	JSON   bool
 	HTML   string
@@ -22,6 +24,7 @@ type monitorReportOptions struct {
 
 func (o *monitorReportOptions) AddFlags(f *pflag.FlagSet) {
 	o.monitorConfigOptions.AddFlags(f)
+	o.clientOptions.AddFlags(f)
 	f.StringVar(&o.Window, "window", "latest", "latest, a time inside the window (RFC 3339), or FROM..TO to merge the windows starting in [FROM, TO)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.HTML, "html", "", "write the report as a self-contained HTML page to this file")
@@ -30,7 +33,7 @@ func (o *monitorReportOptions) AddFlags(f *pflag.FlagSet) {
 func newMonitorReportCommand() *cobra.Command {
 	var opts monitorReportOptions
 	cmd := &cobra.Command{
-		Use:   "report [NAME] --config F [--name NAME] [--window latest|TIME|FROM..TO] [--json] [--html FILE]",
+		Use:   "report [NAME] (--config F | --server URL) [--name NAME] [--window latest|TIME|FROM..TO] [--json] [--html FILE]",
 		Short: "Report a monitor's window from its persisted summaries",
 		Long: `Compute a monitor's report from the summaries persisted under its state
 directory (by 'custody monitor run' or, later, by the server): calibration
@@ -38,7 +41,9 @@ with the reliability table, accuracy, concentration, fairness and drift
 with histogram counts. Windows merge exactly, so FROM..TO reports several
 windows as one. The cost depends on the number of bins, not of
 predictions. Nothing is recorded: the breach streak and stored results are
-left as they are. See docs/monitoring.md.`,
+left as they are. With --server (or $CUSTODY_SERVER and no --config), the
+report comes from a running 'custody server --monitors' (a viewer token is
+enough). See docs/monitoring.md.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.nameFromArgs(args); err != nil {
@@ -60,6 +65,9 @@ func parseWindowTime(s string) (time.Time, error) {
 }
 
 func runMonitorReport(ctx context.Context, stdout io.Writer, opts monitorReportOptions) error {
+	if opts.Server != "" || (opts.Config == "" && os.Getenv("CUSTODY_SERVER") != "") {
+		return runRemoteMonitorReport(ctx, stdout, opts)
+	}
 	m, ref, store, err := loadMonitor(opts.monitorConfigOptions)
 	if err != nil {
 		return err
@@ -115,5 +123,47 @@ func runMonitorReport(ctx context.Context, stdout io.Writer, opts monitorReportO
 	if opts.HTML != "" {
 		fmt.Fprintf(stdout, "wrote the HTML report to %s\n", opts.HTML)
 	}
+	return nil
+}
+
+// runRemoteMonitorReport fetches the report from the server.
+func runRemoteMonitorReport(ctx context.Context, stdout io.Writer, opts monitorReportOptions) error {
+	if opts.Name == "" {
+		return usagef("name the monitor: custody monitor report NAME --server URL")
+	}
+	c, err := opts.client()
+	if err != nil {
+		return err
+	}
+	var from, to time.Time
+	switch w := opts.Window; {
+	case w == "latest" || w == "":
+	case strings.Contains(w, ".."):
+		a, b, _ := strings.Cut(w, "..")
+		if from, err = parseWindowTime(a); err != nil {
+			return err
+		}
+		if to, err = parseWindowTime(b); err != nil {
+			return err
+		}
+		if !to.After(from) {
+			return usagef("--window %s: TO must be after FROM", w)
+		}
+	default:
+		return usagef("--window with --server: latest or FROM..TO")
+	}
+	r, err := c.MonitorReport(ctx, opts.Name, from, to)
+	if err != nil {
+		return serverError(err)
+	}
+	if opts.HTML != "" {
+		if err := writeHTMLReport(opts.HTML, r); err != nil {
+			return err
+		}
+	}
+	if opts.JSON {
+		return report.JSON(stdout, r)
+	}
+	printResult(stdout, r)
 	return nil
 }

@@ -58,6 +58,7 @@ type serverOptions struct {
 	extraSigstore  []sigstoreFlags   // from --config
 	extraRetention map[string]string // from --config
 	policyConfig   policyConfig      // from --config
+	monitorOptions
 }
 
 // policyConfig is input.config of every policy decision
@@ -220,6 +221,7 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.Protected, "protected-alias", []string{"production"}, "alias that moves only through 'custody promote' and 'custody rollback' (repeatable)")
 	f.StringArrayVar(&o.Retention, "prediction-retention", nil, "keep logged predictions of MODEL for DURATION, as MODEL=DURATION (e.g. fraud=720h; '*=2160h' for every other model; repeatable; default: forever)")
 	f.DurationVar(&o.RetentionInterval, "retention-interval", time.Hour, "how often prediction retention is enforced")
+	o.monitorOptions.AddFlags(f)
 	f.Int64Var(&o.MaxIngestBytes, "max-ingest-bytes", 16<<20, "largest prediction or label batch accepted, as sent (compressed); 64 MiB decompressed")
 }
 
@@ -273,7 +275,15 @@ Registration, approvals, promotions and rollbacks are decided by the Rego
 policies of --policy DIR (default: the embedded ones) with the config of
 --policy-config and the config file's "policy_config"; every decision is
 logged. Protected aliases (--protected-alias, default production) move only
-through 'custody promote' and 'custody rollback'. See docs/policy.md.`,
+through 'custody promote' and 'custody rollback'. See docs/policy.md.
+
+--monitors FILE runs production monitors (docs/monitoring.md) on the
+ingested predictions and their first labels: every --monitor-interval the
+due windows are evaluated, each result is logged (monitor.result), breaches
+alert through signed webhooks, and N breaching windows in a row roll the
+alias back as the actor monitor:NAME through the rollback policy. State:
+DIR/monitors with --data, the database with --db, or --monitor-state DIR.
+Reports: GET /api/v1/monitors/NAME/report and /monitors/NAME/report.html.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Config != "" {
@@ -315,6 +325,9 @@ type serverConfig struct {
 	Policy          string          `json:"policy"`
 	PolicyConfig    *policyConfig   `json:"policy_config"`
 	ProtectedAlias  []string        `json:"protected_aliases"`
+	Monitors        string          `json:"monitors"`
+	MonitorState    string          `json:"monitor_state"`
+	MonitorInterval string          `json:"monitor_interval"`
 	// PredictionRetention maps model names ("*": every other model) to
 	// how long their logged predictions are kept ("720h").
 	PredictionRetention map[string]string `json:"prediction_retention"`
@@ -382,6 +395,19 @@ func (o *serverOptions) loadConfig(cmd *cobra.Command) error {
 	}
 	if c.PolicyConfig != nil {
 		o.policyConfig.merge(*c.PolicyConfig)
+	}
+	if !set("monitors") && c.Monitors != "" {
+		o.Monitors = abs(c.Monitors)
+	}
+	if !set("monitor-state") && c.MonitorState != "" {
+		o.MonitorState = abs(c.MonitorState)
+	}
+	if !set("monitor-interval") && c.MonitorInterval != "" {
+		d, err := time.ParseDuration(c.MonitorInterval)
+		if err != nil || d <= 0 {
+			return usagef("--config %s: monitor_interval: want a positive duration", o.Config)
+		}
+		o.MonitorInterval = d
 	}
 	if !set("protected-alias") && c.ProtectedAlias != nil {
 		o.Protected = c.ProtectedAlias
@@ -500,6 +526,9 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 			return usagef("--protected-alias: %v", err)
 		}
 	}
+	if err := opts.checkMonitors(); err != nil {
+		return err
+	}
 	gate, policyCfg, err := opts.gate(ctx)
 	if err != nil {
 		return err
@@ -538,7 +567,18 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		return err
 	}
 	defer pst.Close()
-	preds := predict.New(svc, pst, predict.Options{Observers: []predict.Observer{metrics}})
+	monitors, err := opts.openMonitors(log, svc, pst)
+	if err != nil {
+		return err
+	}
+	popts := predict.Options{Observers: []predict.Observer{metrics}}
+	if monitors != nil {
+		obs := predictionObserver{set: monitors, log: log}
+		popts.Observers = append(popts.Observers, obs)
+		popts.LabelObservers = []predict.LabelObserver{obs}
+		popts.OnObserveError = func(err error) { log.Warn("monitors miss a label batch", "err", err) }
+	}
+	preds := predict.New(svc, pst, popts)
 	ready := func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return err
@@ -546,7 +586,8 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		return pst.Ping(ctx)
 	}
 	handler, err := api.New(svc, api.Options{Logger: log, RatePerSecond: opts.Rate, RateBurst: opts.Burst, Ready: ready,
-		Log: tlog.New(st, signer), LogVerifierKey: vkey, Predictions: preds, Metrics: metrics, MaxIngestBytes: opts.MaxIngestBytes})
+		Log: tlog.New(st, signer), LogVerifierKey: vkey, Predictions: preds, Metrics: metrics, MaxIngestBytes: opts.MaxIngestBytes,
+		Monitors: monitors})
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -555,6 +596,15 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		rctx, cancel := context.WithCancel(ctx)
 		defer cancel() // before pst.Close
 		go enforceRetention(rctx, log, preds, retention, opts.RetentionInterval)
+	}
+	if monitors != nil {
+		names := []string{}
+		for _, e := range monitors.Engines() {
+			names = append(names, e.Monitor().Name)
+		}
+		log.Info("monitors", "config", opts.Monitors, "monitors", names, "interval", opts.MonitorInterval)
+		stop := runMonitors(ctx, log, monitors, opts.MonitorInterval)
+		defer stop() // before pst.Close and st.Close: the last evaluation may roll back
 	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {

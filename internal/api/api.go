@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/custody-ml/custody/internal/monitor/watch"
 	"github.com/custody-ml/custody/internal/predict"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/tlog"
@@ -169,6 +170,9 @@ type Options struct {
 	// Predictions serves /api/v1/predictions and /api/v1/labels; nil
 	// answers them with not_found.
 	Predictions *predict.Service
+	// Monitors serves /api/v1/monitors and the monitors' HTML reports;
+	// nil answers them with not_found.
+	Monitors *watch.Set
 	// MaxIngestBytes caps an ingest body as sent (compressed or not);
 	// PredictLimits cap it decompressed and per record.
 	MaxIngestBytes int64
@@ -352,6 +356,12 @@ func (s *Server) wrap(rt route) http.Handler {
 		if raw, ok := data.(rawResponse); ok {
 			w.Header().Set("Content-Type", raw.contentType)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
+			if strings.HasPrefix(raw.contentType, "text/html") {
+				// The report pages are self-contained: no script, no
+				// external fetch, no framing.
+				w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+				w.Header().Set("Cache-Control", "no-store")
+			}
 			w.WriteHeader(status)
 			w.Write(raw.body)
 			return

@@ -17,6 +17,8 @@ import (
 
 	"github.com/custody-ml/custody/internal/digest"
 	"github.com/custody-ml/custody/internal/dvc"
+	"github.com/custody-ml/custody/internal/monitor"
+	"github.com/custody-ml/custody/internal/monitor/watch"
 	"github.com/custody-ml/custody/internal/oms"
 	"github.com/custody-ml/custody/internal/policy"
 	"github.com/custody-ml/custody/internal/predict"
@@ -99,6 +101,9 @@ func newEnvGate(t testing.TB, opts Options, gate registry.Gate, protected []stri
 		t.Fatal(err)
 	}
 	opts.Predictions = predict.New(svc, pst, predict.Options{Observers: []predict.Observer{opts.Metrics}})
+	if opts.Monitors == nil {
+		opts.Monitors = testMonitors(t)
+	}
 	h, err := New(svc, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +332,12 @@ func TestRoleMatrix(t *testing.T) {
 		// The first permitted rollback (canary 2 -> 1 back to 2) marks 1
 		// bad; the second finds nothing left to roll back to.
 		rollbacks := 0
+		if strings.Contains(rt.Pattern, "monitors/{name}") {
+			path = strings.Replace(rt.Pattern, "{name}", "mon", 1)
+			if strings.Contains(path, "report") {
+				path += "?at=2026-03-01T12:00:00Z"
+			}
+		}
 		if rt.Pattern == "/api/v1/deployments/{id}" {
 			path = "/api/v1/deployments/1" // reported by the POST above
 		}
@@ -522,5 +533,61 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("OpenAPI operations:\n got %v\nwant %v", got, want)
+	}
+}
+
+// testMonitors is a monitor set of one monitor "mon" of model m (no
+// rollbacker: the role matrix only checks who may call what).
+func testMonitors(t testing.TB) *watch.Set {
+	t.Helper()
+	dir := t.TempDir()
+	csv := "x,score,label\n"
+	for i := range 200 {
+		csv += fmt.Sprintf("%d,%g,%d\n", i%10, float64(i%10)/10, i%2)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ref.csv"), []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := monitor.ReadTableAs(t.Context(), filepath.Join(dir, "ref.csv"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := monitor.BuildProfile(tab, []string{"x"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ref.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := watch.ParseConfig(strings.NewReader("monitors:\n  - {name: mon, model: m, reference: ref.json, window: 1h,\n"+
+		"     alerts: [{url: 'https://hooks.example.com/T000/B000/XXXXsecret', secret_env: CUSTODY_TEST_ALERT_SECRET}]}\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := watch.NewFileStore(filepath.Join(dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := watch.OpenSet(cfg, dir, watch.SetOptions{Store: fs, Getenv: func(string) string { return "s" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// GET /monitors lists the configuration without webhook paths (they may
+// carry credentials).
+func TestListMonitorsRedactsWebhooks(t *testing.T) {
+	e := newEnv(t, Options{})
+	code, env := e.do(e.tokens[registry.RoleViewer], "GET", "/api/v1/monitors", nil)
+	if code != 200 {
+		t.Fatalf("%d %+v", code, env)
+	}
+	if bytes.Contains(env.Data, []byte("XXXXsecret")) || !bytes.Contains(env.Data, []byte(`"url":"https://hooks.example.com/..."`)) {
+		t.Fatalf("listing %s", env.Data)
 	}
 }

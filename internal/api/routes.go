@@ -48,6 +48,11 @@ func (s *Server) routes() []route {
 		{"POST", "/api/v1/predictions", registry.PermIngest, s.opts.MaxIngestBytes, s.ingestPredictions},
 		{"GET", "/api/v1/predictions/{request_id}", registry.PermRead, 0, s.getPrediction},
 		{"POST", "/api/v1/labels", registry.PermIngest, s.opts.MaxIngestBytes, s.ingestLabels},
+		{"GET", "/api/v1/monitors", registry.PermRead, 0, s.listMonitors},
+		{"GET", "/api/v1/monitors/{name}/report", registry.PermRead, 0, s.monitorReport},
+		{"GET", "/api/v1/monitors/{name}/results", registry.PermRead, 0, s.monitorResults},
+		{"POST", "/api/v1/monitors/{name}/evaluate", registry.PermAlias, 0, s.evaluateMonitor},
+		{"GET", "/monitors/{name}/report.html", registry.PermRead, 0, s.monitorReportHTML},
 	}
 }
 

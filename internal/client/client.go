@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/custody-ml/custody/internal/api"
+	"github.com/custody-ml/custody/internal/monitor/watch"
 	"github.com/custody-ml/custody/internal/registry"
 	"github.com/custody-ml/custody/internal/store"
 )
@@ -410,4 +411,24 @@ func (c *Client) GetDeployment(ctx context.Context, id int64) (*store.Deployment
 	d := new(store.Deployment)
 	_, err := c.do(ctx, "GET", fmt.Sprintf("/api/v1/deployments/%d", id), nil, nil, d)
 	return d, err
+}
+
+// MonitorReport fetches a monitor's report: the windows starting in
+// [from, to) merged, or (zero times) the newest window with data.
+func (c *Client) MonitorReport(ctx context.Context, name string, from, to time.Time) (*watch.Result, error) {
+	q := url.Values{}
+	if !from.IsZero() {
+		q.Set("from", from.UTC().Format(time.RFC3339Nano))
+		q.Set("to", to.UTC().Format(time.RFC3339Nano))
+	}
+	r := new(watch.Result)
+	_, err := c.do(ctx, "GET", "/api/v1/monitors/"+seg(name)+"/report", q, nil, r)
+	return r, err
+}
+
+// EvaluateMonitor evaluates a monitor's due windows now.
+func (c *Client) EvaluateMonitor(ctx context.Context, name string) ([]*watch.Result, error) {
+	var rs []*watch.Result
+	_, err := c.do(ctx, "POST", "/api/v1/monitors/"+seg(name)+"/evaluate", nil, nil, &rs)
+	return rs, err
 }

@@ -45,9 +45,28 @@ type Observer interface {
 	Observe(ctx context.Context, recs []predstore.Record)
 }
 
+// LabelObserver receives, after each committed label batch, the labels
+// that are the first label of their request id (a label replacing an
+// earlier one is not passed again: monitors' summaries only add), each
+// joined with its stored prediction. It must be fast and must not keep
+// the slice.
+type LabelObserver interface {
+	ObserveLabels(ctx context.Context, labels []JoinedLabel)
+}
+
+// JoinedLabel is a label with the prediction it resolves.
+type JoinedLabel struct {
+	Record predstore.Record
+	Label  predstore.Label
+}
+
 // Options configure a Service.
 type Options struct {
-	Observers []Observer
+	Observers      []Observer
+	LabelObservers []LabelObserver
+	// OnObserveError is told when the predictions of a label batch could
+	// not be looked up for the label observers (nil: ignored).
+	OnObserveError func(error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// RefreshAfter is how long an unresolved digest waits before the
@@ -218,16 +237,58 @@ func (s *Service) Label(ctx context.Context, in []LabelInput) (*LabelResult, err
 		if err != nil {
 			return nil, fmt.Errorf("failed to store labels: %w", err)
 		}
+		var first []int
 		for k, o := range outs {
-			if o == predstore.Stored {
+			switch o {
+			case predstore.Stored:
+				first = append(first, k)
+				res.Stored++
+				continue
+			case predstore.Replaced:
 				res.Stored++
 				continue
 			}
 			res.Rejected = append(res.Rejected, Rejection{Index: idx[k], RequestID: ls[k].RequestID, Reason: UnknownReason})
 		}
 		sortRejections(res.Rejected)
+		if len(first) > 0 && len(s.opts.LabelObservers) > 0 {
+			s.observeLabels(ctx, ls, first)
+		}
 	}
 	return res, nil
+}
+
+// observeLabels joins the first labels ls[first...] with their stored
+// predictions (one batched lookup) and passes them to the label
+// observers. On a failed lookup the labels stay stored,
+// only the monitors miss them (the answer to the client is unchanged);
+// OnObserveError hears of it.
+func (s *Service) observeLabels(ctx context.Context, ls []predstore.Label, first []int) {
+	ids := make([]string, len(first))
+	for i, k := range first {
+		ids[i] = ls[k].RequestID
+	}
+	// The labels are committed: finish the join even if the client left.
+	recs, err := s.st.Records(context.WithoutCancel(ctx), ids)
+	if err != nil {
+		if s.opts.OnObserveError != nil {
+			s.opts.OnObserveError(err)
+		}
+		return
+	}
+	byID := make(map[string]*predstore.Record, len(recs))
+	for i := range recs {
+		byID[recs[i].RequestID] = &recs[i]
+	}
+	joined := make([]JoinedLabel, 0, len(first))
+	for _, k := range first {
+		if r := byID[ls[k].RequestID]; r != nil {
+			joined = append(joined, JoinedLabel{Record: *r, Label: ls[k]})
+		}
+	}
+	for _, o := range s.opts.LabelObservers {
+		o.ObserveLabels(ctx, joined)
+	}
 }
 
 // Lookup is everything known about one prediction.

@@ -64,6 +64,10 @@ const (
 	Conflict
 	// Unknown (labels only): no prediction has that request id.
 	Unknown
+	// Replaced (labels only): stored, but it is not the request id's
+	// first label: one was stored before, or comes earlier in the same
+	// call. Monitors count only first labels (their summaries only add).
+	Replaced
 )
 
 func (o Outcome) String() string {
@@ -76,6 +80,8 @@ func (o Outcome) String() string {
 		return "conflict"
 	case Unknown:
 		return "unknown"
+	case Replaced:
+		return "replaced"
 	}
 	return "invalid"
 }
@@ -99,10 +105,14 @@ type Store interface {
 	// (Stored, Duplicate or Conflict). Records must have a non-empty
 	// RequestID.
 	Append(ctx context.Context, recs []Record) ([]Outcome, error)
-	// Label stores labels and returns one Outcome per label (Stored, or
-	// Unknown when no prediction has the request id). A label for a
-	// request id that already has one replaces it.
+	// Label stores labels and returns one Outcome per label (Stored;
+	// Replaced when the request id already has a label, or one earlier
+	// in the call; Unknown when no prediction has the request id). The
+	// last label for a request id wins.
 	Label(ctx context.Context, labels []Label) ([]Outcome, error)
+	// Records returns the stored records with these request ids (absent
+	// ids are skipped), in no particular order.
+	Records(ctx context.Context, requestIDs []string) ([]Record, error)
 	// Get returns the record with the request id and its label (nil if
 	// none); ErrNotFound if there is no such record.
 	Get(ctx context.Context, requestID string) (*Record, *Label, error)

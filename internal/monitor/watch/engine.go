@@ -45,6 +45,12 @@ func (f RollbackFunc) Rollback(ctx context.Context, model, alias, reason string)
 	return f(ctx, model, alias, reason)
 }
 
+// ResultRecorder records the result of an evaluated window elsewhere
+// (e.g. in the registry's transparency log).
+type ResultRecorder interface {
+	RecordResult(ctx context.Context, r *Result) error
+}
+
 // Alerter delivers an alert. It should retry on its own; an error is
 // logged and recorded in the result, never retried by the engine.
 type Alerter interface {
@@ -82,6 +88,10 @@ type Options struct {
 	Alerter    Alerter         // nil: no alerts
 	Logger     *slog.Logger    // nil: discard
 	Metrics    *MonitorMetrics // nil: no metrics
+	// Recorder, when set, is given every evaluated window's result after
+	// it is stored (the server appends it to the transparency log). An
+	// error is logged; the result stays stored.
+	Recorder ResultRecorder
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// FlushEvery bounds how often ObserveBatch persists summaries: at most
@@ -442,6 +452,11 @@ func (e *Engine) evaluate(ctx context.Context, start time.Time) (*Result, error)
 	}
 	if err := e.opts.Store.SaveResult(ctx, e.m.Name, start, data); err != nil {
 		return nil, fmt.Errorf("failed to save the result of monitor %s: %w", e.m.Name, err)
+	}
+	if e.opts.Recorder != nil {
+		if err := e.opts.Recorder.RecordResult(ctx, r); err != nil {
+			e.log.Error("failed to record the result", "window", start.Format(time.RFC3339), "err", err)
+		}
 	}
 	e.opts.Metrics.observe(r)
 	e.log.Info("window evaluated", "window", start.Format(time.RFC3339), "status", r.Status,

@@ -22,9 +22,12 @@ type Set struct {
 type SetOptions struct {
 	Store      SummaryStore
 	Rollbacker Rollbacker
-	Getenv     func(string) string // reads webhook secrets; required when alerts are configured
-	Client     *http.Client        // for webhooks
-	Options                        // Logger and Now (Store, Rollbacker, Alerter are set per engine)
+	// RollbackerFor, when set, gives each monitor its own Rollbacker
+	// (the server's acts as "monitor:NAME"); it overrides Rollbacker.
+	RollbackerFor func(monitor string) Rollbacker
+	Getenv        func(string) string // reads webhook secrets; required when alerts are configured
+	Client        *http.Client        // for webhooks
+	Options                           // Logger and Now (Store, Rollbacker, Alerter are set per engine)
 }
 
 // OpenSet builds an engine per monitor of cfg, reading reference profiles
@@ -42,6 +45,9 @@ func OpenSet(cfg *Config, baseDir string, o SetOptions) (*Set, error) {
 		}
 		opts := o.Options
 		opts.Store, opts.Rollbacker = o.Store, o.Rollbacker
+		if o.RollbackerFor != nil {
+			opts.Rollbacker = o.RollbackerFor(m.Name)
+		}
 		if len(m.Alerts) > 0 {
 			if o.Getenv == nil {
 				return nil, errors.New("watch: SetOptions.Getenv is required for alerts")

@@ -539,6 +539,72 @@ func (s *DB) hashes(ctx context.Context, q queryer, ids []string) (map[string][1
 	return out, nil
 }
 
+// labelled returns which of these request ids already have a label.
+func (s *DB) labelled(ctx context.Context, q queryer, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.inChunks(ctx, q, "SELECT request_id FROM prediction_labels WHERE request_id IN ", ids, func(rows *sql.Rows) error {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		out[id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up labels: %w", err)
+	}
+	return out, nil
+}
+
+// inChunks runs query + "(ids...)" over chunks of 500 ids and calls fn
+// for every row.
+func (s *DB) inChunks(ctx context.Context, q queryer, query string, ids []string, fn func(*sql.Rows) error) error {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		args := make([]any, len(chunk))
+		ph := make([]string, len(chunk))
+		for i, id := range chunk {
+			args[i], ph[i] = id, s.ph(i)
+		}
+		rows, err := q.QueryContext(ctx, query+"("+strings.Join(ph, ",")+")", args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			if err := fn(rows); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Records implements predstore.Store: one indexed IN query per 500 ids.
+func (s *DB) Records(ctx context.Context, requestIDs []string) ([]predstore.Record, error) {
+	out := make([]predstore.Record, 0, len(requestIDs))
+	err := s.inChunks(ctx, s.db, selectRecord+" WHERE p.request_id IN ", requestIDs, func(rows *sql.Rows) error {
+		var row scanned
+		if err := rows.Scan(row.dest()...); err != nil {
+			return err
+		}
+		rec, _, err := row.decode()
+		if err != nil {
+			return err
+		}
+		out = append(out, *rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to look up predictions: %w", err)
+	}
+	return out, nil
+}
+
 type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
@@ -555,7 +621,16 @@ func (s *DB) labelTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][1
 	if err != nil {
 		return err
 	}
-	// The last label for a request id in the call wins.
+	ids := make([]string, 0, len(j.labels))
+	for _, l := range j.labels {
+		ids = append(ids, l.RequestID)
+	}
+	labelled, err := s.labelled(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+	// The last label for a request id in the call wins; only the first
+	// one the id ever gets is Stored, the others Replaced.
 	last := map[string]int{}
 	for i, l := range j.labels {
 		_, inTx := seen[l.RequestID]
@@ -564,7 +639,11 @@ func (s *DB) labelTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][1
 			j.out[i] = predstore.Unknown
 			continue
 		}
-		j.out[i] = predstore.Stored
+		if _, again := last[l.RequestID]; again || labelled[l.RequestID] {
+			j.out[i] = predstore.Replaced
+		} else {
+			j.out[i] = predstore.Stored
+		}
 		last[l.RequestID] = i
 	}
 	idx := make([]int, 0, len(last))
@@ -734,6 +813,29 @@ var migrations = []func(d dialect) []string{
 				ts BIGINT NOT NULL
 			)`,
 			`CREATE TABLE prediction_models (model TEXT PRIMARY KEY)`,
+		}
+	},
+	// 2: the monitors' state (monitors.go). Segments are bytes: they may
+	// hold NUL, which PostgreSQL TEXT cannot.
+	func(d dialect) []string {
+		return []string{
+			`CREATE TABLE monitor_summaries (
+				monitor TEXT NOT NULL,
+				win BIGINT NOT NULL,
+				segment ` + d.blob + ` NOT NULL,
+				data ` + d.blob + ` NOT NULL,
+				PRIMARY KEY (monitor, win, segment)
+			)`,
+			`CREATE TABLE monitor_results (
+				monitor TEXT NOT NULL,
+				win BIGINT NOT NULL,
+				data ` + d.blob + ` NOT NULL,
+				PRIMARY KEY (monitor, win)
+			)`,
+			`CREATE TABLE monitor_state (
+				monitor TEXT PRIMARY KEY,
+				data ` + d.blob + ` NOT NULL
+			)`,
 		}
 	},
 }

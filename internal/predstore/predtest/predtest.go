@@ -99,7 +99,7 @@ func Run(t *testing.T, open func(t *testing.T) predstore.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []predstore.Outcome{predstore.Stored, predstore.Unknown, predstore.Stored, predstore.Stored}
+		want := []predstore.Outcome{predstore.Stored, predstore.Unknown, predstore.Stored, predstore.Replaced}
 		if fmt.Sprint(out) != fmt.Sprint(want) {
 			t.Fatalf("outcomes %v, want %v", out, want)
 		}
@@ -108,8 +108,12 @@ func Run(t *testing.T, open func(t *testing.T) predstore.Store) {
 			t.Fatalf("label of b = %+v, %v", l, err)
 		}
 		// A later label replaces.
-		if _, err := s.Label(ctx, []predstore.Label{{RequestID: "a", Label: json.RawMessage(`0`), TS: t0}}); err != nil {
-			t.Fatal(err)
+		if out, err := s.Label(ctx, []predstore.Label{{RequestID: "a", Label: json.RawMessage(`0`), TS: t0}}); err != nil || out[0] != predstore.Replaced {
+			t.Fatalf("relabel: %v, %v; want replaced", out, err)
+		}
+		recs, err := s.Records(ctx, []string{"b", "zz", "a"})
+		if err != nil || len(recs) != 2 {
+			t.Fatalf("Records = %+v, %v; want a and b", recs, err)
 		}
 		_, l, _ = s.Get(ctx, "a")
 		if l == nil || string(l.Label) != "0" {
