@@ -216,7 +216,7 @@ func (o *serverOptions) AddFlags(cmd *cobra.Command) {
 	f.StringVar(&o.LogKey, "log-key", "", "signed-note private key file signing the transparency log's checkpoints (default DIR/log.key with --data, created on first start; create one for --db with 'custody log keygen')")
 	f.StringVar(&o.LogOrigin, "log-origin", "", "origin (name) of a log key created on first start (default <hostname>/custody)")
 	f.BoolVar(&o.UnsignedLog, "unsigned-log", false, "with --db and no --log-key: run anyway, serving no signed checkpoints (clients cannot verify the log)")
-	f.StringVar(&o.Policy, "policy", "", "directory of Rego policies deciding register, approve, promote and rollback (default: the embedded defaults, docs/policy.md)")
+	f.StringVar(&o.Policy, "policy", "", "directory of Rego policies deciding register, approve, promote, rollback and deploy (default: the embedded defaults, docs/policy.md)")
 	f.StringVar(&o.PolicyCfg, "policy-config", "", `JSON file with the policies' config: {"trusted_keys": [...], "min_metrics": {"accuracy": 0.9}, "require_contracts": true}`)
 	f.StringArrayVar(&o.Protected, "protected-alias", []string{"production"}, "alias that moves only through 'custody promote' and 'custody rollback' (repeatable)")
 	f.StringArrayVar(&o.Retention, "prediction-retention", nil, "keep logged predictions of MODEL for DURATION, as MODEL=DURATION (e.g. fraud=720h; '*=2160h' for every other model; repeatable; default: forever)")
