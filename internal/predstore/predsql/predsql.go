@@ -102,7 +102,9 @@ const (
 type job struct {
 	kind   jobKind
 	recs   []predstore.Record
-	docs   [][]byte
+	// args holds the insert's arguments, insertCols per record, built by
+	// the caller's goroutine so that the writer only binds them.
+	args []any
 	hashes [][16]byte
 	labels []predstore.Label
 	model  string
@@ -252,7 +254,7 @@ func (s *DB) Append(ctx context.Context, recs []predstore.Record) ([]predstore.O
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	j := &job{kind: jobAppend, recs: recs, docs: make([][]byte, len(recs)), hashes: make([][16]byte, len(recs))}
+	j := &job{kind: jobAppend, recs: recs, hashes: make([][16]byte, len(recs)), args: make([]any, 0, insertCols*len(recs))}
 	for i := range recs {
 		if recs[i].RequestID == "" {
 			return nil, fmt.Errorf("record %d has no request id", i)
@@ -263,8 +265,8 @@ func (s *DB) Append(ctx context.Context, recs []predstore.Record) ([]predstore.O
 		if err != nil {
 			return nil, fmt.Errorf("failed to encode record %d: %w", i, err)
 		}
-		j.docs[i] = doc
 		j.hashes[i] = contentHash(r, doc)
+		j.args = append(j.args, r.RequestID, r.TS.UnixNano(), r.Model, r.Version, r.Digest, j.hashes[i][:], string(doc))
 	}
 	if err := s.submit(ctx, j); err != nil {
 		return nil, err
@@ -372,7 +374,11 @@ func (s *DB) runTx(group []*job) error {
 		return fmt.Errorf("failed to begin: %w", err)
 	}
 	defer tx.Rollback()
-	seen := map[string][16]byte{} // request ids written or found in this transaction
+	n := 0
+	for _, j := range group {
+		n += len(j.recs) + len(j.labels)
+	}
+	seen := make(map[string][16]byte, n) // request ids written or found in this transaction
 	models := map[string]bool{}
 	for _, j := range group {
 		switch j.kind {
@@ -425,15 +431,23 @@ func (s *DB) appendTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][
 		seen[id] = j.hashes[i]
 		fresh = append(fresh, i)
 	}
-	const cols = 7
 	for len(fresh) > 0 {
 		chunk := fresh[:min(len(fresh), s.d.maxRows)]
 		fresh = fresh[len(chunk):]
-		args := make([]any, 0, len(chunk)*cols)
+		var args []any
+		if first, last := chunk[0], chunk[len(chunk)-1]; last-first == len(chunk)-1 {
+			args = j.args[first*insertCols : (last+1)*insertCols]
+		} else {
+			args = make([]any, 0, len(chunk)*insertCols)
+			for _, i := range chunk {
+				args = append(args, j.args[i*insertCols:(i+1)*insertCols]...)
+			}
+		}
+		last := ""
 		for _, i := range chunk {
-			r := &j.recs[i]
-			args = append(args, r.RequestID, r.TS.UnixNano(), r.Model, r.Version, r.Digest, j.hashes[i][:], string(j.docs[i]))
-			models[r.Model] = true
+			if m := j.recs[i].Model; m != last {
+				models[m], last = true, m
+			}
 		}
 		full := len(chunk) == s.d.maxRows
 		query := ""
@@ -479,9 +493,12 @@ func (s *DB) appendTx(ctx context.Context, tx *sql.Tx, j *job, seen map[string][
 	return nil
 }
 
+// insertCols is the number of columns an insert writes per record.
+const insertCols = 7
+
 // insertSQL is the insert of n records.
 func (s *DB) insertSQL(n int) string {
-	const cols = 7
+	const cols = insertCols
 	var b strings.Builder
 	b.Grow(100 + n*cols*6)
 	b.WriteString(s.d.insertIgnore + " INTO predictions(request_id, ts, model, version, digest, chash, doc) VALUES ")
