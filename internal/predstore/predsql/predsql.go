@@ -100,11 +100,11 @@ const (
 )
 
 type job struct {
-	kind   jobKind
-	recs   []predstore.Record
+	kind jobKind
+	recs []predstore.Record
 	// args holds the insert's arguments, insertCols per record, built by
 	// the caller's goroutine so that the writer only binds them.
-	args []any
+	args   []any
 	hashes [][16]byte
 	labels []predstore.Label
 	model  string
