@@ -152,6 +152,7 @@ func (s *Service) Ingest(ctx context.Context, in []Input) (*IngestResult, error)
 		return nil, fmt.Errorf("failed to store predictions: %w", err)
 	}
 	stored := recs[:0:0]
+	all := true // every record stored: observers get recs itself
 	for k, o := range outs {
 		i := idx[k]
 		switch o {
@@ -159,18 +160,29 @@ func (s *Service) Ingest(ctx context.Context, in []Input) (*IngestResult, error)
 			res.Stored++
 			res.RequestIDs[i] = recs[k].RequestID
 			res.Outcomes[i].Kind = "stored"
-			stored = append(stored, recs[k])
+			if !all {
+				stored = append(stored, recs[k])
+			}
 		case predstore.Duplicate:
+			if all {
+				all, stored = false, append(stored, recs[:k]...)
+			}
 			res.Duplicates++
 			res.RequestIDs[i] = recs[k].RequestID
 			res.Outcomes[i].Kind = "duplicate"
 		default:
+			if all {
+				all, stored = false, append(stored, recs[:k]...)
+			}
 			in[i].Record.RequestID = recs[k].RequestID
 			reject(i, ConflictReason)
 		}
 	}
 	if len(res.Rejected) > 1 {
 		sortRejections(res.Rejected)
+	}
+	if all {
+		stored = recs
 	}
 	if len(stored) > 0 {
 		for _, o := range s.opts.Observers {

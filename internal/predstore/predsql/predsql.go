@@ -255,6 +255,7 @@ func (s *DB) Append(ctx context.Context, recs []predstore.Record) ([]predstore.O
 		return nil, nil
 	}
 	j := &job{kind: jobAppend, recs: recs, hashes: make([][16]byte, len(recs)), args: make([]any, 0, insertCols*len(recs))}
+	var model, version, digest any
 	for i := range recs {
 		if recs[i].RequestID == "" {
 			return nil, fmt.Errorf("record %d has no request id", i)
@@ -266,7 +267,10 @@ func (s *DB) Append(ctx context.Context, recs []predstore.Record) ([]predstore.O
 			return nil, fmt.Errorf("failed to encode record %d: %w", i, err)
 		}
 		j.hashes[i] = contentHash(r, doc)
-		j.args = append(j.args, r.RequestID, r.TS.UnixNano(), r.Model, r.Version, r.Digest, j.hashes[i][:], string(doc))
+		if i == 0 || r.Model != recs[i-1].Model || r.Version != recs[i-1].Version || r.Digest != recs[i-1].Digest {
+			model, version, digest = r.Model, r.Version, r.Digest // boxed once per run of equal values
+		}
+		j.args = append(j.args, r.RequestID, r.TS.UnixNano(), model, version, digest, j.hashes[i][:], string(doc))
 	}
 	if err := s.submit(ctx, j); err != nil {
 		return nil, err
