@@ -118,13 +118,21 @@ func (s *Service) Ingest(ctx context.Context, in []Input) (*IngestResult, error)
 		res.Rejected = append(res.Rejected, Rejection{Index: i, RequestID: in[i].Record.RequestID, Reason: reason})
 		res.Outcomes[i].Kind = "rejected"
 	}
+	var lastModel, lastDigest string
+	var last resolved
 	for i := range in {
 		if in[i].Reason != "" {
 			reject(i, in[i].Reason)
 			continue
 		}
 		r := in[i].Record
-		v, err := s.res.resolve(ctx, r.Model, r.Digest)
+		var v resolved
+		var err error
+		if r.Model == lastModel && r.Digest == lastDigest {
+			v = last // records of a batch usually share model and digest
+		} else if v, err = s.res.resolve(ctx, r.Model, r.Digest); err == nil {
+			lastModel, lastDigest, last = r.Model, r.Digest, v
+		}
 		if err != nil {
 			var re *resolveError
 			if !errors.As(err, &re) {
