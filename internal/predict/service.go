@@ -137,13 +137,21 @@ func (s *Service) Ingest(ctx context.Context, in []Input) (*IngestResult, error)
 		res.Rejected = append(res.Rejected, Rejection{Index: i, RequestID: in[i].Record.RequestID, Reason: reason})
 		res.Outcomes[i].Kind = "rejected"
 	}
+	var lastModel, lastDigest string
+	var last resolved
 	for i := range in {
 		if in[i].Reason != "" {
 			reject(i, in[i].Reason)
 			continue
 		}
 		r := in[i].Record
-		v, err := s.res.resolve(ctx, r.Model, r.Digest)
+		var v resolved
+		var err error
+		if r.Model == lastModel && r.Digest == lastDigest {
+			v = last // records of a batch usually share model and digest
+		} else if v, err = s.res.resolve(ctx, r.Model, r.Digest); err == nil {
+			lastModel, lastDigest, last = r.Model, r.Digest, v
+		}
 		if err != nil {
 			var re *resolveError
 			if !errors.As(err, &re) {
@@ -171,6 +179,7 @@ func (s *Service) Ingest(ctx context.Context, in []Input) (*IngestResult, error)
 		return nil, fmt.Errorf("failed to store predictions: %w", err)
 	}
 	stored := recs[:0:0]
+	all := true // every record stored: observers get recs itself
 	for k, o := range outs {
 		i := idx[k]
 		switch o {
@@ -178,18 +187,29 @@ func (s *Service) Ingest(ctx context.Context, in []Input) (*IngestResult, error)
 			res.Stored++
 			res.RequestIDs[i] = recs[k].RequestID
 			res.Outcomes[i].Kind = "stored"
-			stored = append(stored, recs[k])
+			if !all {
+				stored = append(stored, recs[k])
+			}
 		case predstore.Duplicate:
+			if all {
+				all, stored = false, append(stored, recs[:k]...)
+			}
 			res.Duplicates++
 			res.RequestIDs[i] = recs[k].RequestID
 			res.Outcomes[i].Kind = "duplicate"
 		default:
+			if all {
+				all, stored = false, append(stored, recs[:k]...)
+			}
 			in[i].Record.RequestID = recs[k].RequestID
 			reject(i, ConflictReason)
 		}
 	}
 	if len(res.Rejected) > 1 {
 		sortRejections(res.Rejected)
+	}
+	if all {
+		stored = recs
 	}
 	if len(stored) > 0 {
 		for _, o := range s.opts.Observers {

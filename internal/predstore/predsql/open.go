@@ -40,7 +40,7 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("failed to open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(8)
-	d := dialect{name: "sqlite", serial: "INTEGER PRIMARY KEY", blob: "BLOB", maxRows: 1000}
+	d := dialect{name: "sqlite", serial: "INTEGER PRIMARY KEY", blob: "BLOB", maxRows: 1000, insertIgnore: "INSERT OR IGNORE"}
 	s, err := open(ctx, db, d, opts, "")
 	if err != nil {
 		db.Close()
@@ -63,7 +63,7 @@ func OpenPostgres(ctx context.Context, url string, opts Options) (*DB, error) {
 	db := sql.OpenDB(stdlib.GetConnector(*cfg))
 	db.SetMaxOpenConns(16)
 	db.SetMaxIdleConns(16)
-	d := dialect{name: "postgres", numbered: true, serial: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", maxRows: 1000}
+	d := dialect{name: "postgres", numbered: true, serial: "BIGSERIAL PRIMARY KEY", blob: "BYTEA", maxRows: 1000, insertIgnore: "INSERT", onConflict: " ON CONFLICT (request_id) DO NOTHING RETURNING request_id", returning: true}
 	s, err := open(ctx, db, d, opts, migrationLock)
 	if err != nil {
 		db.Close()

@@ -83,6 +83,33 @@ func Run(t *testing.T, open func(t *testing.T) predstore.Store) {
 			t.Fatalf("a = %+v, %v: the first content must stay", r, err)
 		}
 	})
+	t.Run("IdempotenceAfterDelete", func(t *testing.T) {
+		// The newest rows deleted, then a call mixing a re-used id of a
+		// deleted record, a duplicate and a conflict of live ones, and a
+		// new id: stores that tell inserted rows from taken ones by row
+		// order must not be fooled by the gap.
+		s := open(t)
+		defer s.Close()
+		ctx := t.Context()
+		old, young := t0, t0.Add(time.Hour)
+		if _, err := s.Append(ctx, []predstore.Record{Rec("a", "m", young, 0.5), Rec("b", "m", young, 0.5), Rec("c", "m", old, 0.5), Rec("d", "m", old, 0.5)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.DeleteBefore(ctx, "m", young); err != nil || n != 2 {
+			t.Fatalf("deleted %d, %v", n, err)
+		}
+		out, err := s.Append(ctx, []predstore.Record{Rec("d", "m", young, 0.9), Rec("a", "m", young, 0.5), Rec("b", "m", young, 0.7), Rec("e", "m", young, 0.1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []predstore.Outcome{predstore.Stored, predstore.Duplicate, predstore.Conflict, predstore.Stored}
+		if fmt.Sprint(out) != fmt.Sprint(want) {
+			t.Fatalf("outcomes %v, want %v", out, want)
+		}
+		if r, _, err := s.Get(ctx, "d"); err != nil || string(r.Prediction) != "0.9" {
+			t.Fatalf("d = %+v, %v", r, err)
+		}
+	})
 	t.Run("Labels", func(t *testing.T) {
 		s := open(t)
 		defer s.Close()
