@@ -39,6 +39,9 @@ func BenchmarkStateChanges(b *testing.B) {
 				svc := registry.New(s, registry.Options{Hooks: hooks})
 				admin := registry.Actor{Name: "bench", Role: registry.RoleAdmin}
 				var n atomic.Int64
+				if p, err := strconv.Atoi(os.Getenv("CUSTODY_BENCH_PARALLELISM")); err == nil && p > 0 {
+					b.SetParallelism(p) // p x GOMAXPROCS writers
+				}
 				b.ResetTimer()
 				start := time.Now()
 				b.RunParallel(func(pb *testing.PB) {
