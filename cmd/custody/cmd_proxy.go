@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -109,6 +110,7 @@ func runProxy(ctx context.Context, stderr io.Writer, opts proxyOptions) error {
 		return usagef("--log-format must be json or text")
 	}
 	log := slog.New(h)
+	setProxyGC()
 	if opts.Upstream == "" || opts.Model == "" {
 		return usagef("--upstream and --model are required")
 	}
@@ -210,4 +212,18 @@ func runProxy(ctx context.Context, stderr io.Writer, opts proxyOptions) error {
 		return fmt.Errorf("proxy: %w", serveErr)
 	}
 	return nil
+}
+
+// proxyGCPercent is the proxy's garbage-collection target unless GOGC is
+// set. The proxy's live heap is small and bounded (the record queue, the
+// capture buffers in flight), so letting it grow to 5x between cycles costs
+// little memory, and collections compete with requests for the CPU less
+// often: on the 2-core benchmark machine the p99 overhead at 1,000 req/s
+// was 0.99-2.31 ms with GOGC=100 and 0.94-1.32 ms with this (docs/proxy.md).
+const proxyGCPercent = 400
+
+func setProxyGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(proxyGCPercent)
+	}
 }
