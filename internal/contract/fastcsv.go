@@ -143,24 +143,13 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 	}
 	parseCh := make(chan *pbatch, parsers)
 	parsed := make(chan *pbatch, nbuf)
-	work := make([]chan *pbatch, workers)
-	var cw sync.WaitGroup
-	for w := range workers {
-		work[w] = make(chan *pbatch, 2)
-		cw.Go(func() {
-			for b := range work[w] {
-				for i := range b.n {
-					rec := b.cells[i*ncols : (i+1)*ncols]
-					for _, ch := range groups[w] {
-						ch.observe(rec, b.lines[i])
-					}
-				}
-				if b.pending.Add(-1) == 0 {
-					free <- b
-				}
+	work, waitCheckers := startCheckers(groups, ncols,
+		func(b *pbatch) ([]Cell, []int64) { return b.cells[:b.n*ncols], b.lines[:b.n] },
+		func(b *pbatch) {
+			if b.pending.Add(-1) == 0 {
+				free <- b
 			}
 		})
-	}
 	var producers sync.WaitGroup
 	for range parsers {
 		producers.Go(func() {
@@ -216,7 +205,7 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 	for _, ch := range work {
 		close(ch)
 	}
-	cw.Wait()
+	waitCheckers()
 	res.err = readErr
 	return res
 }

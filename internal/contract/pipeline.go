@@ -40,55 +40,21 @@ type readResult struct {
 // sees every row in order: results are identical to the sequential loop.
 func runPipeline(ctx context.Context, src Source, checkers []checker, workers int, maxEx int) readResult {
 	ncols := len(src.Columns())
-	// Assign columns to workers, balancing the number of checkers.
-	byCol := map[int][]checker{}
-	var cols []int
-	for _, c := range checkers {
-		col := c.column()
-		if _, ok := byCol[col]; !ok {
-			cols = append(cols, col)
-		}
-		byCol[col] = append(byCol[col], c)
-	}
-	workers = min(workers, len(cols))
-	groups := make([][]checker, workers)
-	load := make([]int, workers)
-	for _, col := range cols {
-		best := 0
-		for w := range workers {
-			if load[w] < load[best] {
-				best = w
-			}
-		}
-		groups[best] = append(groups[best], byCol[col]...)
-		for _, c := range byCol[col] {
-			load[best] += c.cost()
-		}
-	}
+	groups := columnGroups(checkers, workers)
+	workers = len(groups)
 
 	rows := min(batchRows, max(16, batchCells/max(ncols, 1)))
 	free := make(chan *batch, workers+2)
 	for range workers + 2 {
 		free <- &batch{lines: make([]int64, rows), cells: make([]Cell, rows*ncols), offs: make([]int, rows*ncols)}
 	}
-	work := make([]chan *batch, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		work[w] = make(chan *batch, 2)
-		wg.Go(func() {
-			for b := range work[w] {
-				for i := range b.n {
-					rec := b.cells[i*ncols : (i+1)*ncols]
-					for _, c := range groups[w] {
-						c.observe(rec, b.lines[i])
-					}
-				}
-				if b.pending.Add(-1) == 0 {
-					free <- b
-				}
+	work, wait := startCheckers(groups, ncols,
+		func(b *batch) ([]Cell, []int64) { return b.cells[:b.n*ncols], b.lines[:b.n] },
+		func(b *batch) {
+			if b.pending.Add(-1) == 0 {
+				free <- b
 			}
 		})
-	}
 
 	var res readResult
 	rec := make([]Cell, ncols)
@@ -150,8 +116,33 @@ func runPipeline(ctx context.Context, src Source, checkers []checker, workers in
 	for _, ch := range work {
 		close(ch)
 	}
-	wg.Wait()
+	wait()
 	return res
+}
+
+// startCheckers starts one goroutine per group of checkers. Each receives
+// every batch sent on its channel, runs its checkers over the batch's rows
+// (ncols cells each, with their line numbers) in order, then calls release
+// with the batch. Close every channel, then call wait.
+func startCheckers[B any](groups [][]checker, ncols int, rows func(B) ([]Cell, []int64), release func(B)) (work []chan B, wait func()) {
+	var wg sync.WaitGroup
+	work = make([]chan B, len(groups))
+	for w, group := range groups {
+		work[w] = make(chan B, 2)
+		wg.Go(func() {
+			for b := range work[w] {
+				cells, lines := rows(b)
+				for i, line := range lines {
+					rec := cells[i*ncols : (i+1)*ncols]
+					for _, c := range group {
+						c.observe(rec, line)
+					}
+				}
+				release(b)
+			}
+		})
+	}
+	return work, wg.Wait
 }
 
 // defaultWorkers is the number of checker goroutines Check uses when
