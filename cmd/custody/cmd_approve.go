@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -58,20 +57,12 @@ func runApprove(ctx context.Context, stdout io.Writer, opts approveOptions, ref 
 		return serverError(err)
 	}
 	if opts.JSON {
-		return writeJSONOutput(stdout, a)
+		return printJSON(stdout, a)
 	}
 	state := "approved"
 	if !created {
 		state = "already approved"
 	}
-	return writeOutput(stdout, "", fmt.Appendf(nil, "%s@%s %s by %s\n", name, version, state, a.Approver), "")
-}
-
-// writeJSONOutput prints v as indented JSON through writeOutput.
-func writeJSONOutput(stdout io.Writer, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeOutput(stdout, "", append(b, '\n'), "")
+	_, err = fmt.Fprintf(stdout, "%s@%s %s by %s\n", name, version, state, a.Approver)
+	return err
 }

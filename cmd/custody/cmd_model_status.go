@@ -48,7 +48,7 @@ func runModelStatus(ctx context.Context, stdout io.Writer, opts modelStatusOptio
 		return serverError(err)
 	}
 	if opts.JSON {
-		return writeJSONOutput(stdout, st)
+		return printJSON(stdout, st)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s@%s: %s", name, version, st.Status)
@@ -69,5 +69,6 @@ func runModelStatus(ctx context.Context, stdout io.Writer, opts modelStatusOptio
 		}
 		b.WriteString("\n")
 	}
-	return writeOutput(stdout, "", []byte(b.String()), "")
+	_, err = io.WriteString(stdout, b.String())
+	return err
 }

@@ -62,11 +62,12 @@ func runPromote(ctx context.Context, stdout io.Writer, opts promoteOptions, ref 
 		return serverError(err)
 	}
 	if opts.JSON {
-		return writeJSONOutput(stdout, e)
+		return printJSON(stdout, e)
 	}
 	prev := e.Previous
 	if prev == "" {
 		prev = "none"
 	}
-	return writeOutput(stdout, "", fmt.Appendf(nil, "%s@%s -> %s (was %s)\n", name, opts.Alias, e.Version, prev), "")
+	_, err = fmt.Fprintf(stdout, "%s@%s -> %s (was %s)\n", name, opts.Alias, e.Version, prev)
+	return err
 }

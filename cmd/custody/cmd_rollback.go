@@ -63,7 +63,8 @@ func runRollback(ctx context.Context, stdout io.Writer, opts rollbackOptions, na
 		return serverError(err)
 	}
 	if opts.JSON {
-		return writeJSONOutput(stdout, e)
+		return printJSON(stdout, e)
 	}
-	return writeOutput(stdout, "", fmt.Appendf(nil, "%s@%s -> %s (rolled back from %s, now marked bad)\n", name, opts.Alias, e.Version, e.Previous), "")
+	_, err = fmt.Fprintf(stdout, "%s@%s -> %s (rolled back from %s, now marked bad)\n", name, opts.Alias, e.Version, e.Previous)
+	return err
 }
