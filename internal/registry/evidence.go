@@ -298,9 +298,15 @@ type ContractResult struct {
 // requiring "every input passed its contract" must compare the inputs with
 // the results.
 func (s *Service) ContractResults(ctx context.Context, runInputs []store.DatasetRef) ([]ContractResult, error) {
+	return contractResults(ctx, s.st, runInputs)
+}
+
+// contractResults is ContractResults over any reader (a transaction when
+// the policy input is rebuilt under the model lock).
+func contractResults(ctx context.Context, r store.Reader, runInputs []store.DatasetRef) ([]ContractResult, error) {
 	out := []ContractResult{}
 	for _, in := range runInputs {
-		evs, err := s.st.ListEvidence(ctx, in)
+		evs, err := r.ListEvidence(ctx, in)
 		if err != nil {
 			return nil, err
 		}

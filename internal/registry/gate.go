@@ -199,7 +199,7 @@ func (s *Service) trustedSignatures(ctx context.Context, v *store.Version) []boo
 
 func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
-// contractResults returns the dataset contract results of a version for
+// contractInput returns the dataset contract results of a version for
 // the policy input: version.contracts, one entry per piece of signed
 // contract evidence attached to the datasets its training run read
 // ({"name" (the contract), "dataset", "dataset_version", "passed",
@@ -207,36 +207,29 @@ func timeString(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // version.datasets, one entry per training input ({"name", "version",
 // "evidence" (count), "passed" (some evidence passed and none failed)}), so
 // that a policy can require every input to have passed its contract
-// (config.require_contracts in the default policies). A version without a
-// run has neither.
-func contractResults(ctx context.Context, r store.Reader, v *store.Version) (contracts, datasets []any, err error) {
-	contracts, datasets = []any{}, []any{}
-	if v.RunID == "" {
-		return contracts, datasets, nil
-	}
-	run, err := r.GetRun(ctx, v.RunID)
-	if errors.Is(err, store.ErrNotFound) {
-		return contracts, datasets, nil
-	}
+// (config.require_contracts in the default policies).
+func contractInput(ctx context.Context, r store.Reader, inputs []store.DatasetRef) (contracts, datasets []any, err error) {
+	results, err := contractResults(ctx, r, inputs)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, in := range run.Inputs {
-		evs, err := r.ListEvidence(ctx, in)
-		if err != nil {
-			return nil, nil, err
+	contracts, datasets = []any{}, []any{}
+	for _, c := range results {
+		contracts = append(contracts, map[string]any{
+			"name": c.Contract, "dataset": c.Dataset, "dataset_version": c.Version, "passed": c.Passed,
+			"outcome": c.Outcome, "failed": c.Failed, "signer": c.Signer,
+			"evidence_digest": c.EvidenceDigest.String(), "checked_at": timeString(c.CheckedAt),
+		})
+	}
+	for _, in := range inputs {
+		n, passed := 0, true
+		for _, c := range results {
+			if c.Dataset == in.Name && c.Version == in.Version {
+				n++
+				passed = passed && c.Passed
+			}
 		}
-		passed := len(evs) > 0
-		for _, e := range evs {
-			ok := e.Outcome == "pass"
-			passed = passed && ok
-			contracts = append(contracts, map[string]any{
-				"name": e.Contract, "dataset": in.Name, "dataset_version": in.Version, "passed": ok,
-				"outcome": e.Outcome, "failed": e.Failed, "signer": e.Signature.Signer,
-				"evidence_digest": e.Digest.String(), "checked_at": timeString(e.CheckedAt),
-			})
-		}
-		datasets = append(datasets, map[string]any{"name": in.Name, "version": in.Version, "evidence": len(evs), "passed": passed})
+		datasets = append(datasets, map[string]any{"name": in.Name, "version": in.Version, "evidence": n, "passed": n > 0 && passed})
 	}
 	return contracts, datasets, nil
 }
@@ -255,6 +248,7 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 		}
 	}
 	metrics := map[string]any{}
+	var inputs []store.DatasetRef
 	if v.RunID != "" {
 		run, err := r.GetRun(ctx, v.RunID)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -264,6 +258,7 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 			for k, x := range run.Metrics {
 				metrics[k] = x
 			}
+			inputs = run.Inputs
 		}
 	}
 	approvals := []any{}
@@ -284,7 +279,7 @@ func versionInput(ctx context.Context, r store.Reader, v *store.Version, trusted
 	for _, e := range held {
 		promotions = append(promotions, map[string]any{"alias": e.Alias, "time": timeString(e.At)})
 	}
-	contracts, datasets, err := contractResults(ctx, r, v)
+	contracts, datasets, err := contractInput(ctx, r, inputs)
 	if err != nil {
 		return nil, err
 	}
