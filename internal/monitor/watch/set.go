@@ -167,7 +167,11 @@ func (s *Set) ObserveRecords(ctx context.Context, recs []RawRecord, labels []Raw
 			if !e.accepts(labels[i].Prediction.Model) {
 				continue
 			}
-			p, err := e.m.DecodeRaw(&labels[i].Prediction)
+			// A label folds into calibration and confusion counts only:
+			// its prediction's features are not decoded.
+			raw := labels[i].Prediction
+			raw.Features = nil
+			p, err := e.m.DecodeRaw(&raw)
 			if err != nil {
 				bad++
 				continue
@@ -177,7 +181,6 @@ func (s *Set) ObserveRecords(ctx context.Context, recs []RawRecord, labels []Raw
 				bad++
 				continue
 			}
-			p.Features = nil
 			ls = append(ls, Label{Prediction: p, Label: l})
 		}
 		if bad > 0 {
