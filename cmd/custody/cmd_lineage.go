@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -80,7 +82,7 @@ func runLineage(ctx context.Context, stdout io.Writer, opts lineageOptions, ref 
 	if r.ImageDigest != "" {
 		fmt.Fprintf(stdout, "    image %s\n", r.ImageDigest)
 	}
-	for _, k := range sortedKeys(r.Params) {
+	for _, k := range slices.Sorted(maps.Keys(r.Params)) {
 		fmt.Fprintf(stdout, "    param %s = %s\n", k, r.Params[k])
 	}
 	mk := make([]string, 0, len(r.Metrics))
@@ -98,13 +100,4 @@ func runLineage(ctx context.Context, stdout io.Writer, opts lineageOptions, ref 
 		fmt.Fprintf(stdout, "    dataset %s@%s %s dvc:%s\n", d.Name, d.Version, d.Digest, d.DVCMD5)
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

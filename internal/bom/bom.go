@@ -30,6 +30,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -191,7 +193,7 @@ func modelComponent(in Input) *cdx.Component {
 		}
 	}
 	if in.Run != nil {
-		for _, k := range sortedKeys(in.Run.Params) {
+		for _, k := range slices.Sorted(maps.Keys(in.Run.Params)) {
 			props = append(props, prop("param:"+k, in.Run.Params[k]))
 		}
 	}
@@ -298,7 +300,7 @@ func formula(r *store.Run, modelRef string, datasets []store.Dataset, lock *envc
 	}
 	if len(r.Params) > 0 {
 		var ps []cdx.Parameter
-		for _, k := range sortedKeys(r.Params) {
+		for _, k := range slices.Sorted(maps.Keys(r.Params)) {
 			ps = append(ps, cdx.Parameter{Name: k, Value: r.Params[k]})
 		}
 		inputs = append(inputs, cdx.TaskInput{Parameters: &ps})
@@ -400,13 +402,4 @@ func purlEscape(s string) string {
 		}
 	}
 	return b.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
