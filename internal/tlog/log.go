@@ -7,9 +7,10 @@
 // # Appending
 //
 // [Hook] is a registry.TxHook: for every journal event it builds the
-// [Entry], locks the log head ([store.Tx.LockLog]), computes the new
-// stored hashes (golang.org/x/mod/sumdb/tlog's StoredHashes layout, which
-// gives O(log n) proofs) and writes entry, hashes and the new size
+// [Entry], locks the log head and reads the right edge of the tree kept
+// with it ([store.Tx.LockLog]), computes the new stored hashes
+// (golang.org/x/mod/sumdb/tlog's StoredHashes layout, which gives O(log n)
+// proofs) and writes entry, hashes and the new size and edge
 // ([store.Tx.AppendLog]). Everything commits with the state change or
 // rolls back with it: there is no moment at which one exists without the
 // other. Leaf indexes come from the locked head, never from a database
@@ -35,6 +36,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 
 	"github.com/custody-ml/custody/internal/store"
 	"golang.org/x/mod/sumdb/note"
@@ -61,15 +63,42 @@ func hashReader(ctx context.Context, r store.Reader) tlog.HashReader {
 
 // Append adds entry as the next leaf, inside tx, and returns its index.
 // The caller's transaction must commit for the entry to exist.
+//
+// The log head is locked from here until the transaction ends, so this
+// takes two statements: LockLog returns the size with the right edge (the
+// hashes StoredHashes needs), AppendLog writes the entry, its stored
+// hashes and the new size and edge.
 func Append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
 	if len(entry) > MaxEntrySize {
 		return 0, fmt.Errorf("log entry is %d bytes, more than %d", len(entry), MaxEntrySize)
 	}
-	n, err := tx.LockLog(ctx)
+	n, edge, err := tx.LockLog(ctx)
 	if err != nil {
 		return 0, err
 	}
-	hs, err := tlog.StoredHashes(n, entry, hashReader(ctx, tx))
+	idx := edgeIndexes(n)
+	if len(edge) != len(idx) {
+		// No edge kept with the head (a log appended to before it was):
+		// read it from the stored hashes, once.
+		if edge, err = readEdge(ctx, tx, idx); err != nil {
+			return 0, fmt.Errorf("failed to read the right edge of the log of %d entries: %w", n, err)
+		}
+	}
+	byIndex := make(map[int64]tlog.Hash, len(idx))
+	for i, x := range idx {
+		byIndex[x] = edge[i]
+	}
+	hs, err := tlog.StoredHashes(n, entry, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		for i, x := range indexes {
+			h, ok := byIndex[x]
+			if !ok { // cannot happen: StoredHashes reads only the edge
+				return nil, fmt.Errorf("stored hash %d is not on the right edge", x)
+			}
+			out[i] = h
+		}
+		return out, nil
+	}))
 	if err != nil {
 		return 0, fmt.Errorf("failed to hash log entry %d: %w", n, err)
 	}
@@ -77,10 +106,36 @@ func Append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
 	for i := range hs {
 		raw[i] = hs[i]
 	}
-	if err := tx.AppendLog(ctx, n, entry, tlog.StoredHashIndex(0, n), raw); err != nil {
+	// The new edge: the complete subtrees the new leaf merged with (one
+	// per trailing 1 bit of n) are replaced by their merged root, the
+	// last stored hash.
+	merged := bits.TrailingZeros64(uint64(n + 1))
+	next := append(edge[:len(edge)-merged:len(edge)-merged], raw[len(raw)-1])
+	if err := tx.AppendLog(ctx, n, entry, tlog.StoredHashIndex(0, n), raw, next); err != nil {
 		return 0, err
 	}
 	return n, nil
+}
+
+// edgeIndexes returns the stored-hash indexes of the right edge of a tree
+// of n leaves: the roots of the complete subtrees that cover it, one per 1
+// bit of n, largest (leftmost) first.
+func edgeIndexes(n int64) []int64 {
+	var idx []int64
+	for level := 62; level >= 0; level-- {
+		if n>>level&1 == 1 {
+			idx = append(idx, tlog.StoredHashIndex(level, n>>level-1))
+		}
+	}
+	return idx
+}
+
+// readEdge reads the right edge at idx from the stored hashes.
+func readEdge(ctx context.Context, r store.Reader, idx []int64) ([][32]byte, error) {
+	if len(idx) == 0 {
+		return [][32]byte{}, nil
+	}
+	return r.LogHashes(ctx, idx)
 }
 
 // Hook appends every registry change to the log, in the change's

@@ -916,17 +916,36 @@ func (r reader) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, err
 	return out, nil
 }
 
-func (t *tx) LockLog(ctx context.Context) (int64, error) {
+func (t *tx) LockLog(ctx context.Context) (int64, [][32]byte, error) {
 	var n int64
-	if err := t.queryRow(ctx, "SELECT size FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n); err != nil {
-		return 0, fmt.Errorf("failed to lock the log: %w", err)
+	var raw []byte
+	if err := t.queryRow(ctx, "SELECT size, edge FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n, &raw); err != nil {
+		return 0, nil, fmt.Errorf("failed to lock the log: %w", err)
 	}
-	return n, nil
+	if raw == nil || len(raw)%32 != 0 {
+		return n, nil, nil // no (usable) edge: the caller reads log_hashes
+	}
+	edge := make([][32]byte, len(raw)/32)
+	for i := range edge {
+		copy(edge[i][:], raw[32*i:])
+	}
+	return n, edge, nil
 }
 
-func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error {
+func edgeBytes(edge [][32]byte) []byte {
+	if edge == nil {
+		return nil
+	}
+	b := make([]byte, 0, 32*len(edge))
+	for i := range edge {
+		b = append(b, edge[i][:]...)
+	}
+	return b
+}
+
+func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
 	if t.d.WritableCTE {
-		return t.appendLogCTE(ctx, index, entry, hashStart, hashes)
+		return t.appendLogCTE(ctx, index, entry, hashStart, hashes, edge)
 	}
 	if err := t.insert(ctx, fmt.Sprintf("log entry %d", index), "INSERT INTO log_entries (idx, entry) VALUES (?, ?)", index, entry); err != nil {
 		return err
@@ -946,7 +965,7 @@ func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart
 			return err
 		}
 	}
-	res, err := t.exec(ctx, "UPDATE log_head SET size = ? WHERE id = 1 AND size = ?", index+1, index)
+	res, err := t.exec(ctx, "UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?", index+1, edgeBytes(edge), index)
 	if err != nil {
 		return fmt.Errorf("failed to update the log size: %w", err)
 	}
@@ -960,7 +979,7 @@ func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart
 
 // appendLogCTE is AppendLog in one statement: the log head stays locked
 // for one round trip less per write.
-func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error {
+func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
 	var q strings.Builder
 	args := []any{index, entry}
 	q.WriteString("WITH e AS (INSERT INTO log_entries (idx, entry) VALUES (?, ?))")
@@ -975,8 +994,8 @@ func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashSt
 		}
 		q.WriteString(")")
 	}
-	q.WriteString(" UPDATE log_head SET size = ? WHERE id = 1 AND size = ?")
-	args = append(args, index+1, index)
+	q.WriteString(" UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?")
+	args = append(args, index+1, edgeBytes(edge), index)
 	res, err := t.exec(ctx, q.String(), args...)
 	if err != nil {
 		if t.d.IsUniqueViolation(err) {

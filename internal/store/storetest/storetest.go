@@ -686,12 +686,17 @@ func hashOf(i int64) [32]byte { return [32]byte{byte(i), byte(i >> 8), 0xAA} }
 // appendLog appends one entry the way the log does: lock, read the size,
 // append at that index (with one stored hash per entry, at the entry's
 // index, standing in for the real layout).
+// The right edge stands in too: one hash, hashOf(size), which the next
+// LockLog must return.
 func appendLog(ctx context.Context, tx store.Tx, entry string) (int64, error) {
-	n, err := tx.LockLog(ctx)
+	n, edge, err := tx.LockLog(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return n, tx.AppendLog(ctx, n, []byte(entry), n, [][32]byte{hashOf(n)})
+	if n > 0 && (len(edge) != 1 || edge[0] != hashOf(n)) {
+		return 0, fmt.Errorf("log of %d entries: right edge %x, want the one appended with it", n, edge)
+	}
+	return n, tx.AppendLog(ctx, n, []byte(entry), n, [][32]byte{hashOf(n)}, [][32]byte{hashOf(n + 1)})
 }
 
 func testLog(t *testing.T, s store.Store) {
@@ -742,10 +747,10 @@ func testLog(t *testing.T, s store.Store) {
 	// Appending anywhere but at the end is refused.
 	for _, idx := range []int64{3, 8} {
 		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-			if _, err := tx.LockLog(ctx); err != nil {
+			if _, _, err := tx.LockLog(ctx); err != nil {
 				return err
 			}
-			return tx.AppendLog(ctx, idx, []byte("x"), 100+idx, nil)
+			return tx.AppendLog(ctx, idx, []byte("x"), 100+idx, nil, nil)
 		})
 		if !errors.Is(err, store.ErrExists) {
 			t.Fatalf("append at %d: %v", idx, err)
