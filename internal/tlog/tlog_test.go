@@ -275,7 +275,16 @@ func TestConcurrentAppends(t *testing.T) {
 	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
 		t.Run(b.name, func(t *testing.T) {
 			s := b.open(t)
-			svc := registry.New(s, registry.Options{Hooks: []registry.TxHook{tlog.Hook{}}})
+			// Three servers on one database: two that remember the head
+			// (one of whose transactions sometimes fail after the append,
+			// leaving its guess wrong) and one that does not.
+			hook := tlog.NewHook()
+			svcs := []*registry.Service{
+				registry.New(s, registry.Options{Hooks: []registry.TxHook{hook}}),
+				registry.New(s, registry.Options{Hooks: []registry.TxHook{tlog.NewHook()}}),
+				registry.New(s, registry.Options{Hooks: []registry.TxHook{tlog.Hook{}}}),
+			}
+			failing := registry.New(s, registry.Options{Hooks: []registry.TxHook{hook, failHook{}}})
 			admin := registry.Actor{Name: "local:test", Role: registry.RoleAdmin}
 			const workers, each = 8, 15
 			var wg sync.WaitGroup
@@ -290,7 +299,12 @@ func TestConcurrentAppends(t *testing.T) {
 						if w%2 == 0 {
 							name = "shared"
 						}
-						if _, err := svc.PutModel(t.Context(), admin, registry.ModelSpec{Name: name, Description: fmt.Sprint(w, i)}); err != nil {
+						if i%5 == 4 {
+							if _, err := failing.PutModel(t.Context(), admin, registry.ModelSpec{Name: name, Description: "rolled back"}); err == nil {
+								errs <- errors.New("failing hook ignored")
+							}
+						}
+						if _, err := svcs[(w+i)%len(svcs)].PutModel(t.Context(), admin, registry.ModelSpec{Name: name, Description: fmt.Sprint(w, i)}); err != nil {
 							errs <- err
 						}
 					}
@@ -310,7 +324,9 @@ func TestConcurrentAppends(t *testing.T) {
 			}
 			l := tlog.New(s, nil)
 			seen := map[int64]int{}
+			var entries [][]byte
 			size, _, err := l.Replay(t.Context(), func(i int64, b []byte) error {
+				entries = append(entries, b)
 				e, err := tlog.ParseEntry(b)
 				if err != nil {
 					return err
@@ -323,6 +339,9 @@ func TestConcurrentAppends(t *testing.T) {
 			}
 			if size != int64(len(evs)) {
 				t.Fatalf("log size %d, want %d events", size, len(evs))
+			}
+			if _, root, err := l.Head(t.Context()); err != nil || root != tlog.Hash(mth(entries)) {
+				t.Fatalf("root %x, want %x (%v)", root, mth(entries), err)
 			}
 			for _, ev := range evs {
 				if seen[ev.Seq] != 1 {

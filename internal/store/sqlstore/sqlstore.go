@@ -977,6 +977,79 @@ func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart
 	return nil
 }
 
+func (t *tx) AppendLogAt(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error) {
+	if prev == nil {
+		return false, nil // the head has no edge to compare with
+	}
+	if t.d.WritableCTE {
+		return t.appendLogAtCTE(ctx, index, entry, hashStart, hashes, prev, edge)
+	}
+	res, err := t.exec(ctx, "UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ? AND edge = ?", index+1, edgeBytes(edge), index, edgeBytes(prev))
+	if err != nil {
+		return false, fmt.Errorf("failed to update the log size: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, err
+	} else if n != 1 {
+		return false, nil
+	}
+	if err := t.insert(ctx, fmt.Sprintf("log entry %d", index), "INSERT INTO log_entries (idx, entry) VALUES (?, ?)", index, entry); err != nil {
+		return false, err
+	}
+	if len(hashes) > 0 {
+		var q strings.Builder
+		q.WriteString("INSERT INTO log_hashes (idx, hash) VALUES ")
+		args := make([]any, 0, 2*len(hashes))
+		for i := range hashes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?)")
+			args = append(args, hashStart+int64(i), hashes[i][:])
+		}
+		if err := t.insert(ctx, fmt.Sprintf("log hashes of entry %d", index), q.String(), args...); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// appendLogAtCTE is AppendLogAt in one statement. The head is locked
+// and read FOR UPDATE first (in READ COMMITTED an UPDATE whose WHERE
+// compared the size would skip the row as its snapshot has it, without
+// waiting for the writer before); the update happens only if it is the
+// expected head, and the inserts take their rows from the update, so they
+// insert nothing when it did not happen.
+func (t *tx) appendLogAtCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error) {
+	var q strings.Builder
+	blob := t.d.Blob
+	args := []any{index, edgeBytes(prev), index + 1, edgeBytes(edge), index, entry}
+	q.WriteString("WITH cur AS (SELECT size, edge FROM log_head WHERE id = 1" + t.d.ForUpdate + ")")
+	q.WriteString(", ok AS (SELECT 1 AS one FROM cur WHERE size = ? AND edge = ?)")
+	q.WriteString(", h AS (UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND EXISTS (SELECT 1 FROM ok) RETURNING size)")
+	q.WriteString(", e AS (INSERT INTO log_entries (idx, entry) SELECT CAST(? AS BIGINT), CAST(? AS " + blob + ") FROM h)")
+	if len(hashes) > 0 {
+		q.WriteString(", x AS (INSERT INTO log_hashes (idx, hash) SELECT v.i, v.h FROM h, (VALUES ")
+		for i := range hashes {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteString("(CAST(? AS BIGINT), CAST(? AS " + blob + "))")
+			args = append(args, hashStart+int64(i), hashes[i][:])
+		}
+		q.WriteString(") AS v (i, h))")
+	}
+	q.WriteString(" SELECT COUNT(*) FROM h")
+	var n int64
+	if err := t.queryRow(ctx, q.String(), args...).Scan(&n); err != nil {
+		if t.d.IsUniqueViolation(err) {
+			return false, fmt.Errorf("log entry %d: %w", index, store.ErrExists)
+		}
+		return false, fmt.Errorf("failed to append log entry %d: %w", index, err)
+	}
+	return n == 1, nil
+}
+
 // appendLogCTE is AppendLog in one statement: the log head stays locked
 // for one round trip less per write.
 func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
