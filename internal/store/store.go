@@ -341,15 +341,26 @@ type Tx interface {
 	// AppendEvent journals a state change and sets e.Seq.
 	AppendEvent(ctx context.Context, e *Event) error
 
-	// LockLog returns the log's size and locks the log head until the
-	// transaction ends, so that one writer at a time assigns leaf indexes
-	// (a row lock in PostgreSQL; SQLite serializes all writers).
-	LockLog(ctx context.Context) (int64, error)
+	// LockLog returns the log's size and right edge and locks the log
+	// head until the transaction ends, so that one writer at a time
+	// assigns leaf indexes (a row lock in PostgreSQL; SQLite serializes
+	// all writers). The right edge is what the last AppendLog stored with
+	// the head (the hashes of the complete subtrees covering the log, in
+	// one round trip with the lock); nil if none was stored (a log written
+	// before it was kept). The caller checks it before trusting it.
+	LockLog(ctx context.Context) (size int64, edge [][32]byte, err error)
 	// AppendLog stores the entry at index (which must be the size
 	// LockLog returned, or the index after the last appended in this
 	// transaction), its new stored hashes from stored index hashStart on,
-	// and sets the log size to index+1. ErrExists if index is taken.
-	AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes [][32]byte) error
+	// and sets the log size to index+1 and its right edge to edge.
+	// ErrExists if index is taken.
+	AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error
+	// AppendLogAt is LockLog and AppendLog in one statement, for a writer
+	// that knows (or guesses) the head: it waits for the head lock like
+	// LockLog, then appends as AppendLog only if the log has index
+	// entries and the right edge prev, and reports whether it did. If it
+	// did not, it wrote nothing and the caller may LockLog as usual.
+	AppendLogAt(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error)
 }
 
 // Store is a registry store.

@@ -7,9 +7,10 @@
 // # Appending
 //
 // [Hook] is a registry.TxHook: for every journal event it builds the
-// [Entry], locks the log head ([store.Tx.LockLog]), computes the new
-// stored hashes (golang.org/x/mod/sumdb/tlog's StoredHashes layout, which
-// gives O(log n) proofs) and writes entry, hashes and the new size
+// [Entry], locks the log head and reads the right edge of the tree kept
+// with it ([store.Tx.LockLog]), computes the new stored hashes
+// (golang.org/x/mod/sumdb/tlog's StoredHashes layout, which gives O(log n)
+// proofs) and writes entry, hashes and the new size and edge
 // ([store.Tx.AppendLog]). Everything commits with the state change or
 // rolls back with it: there is no moment at which one exists without the
 // other. Leaf indexes come from the locked head, never from a database
@@ -35,6 +36,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
+	"sync"
+	"time"
 
 	"github.com/custody-ml/custody/internal/store"
 	"golang.org/x/mod/sumdb/note"
@@ -61,37 +65,195 @@ func hashReader(ctx context.Context, r store.Reader) tlog.HashReader {
 
 // Append adds entry as the next leaf, inside tx, and returns its index.
 // The caller's transaction must commit for the entry to exist.
+//
+// The log head is locked from here until the transaction ends, so this
+// takes two statements: LockLog returns the size with the right edge (the
+// hashes StoredHashes needs), AppendLog writes the entry, its stored
+// hashes and the new size and edge. [Hook] (from [NewHook]) saves one
+// more.
 func Append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
 	if len(entry) > MaxEntrySize {
 		return 0, fmt.Errorf("log entry is %d bytes, more than %d", len(entry), MaxEntrySize)
 	}
-	n, err := tx.LockLog(ctx)
+	n, _, err := appendLocked(ctx, tx, entry)
+	return n, err
+}
+
+// appendLocked is Append; it also returns the new right edge.
+func appendLocked(ctx context.Context, tx store.Tx, entry []byte) (int64, [][32]byte, error) {
+	n, edge, err := tx.LockLog(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	hs, err := tlog.StoredHashes(n, entry, hashReader(ctx, tx))
+	idx := edgeIndexes(n)
+	if len(edge) != len(idx) {
+		// No edge kept with the head (a log appended to before it was):
+		// read it from the stored hashes, once.
+		if edge, err = readEdge(ctx, tx, idx); err != nil {
+			return 0, nil, fmt.Errorf("failed to read the right edge of the log of %d entries: %w", n, err)
+		}
+	}
+	hs, next, err := nextHashes(n, edge, entry)
 	if err != nil {
-		return 0, fmt.Errorf("failed to hash log entry %d: %w", n, err)
+		return 0, nil, err
+	}
+	if err := tx.AppendLog(ctx, n, entry, tlog.StoredHashIndex(0, n), hs, next); err != nil {
+		return 0, nil, err
+	}
+	return n, next, nil
+}
+
+// nextHashes returns the stored hashes that appending entry to a log of
+// n entries with right edge edge adds, and the new right edge.
+func nextHashes(n int64, edge [][32]byte, entry []byte) ([][32]byte, [][32]byte, error) {
+	idx := edgeIndexes(n)
+	if len(edge) != len(idx) {
+		return nil, nil, fmt.Errorf("log of %d entries: right edge of %d hashes, want %d", n, len(edge), len(idx))
+	}
+	byIndex := make(map[int64]tlog.Hash, len(idx))
+	for i, x := range idx {
+		byIndex[x] = edge[i]
+	}
+	hs, err := tlog.StoredHashes(n, entry, tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		for i, x := range indexes {
+			h, ok := byIndex[x]
+			if !ok { // cannot happen: StoredHashes reads only the edge
+				return nil, fmt.Errorf("stored hash %d is not on the right edge", x)
+			}
+			out[i] = h
+		}
+		return out, nil
+	}))
+	if err != nil {
+		return nil, nil, fmt.Errorf("failed to hash log entry %d: %w", n, err)
 	}
 	raw := make([][32]byte, len(hs))
 	for i := range hs {
 		raw[i] = hs[i]
 	}
-	if err := tx.AppendLog(ctx, n, entry, tlog.StoredHashIndex(0, n), raw); err != nil {
-		return 0, err
+	// The new edge: the complete subtrees the new leaf merged with (one
+	// per trailing 1 bit of n) are replaced by their merged root, the
+	// last stored hash.
+	merged := bits.TrailingZeros64(uint64(n + 1))
+	next := append(edge[:len(edge)-merged:len(edge)-merged], raw[len(raw)-1])
+	return raw, next, nil
+}
+
+// edgeIndexes returns the stored-hash indexes of the right edge of a tree
+// of n leaves: the roots of the complete subtrees that cover it, one per 1
+// bit of n, largest (leftmost) first.
+func edgeIndexes(n int64) []int64 {
+	var idx []int64
+	for level := 62; level >= 0; level-- {
+		if n>>level&1 == 1 {
+			idx = append(idx, tlog.StoredHashIndex(level, n>>level-1))
+		}
 	}
-	return n, nil
+	return idx
+}
+
+// readEdge reads the right edge at idx from the stored hashes.
+func readEdge(ctx context.Context, r store.Reader, idx []int64) ([][32]byte, error) {
+	if len(idx) == 0 {
+		return [][32]byte{}, nil
+	}
+	return r.LogHashes(ctx, idx)
 }
 
 // Hook appends every registry change to the log, in the change's
 // transaction. It implements registry.TxHook; it needs no key (only
 // checkpoints are signed), so every writer, including `custody token
 // create` writing the database directly, installs it.
-type Hook struct{}
+//
+// The zero Hook appends with [Append]. A Hook from [NewHook] also
+// remembers the head its appends leave (the size and right edge after the
+// last append it made or prepared) and appends the next entry at that head
+// with one statement ([store.Tx.AppendLogAt]) that waits for the head
+// lock and writes only if the head is still the expected one, so that the
+// head stays locked for that statement and the commit only. When the
+// guess is wrong (another server appended, or a transaction that appended
+// rolled back) nothing was written and it appends with [Append].
+type Hook struct{ tip *tip }
+
+// NewHook returns a Hook that remembers the head (see [Hook]). Use one
+// per store.
+func NewHook() Hook { return Hook{tip: &tip{}} }
+
+// tip is the head after the last append a Hook made or prepared.
+type tip struct {
+	mu   sync.Mutex
+	size int64
+	edge [][32]byte    // nil: unknown
+	last chan struct{} // closed when the last prepared append's statement returned
+}
+
+// chainWait bounds how long an append waits for the one prepared before
+// it to hold the head lock (see Hook.append). It only orders statements:
+// past it the append goes on, and at worst finds the head moved.
+const chainWait = 100 * time.Millisecond
+
+func (h Hook) append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
+	if len(entry) > MaxEntrySize {
+		return 0, fmt.Errorf("log entry is %d bytes, more than %d", len(entry), MaxEntrySize)
+	}
+	if h.tip == nil {
+		return Append(ctx, tx, entry)
+	}
+	t := h.tip
+	// Queue behind the append that came before this one: once its
+	// statement returned it holds the head lock and has left the head it
+	// will commit in t, so this one appends after it, and its statement
+	// waits for the lock behind it rather than overtaking it.
+	done := make(chan struct{})
+	defer close(done)
+	t.mu.Lock()
+	prev := t.last
+	t.last = done
+	t.mu.Unlock()
+	if prev != nil {
+		timer := time.NewTimer(chainWait)
+		select {
+		case <-prev:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+	}
+	t.mu.Lock()
+	n, edge := t.size, t.edge
+	t.mu.Unlock()
+	if edge != nil {
+		hs, next, err := nextHashes(n, edge, entry)
+		if err != nil {
+			return 0, err
+		}
+		ok, err := tx.AppendLogAt(ctx, n, entry, tlog.StoredHashIndex(0, n), hs, edge, next)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			t.set(n+1, next)
+			return n, nil
+		}
+	}
+	n, next, err := appendLocked(ctx, tx, entry)
+	if err != nil {
+		return 0, err
+	}
+	t.set(n+1, next)
+	return n, nil
+}
+
+func (t *tip) set(size int64, edge [][32]byte) {
+	t.mu.Lock()
+	t.size, t.edge = size, edge
+	t.mu.Unlock()
+}
 
 // AfterChange appends the entry describing ev and sets ev.LogIndex to its
 // leaf index.
-func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
+func (h Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
 	e, err := EntryFor(ctx, tx, ev)
 	if err != nil {
 		return err
@@ -100,7 +262,7 @@ func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error
 	if err != nil {
 		return err
 	}
-	idx, err := Append(ctx, tx, b)
+	idx, err := h.append(ctx, tx, b)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+	xtlog "golang.org/x/mod/sumdb/tlog"
 )
 
 var (
@@ -274,7 +275,16 @@ func TestConcurrentAppends(t *testing.T) {
 	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
 		t.Run(b.name, func(t *testing.T) {
 			s := b.open(t)
-			svc := registry.New(s, registry.Options{Hooks: []registry.TxHook{tlog.Hook{}}})
+			// Three servers on one database: two that remember the head
+			// (one of whose transactions sometimes fail after the append,
+			// leaving its guess wrong) and one that does not.
+			hook := tlog.NewHook()
+			svcs := []*registry.Service{
+				registry.New(s, registry.Options{Hooks: []registry.TxHook{hook}}),
+				registry.New(s, registry.Options{Hooks: []registry.TxHook{tlog.NewHook()}}),
+				registry.New(s, registry.Options{Hooks: []registry.TxHook{tlog.Hook{}}}),
+			}
+			failing := registry.New(s, registry.Options{Hooks: []registry.TxHook{hook, failHook{}}})
 			admin := registry.Actor{Name: "local:test", Role: registry.RoleAdmin}
 			const workers, each = 8, 15
 			var wg sync.WaitGroup
@@ -289,7 +299,12 @@ func TestConcurrentAppends(t *testing.T) {
 						if w%2 == 0 {
 							name = "shared"
 						}
-						if _, err := svc.PutModel(t.Context(), admin, registry.ModelSpec{Name: name, Description: fmt.Sprint(w, i)}); err != nil {
+						if i%5 == 4 {
+							if _, err := failing.PutModel(t.Context(), admin, registry.ModelSpec{Name: name, Description: "rolled back"}); err == nil {
+								errs <- errors.New("failing hook ignored")
+							}
+						}
+						if _, err := svcs[(w+i)%len(svcs)].PutModel(t.Context(), admin, registry.ModelSpec{Name: name, Description: fmt.Sprint(w, i)}); err != nil {
 							errs <- err
 						}
 					}
@@ -309,7 +324,9 @@ func TestConcurrentAppends(t *testing.T) {
 			}
 			l := tlog.New(s, nil)
 			seen := map[int64]int{}
+			var entries [][]byte
 			size, _, err := l.Replay(t.Context(), func(i int64, b []byte) error {
+				entries = append(entries, b)
 				e, err := tlog.ParseEntry(b)
 				if err != nil {
 					return err
@@ -322,6 +339,9 @@ func TestConcurrentAppends(t *testing.T) {
 			}
 			if size != int64(len(evs)) {
 				t.Fatalf("log size %d, want %d events", size, len(evs))
+			}
+			if _, root, err := l.Head(t.Context()); err != nil || root != tlog.Hash(mth(entries)) {
+				t.Fatalf("root %x, want %x (%v)", root, mth(entries), err)
 			}
 			for _, ev := range evs {
 				if seen[ev.Seq] != 1 {
@@ -443,5 +463,64 @@ func TestKeyFiles(t *testing.T) {
 		if _, again, err := tlog.LoadOrCreateSigner(path, "other"); err != nil || again != vkey {
 			t.Fatalf("reload: %s %v", again, err)
 		}
+	}
+}
+
+// The right edge kept with the log head is the stored hashes of the
+// complete subtrees covering the log, after every append; a log whose
+// head has none (written before it was kept) or a damaged one is
+// appended to from the stored hashes, and gets its edge back.
+func TestRightEdge(t *testing.T) {
+	for _, st := range []struct {
+		name string
+		open func(t testing.TB) *sqlstore.DB
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		t.Run(st.name, func(t *testing.T) {
+			s := st.open(t)
+			var entries [][]byte
+			for i, step := range []int{1, 2, 1, 4, 9, 16, 33, 63, 1, 1} {
+				switch i % 3 {
+				case 1:
+					if _, err := s.SQL().Exec("UPDATE log_head SET edge = NULL"); err != nil {
+						t.Fatal(err)
+					}
+				case 2:
+					if _, err := s.SQL().Exec("UPDATE log_head SET edge = (SELECT entry FROM log_entries WHERE idx = 0)"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				entries = append(entries, appendN(t, s, len(entries), step)...)
+				n := int64(len(entries))
+				var edge [][32]byte
+				err := s.Update(t.Context(), func(ctx context.Context, tx store.Tx) error {
+					size, e, err := tx.LockLog(ctx)
+					if err == nil && size != n {
+						err = fmt.Errorf("size %d, want %d", size, n)
+					}
+					edge = e
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var idx []int64
+				for level := 62; level >= 0; level-- {
+					if n>>level&1 == 1 {
+						idx = append(idx, xtlog.StoredHashIndex(level, n>>level-1))
+					}
+				}
+				want, err := s.LogHashes(t.Context(), idx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fmt.Sprint(edge) != fmt.Sprint(want) {
+					t.Fatalf("size %d: edge %x, want %x", n, edge, want)
+				}
+				_, root, err := tlog.New(s, nil).Head(t.Context())
+				if err != nil || root != tlog.Hash(mth(entries)) {
+					t.Fatalf("size %d: root %x, want %x (%v)", n, root, mth(entries), err)
+				}
+			}
+		})
 	}
 }

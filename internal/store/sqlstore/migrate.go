@@ -193,6 +193,14 @@ CREATE TABLE dataset_evidence (
 	FOREIGN KEY (dataset_name, dataset_version) REFERENCES datasets (name, version)
 );
 `,
+	// 6: the log's right edge kept with its head (docs/tlog.md,
+	// "Performance"): the hashes of the complete subtrees covering the
+	// log, concatenated, so that the writer that locks the head reads
+	// them in the same round trip. NULL until the first append after this
+	// migration, which reads them from log_hashes instead.
+	`
+ALTER TABLE log_head ADD COLUMN edge {{blob}};
+`,
 }
 
 // SchemaVersion is the schema version this build migrates to.

@@ -686,12 +686,17 @@ func hashOf(i int64) [32]byte { return [32]byte{byte(i), byte(i >> 8), 0xAA} }
 // appendLog appends one entry the way the log does: lock, read the size,
 // append at that index (with one stored hash per entry, at the entry's
 // index, standing in for the real layout).
+// The right edge stands in too: one hash, hashOf(size), which the next
+// LockLog must return.
 func appendLog(ctx context.Context, tx store.Tx, entry string) (int64, error) {
-	n, err := tx.LockLog(ctx)
+	n, edge, err := tx.LockLog(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return n, tx.AppendLog(ctx, n, []byte(entry), n, [][32]byte{hashOf(n)})
+	if n > 0 && (len(edge) != 1 || edge[0] != hashOf(n)) {
+		return 0, fmt.Errorf("log of %d entries: right edge %x, want the one appended with it", n, edge)
+	}
+	return n, tx.AppendLog(ctx, n, []byte(entry), n, [][32]byte{hashOf(n)}, [][32]byte{hashOf(n + 1)})
 }
 
 func testLog(t *testing.T, s store.Store) {
@@ -742,14 +747,48 @@ func testLog(t *testing.T, s store.Store) {
 	// Appending anywhere but at the end is refused.
 	for _, idx := range []int64{3, 8} {
 		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-			if _, err := tx.LockLog(ctx); err != nil {
+			if _, _, err := tx.LockLog(ctx); err != nil {
 				return err
 			}
-			return tx.AppendLog(ctx, idx, []byte("x"), 100+idx, nil)
+			return tx.AppendLog(ctx, idx, []byte("x"), 100+idx, nil, nil)
 		})
 		if !errors.Is(err, store.ErrExists) {
 			t.Fatalf("append at %d: %v", idx, err)
 		}
+	}
+	// AppendLogAt appends only at the head it is given: size and edge.
+	for _, c := range []struct {
+		index int64
+		prev  [][32]byte
+	}{{6, [][32]byte{hashOf(7)}}, {8, [][32]byte{hashOf(7)}}, {7, [][32]byte{hashOf(6)}}, {7, nil}} {
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			ok, err := tx.AppendLogAt(ctx, c.index, []byte("x"), 100, [][32]byte{hashOf(100)}, c.prev, [][32]byte{hashOf(100)})
+			if err == nil && ok {
+				err = fmt.Errorf("appended at %d with edge %x to the log of 7", c.index, c.prev)
+			}
+			return err
+		})
+	}
+	if n, err := s.LogSize(ctx); err != nil || n != 7 {
+		t.Fatalf("log size %d, %v; want 7", n, err)
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		ok, err := tx.AppendLogAt(ctx, 7, []byte("e7"), 7, [][32]byte{hashOf(7)}, [][32]byte{hashOf(7)}, [][32]byte{hashOf(8)})
+		if err == nil && !ok {
+			err = errors.New("AppendLogAt refused the head")
+		}
+		if err != nil {
+			return err
+		}
+		// Then the next one in the same transaction, as appendLog.
+		_, err = appendLog(ctx, tx, "e8")
+		return err
+	})
+	if es, err := s.LogEntries(ctx, 7, 100); err != nil || len(es) != 2 || string(es[0]) != "e7" {
+		t.Fatalf("entries from 7: %q %v", es, err)
+	}
+	if hs, err := s.LogHashes(ctx, []int64{7, 8}); err != nil || hs[0] != hashOf(7) || hs[1] != hashOf(8) {
+		t.Fatalf("hashes 7, 8: %x %v", hs, err)
 	}
 }
 
