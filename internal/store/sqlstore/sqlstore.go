@@ -47,6 +47,10 @@ type Dialect struct {
 	// (SQLite: one writer at a time anyway; queueing in Go avoids the busy
 	// handler's sleep-and-poll, which costs up to its backoff per conflict).
 	SerializeWrites bool
+	// MaxWriters, if positive, bounds this process's concurrent write
+	// transactions; the others queue in Go, in arrival order, until one
+	// ends (or their context is done). Set by the opener.
+	MaxWriters int
 	// IsRetryable reports whether the transaction failed for a reason
 	// that a retry may cure (serialization failure, deadlock).
 	IsRetryable func(error) bool
@@ -59,7 +63,8 @@ type Dialect struct {
 type DB struct {
 	db      *sql.DB
 	d       *Dialect
-	writeMu sync.Mutex // held around write transactions if d.SerializeWrites
+	writeMu sync.Mutex    // held around write transactions if d.SerializeWrites
+	writers chan struct{} // a slot per write transaction if d.MaxWriters > 0
 	reader
 }
 
@@ -71,6 +76,9 @@ const maxRetries = 8
 // store owns db: Close closes it.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
 	s := &DB{db: db, d: &d}
+	if d.MaxWriters > 0 {
+		s.writers = make(chan struct{}, d.MaxWriters)
+	}
 	s.reader = reader{q: db, d: s.d}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -111,6 +119,14 @@ func (s *DB) update(ctx context.Context, fn func(ctx context.Context, tx store.T
 	if s.d.SerializeWrites {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
+	}
+	if s.writers != nil {
+		select {
+		case s.writers <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer func() { <-s.writers }()
 	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
