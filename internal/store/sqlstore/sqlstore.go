@@ -43,9 +43,10 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a primary-key or unique
 	// constraint violation.
 	IsUniqueViolation func(error) bool
-	// SerializeWrites queues this process's write transactions on a mutex
-	// (SQLite: one writer at a time anyway; queueing in Go avoids the busy
-	// handler's sleep-and-poll, which costs up to its backoff per conflict).
+	// SerializeWrites runs this process's write transactions one at a
+	// time, committing the functions that queued meanwhile together (SQLite:
+	// one writer at a time anyway; queueing in Go avoids the busy handler's
+	// sleep-and-poll, and the group shares one commit).
 	SerializeWrites bool
 	// MaxWriters, if positive, bounds this process's concurrent write
 	// transactions; the others queue in Go, in arrival order, until one
@@ -61,10 +62,14 @@ type Dialect struct {
 
 // DB is a [store.Store] over a *sql.DB.
 type DB struct {
-	db      *sql.DB
-	d       *Dialect
-	writeMu sync.Mutex    // held around write transactions if d.SerializeWrites
-	writers chan struct{} // a slot per write transaction if d.MaxWriters > 0
+	db *sql.DB
+	d  *Dialect
+	// Group commit, if d.SerializeWrites: writers queue their functions;
+	// whoever holds the committer slot runs the queue.
+	queueMu   sync.Mutex
+	queue     []*writeReq
+	committer chan struct{}
+	writers   chan struct{} // a slot per write transaction if d.MaxWriters > 0
 	reader
 }
 
@@ -75,7 +80,7 @@ const maxRetries = 8
 // Open migrates db to the latest schema version and returns the store. The
 // store owns db: Close closes it.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
-	s := &DB{db: db, d: &d}
+	s := &DB{db: db, d: &d, committer: make(chan struct{}, 1)}
 	if d.MaxWriters > 0 {
 		s.writers = make(chan struct{}, d.MaxWriters)
 	}
@@ -117,8 +122,7 @@ func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx store.T
 
 func (s *DB) update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) (err error) {
 	if s.d.SerializeWrites {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+		return s.updateGrouped(ctx, fn)
 	}
 	if s.writers != nil {
 		select {
@@ -145,6 +149,115 @@ func (s *DB) update(ctx context.Context, fn func(ctx context.Context, tx store.T
 		return fmt.Errorf("failed to commit: %w", err)
 	}
 	return nil
+}
+
+// Group commit (dialects with SerializeWrites: SQLite).
+//
+// Write transactions run one at a time anyway, so the ones that arrive
+// while a transaction is running are run together next, in one database
+// transaction with a savepoint around each: a function that fails is rolled
+// back to its savepoint alone, exactly as if it had had a transaction of its
+// own, and the others commit together with one commit (one fsync) instead
+// of one each. Each caller learns its own outcome only after the commit.
+
+// maxGroup bounds the number of functions committed together.
+const maxGroup = 256
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(ctx context.Context, tx store.Tx) error
+	done chan error // buffered: the committer never waits for the caller
+}
+
+func (s *DB) updateGrouped(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	s.queueMu.Lock()
+	s.queue = append(s.queue, req)
+	s.queueMu.Unlock()
+	select {
+	case err := <-req.done: // a committer ran it
+		return err
+	case s.committer <- struct{}{}:
+	}
+	defer func() { <-s.committer }()
+	// This caller commits the queue up to its own request, unless the
+	// committer before it ran that just before handing over.
+	for {
+		select {
+		case err := <-req.done:
+			return err
+		default:
+		}
+		s.queueMu.Lock()
+		n := min(len(s.queue), maxGroup)
+		group := s.queue[:n:n]
+		s.queue = s.queue[n:]
+		s.queueMu.Unlock()
+		if n == 0 { // cannot happen: the request is queued until run
+			return errors.New("internal error: a write request left the queue unanswered")
+		}
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup runs group in one transaction and tells each request its
+// outcome.
+func (s *DB) commitGroup(group []*writeReq) {
+	errs := make([]error, len(group))
+	fail := func(err error) {
+		for i, r := range group {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+			r.done <- errs[i]
+		}
+	}
+	// The transaction serves several callers: none of their contexts may
+	// end it (a cancelled statement can roll back the whole transaction).
+	ctx := context.Background()
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("failed to begin transaction: %w", err))
+		return
+	}
+	t := &tx{reader: reader{q: sqlTx, d: s.d}}
+	ran := 0
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			errs[i] = err
+			continue
+		}
+		if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			_ = sqlTx.Rollback()
+			fail(fmt.Errorf("failed to begin transaction: %w", err))
+			return
+		}
+		if errs[i] = r.fn(context.WithoutCancel(r.ctx), t); errs[i] != nil {
+			// The savepoint must still exist: if the database rolled the
+			// whole transaction back, nothing of the group may commit.
+			if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+				_ = sqlTx.Rollback()
+				fail(fmt.Errorf("failed to roll back after %v: %w", errs[i], err))
+				return
+			}
+		} else {
+			ran++
+		}
+		if _, err := sqlTx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
+			_ = sqlTx.Rollback()
+			fail(fmt.Errorf("failed to commit: %w", err))
+			return
+		}
+	}
+	if ran == 0 {
+		_ = sqlTx.Rollback()
+	} else if err := sqlTx.Commit(); err != nil {
+		fail(fmt.Errorf("failed to commit: %w", err))
+		return
+	}
+	for i, r := range group {
+		r.done <- errs[i]
+	}
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.

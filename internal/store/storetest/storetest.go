@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"Tokens", testTokens},
 		{"ApprovalsAndStatus", testApprovalsAndStatus},
 		{"RollbackLeavesNothing", testRollback},
+		{"ConcurrentWritersSomeFailing", testConcurrentFailures},
 		{"EventsOrdered", testEvents},
 		{"Log", testLog},
 		{"Deployments", testDeployments},
@@ -538,6 +540,108 @@ func testRollback(t *testing.T, s store.Store) {
 	}
 	if evs, err := s.Events(ctx, 0, 0); err != nil || len(evs) != 0 {
 		t.Fatalf("events after rollback: %+v, %v", evs, err)
+	}
+}
+
+// testConcurrentFailures runs many writers at once (which a store may commit
+// together, as SQLite's group commit does), a third of them failing after
+// their writes, some of those through a failing statement: each writer's
+// changes must commit or vanish with its own outcome alone, log included.
+func testConcurrentFailures(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	boom := errors.New("boom")
+	const n = 60
+	mustCreateModel(t, s, "taken")
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+				name := fmt.Sprintf("m%02d", i)
+				if _, err := tx.CreateModel(ctx, &store.Model{Name: name, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+					return err
+				}
+				if err := tx.AppendEvent(ctx, &store.Event{Type: "model.create", Subject: name, At: t0}); err != nil {
+					return err
+				}
+				if _, err := appendLog(ctx, tx, name); err != nil {
+					return err
+				}
+				switch i % 3 {
+				case 1:
+					return boom
+				case 2:
+					if i%2 == 0 { // a statement that fails: the model exists
+						_, err := tx.CreateModel(ctx, &store.Model{Name: "taken", CreatedAt: t0, UpdatedAt: t0})
+						if err == nil {
+							err = tx.CreateVersion(ctx, version("taken", "1", "w"))
+							if err == nil {
+								err = tx.CreateVersion(ctx, version("taken", "1", "w"))
+							}
+						}
+						return err
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	var want []string
+	for i, err := range errs {
+		failing := i%3 == 1 || (i%3 == 2 && i%2 == 0)
+		switch {
+		case failing && err == nil:
+			t.Errorf("writer %d: no error, want its failure", i)
+		case !failing && err != nil:
+			t.Errorf("writer %d: %v", i, err)
+		case !failing:
+			want = append(want, fmt.Sprintf("m%02d", i))
+		}
+		if i%3 == 1 && !errors.Is(err, boom) {
+			t.Errorf("writer %d: %v, want its own error", i, err)
+		}
+	}
+	ms, err := s.ListModels(ctx, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := modelNames(ms); !slices.Equal(got, append(slices.Clone(want), "taken")) {
+		t.Fatalf("models after concurrent writers:\n got %v\nwant %v", got, want)
+	}
+	evs, err := s.Events(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subjects []string
+	for _, e := range evs {
+		subjects = append(subjects, e.Subject)
+	}
+	slices.Sort(subjects)
+	if !slices.Equal(subjects, want) {
+		t.Fatalf("events after concurrent writers:\n got %v\nwant %v", subjects, want)
+	}
+	// The log holds exactly the committed writers' entries, densely.
+	size, err := s.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.LogEntries(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(entries)) != size {
+		t.Fatalf("log of size %d holds %d entries", size, len(entries))
+	}
+	var logged []string
+	for _, e := range entries {
+		logged = append(logged, string(e))
+	}
+	slices.Sort(logged)
+	if !slices.Equal(logged, want) {
+		t.Fatalf("log after concurrent writers:\n got %v\nwant %v", logged, want)
 	}
 }
 
