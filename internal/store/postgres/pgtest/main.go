@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"testing"
@@ -13,7 +14,14 @@ import (
 // [Start]) to set, runs the tests, stops the cluster and, when the tests
 // passed, fails if any goroutine leaked. It returns the exit code.
 func RunTests(m *testing.M, set func(*Cluster, error)) int {
-	cluster, err := Start()
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	start := Start
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		start = StartDurable // benchmarks measure a durable server
+	}
+	cluster, err := start()
 	set(cluster, err)
 	code := m.Run()
 	if cluster != nil {

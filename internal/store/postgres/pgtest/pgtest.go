@@ -1,6 +1,12 @@
 // Package pgtest starts throwaway PostgreSQL clusters for tests: initdb and
 // pg_ctl from Debian's postgresql package, in a temporary directory, on a
-// free loopback port, with fsync off. It is imported only by tests.
+// free loopback port. It is imported only by tests.
+//
+// Clusters for tests run with fsync and synchronous commit off: nothing
+// survives a power loss, and nothing needs to. Clusters for benchmarks
+// ([StartDurable]; [RunTests] when -test.bench is set, or with
+// CUSTODY_PGTEST_DURABLE=1) keep PostgreSQL's durable defaults, so that
+// the figures are those of a real server.
 //
 // When the PostgreSQL binaries are missing, [Start] returns [ErrUnavailable];
 // tests skip then, except when [Required] says the environment must have
@@ -68,6 +74,14 @@ func freePort() (int, error) {
 // as root the cluster belongs to the "postgres" system user (commands run
 // through runuser).
 func Start() (*Cluster, error) {
+	return start(os.Getenv("CUSTODY_PGTEST_DURABLE") == "1")
+}
+
+// StartDurable is Start with PostgreSQL's durability settings left on
+// (fsync, synchronous_commit, full_page_writes).
+func StartDurable() (*Cluster, error) { return start(true) }
+
+func start(durable bool) (*Cluster, error) {
 	bin, err := findBin()
 	if err != nil {
 		return nil, err
@@ -100,7 +114,10 @@ func Start() (*Cluster, error) {
 			os.RemoveAll(dir)
 			return nil, err
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.port, dir)
+		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200", c.port, dir)
+		if !durable {
+			opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		}
 		err = c.run(filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(dir, "data"), "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start")
 		if err == nil {
 			break
