@@ -22,13 +22,11 @@ type storeOptions struct {
 	Data       string
 	DB         string
 	SQLiteSync string
-	MaxWriters int
 }
 
 func (o *storeOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Data, "data", "", "data directory (SQLite database and local files)")
 	f.StringVar(&o.DB, "db", "", "PostgreSQL URL (postgres://...); replaces the SQLite database")
-	f.IntVar(&o.MaxWriters, "db-max-writers", postgres.DefaultMaxWriters, "PostgreSQL: concurrent write transactions of this process (more queue in the process)")
 	f.StringVar(&o.SQLiteSync, "sqlite-sync", "full", "SQLite commit durability: full (survives power loss) or normal (survives process crashes; faster)")
 }
 
@@ -37,10 +35,7 @@ func (o *storeOptions) open(ctx context.Context) (store.Store, error) {
 	case o.DB != "" && o.Data != "":
 		return nil, usagef("--data and --db are exclusive")
 	case o.DB != "":
-		if o.MaxWriters < 1 {
-			return nil, usagef("--db-max-writers must be at least 1")
-		}
-		return postgres.OpenOptions(ctx, o.DB, postgres.Options{MaxWriters: o.MaxWriters})
+		return postgres.Open(ctx, o.DB)
 	case o.Data != "":
 		return sqlite.OpenDir(ctx, o.Data, sqlite.Options{Sync: o.SQLiteSync})
 	default:

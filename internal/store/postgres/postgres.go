@@ -37,47 +37,18 @@ var dialect = sqlstore.Dialect{
 	},
 }
 
-// DefaultMaxWriters is the default bound on one process's concurrent write
-// transactions. Every write appends to the transparency log, whose head row
-// is locked from the append to the commit, so writers beyond a few add no
-// throughput: they only queue in the database, where on a small machine they
-// also compete for the CPU with the writer holding the lock. Queueing them
-// in the process instead keeps that writer running (docs/tlog.md,
-// "Performance").
-const DefaultMaxWriters = 4
-
-// Options tune a store.
-type Options struct {
-	// MaxWriters bounds this process's concurrent write transactions
-	// (0: DefaultMaxWriters). Reads are not limited.
-	MaxWriters int
-}
-
 // Open connects to the database at url (a postgres:// URL or a libpq
 // key=value string) and migrates it to the current schema. Concurrent
 // servers migrating at once are serialized by an advisory lock.
 func Open(ctx context.Context, url string) (*sqlstore.DB, error) {
-	return OpenOptions(ctx, url, Options{})
-}
-
-// OpenOptions is Open with options.
-func OpenOptions(ctx context.Context, url string, o Options) (*sqlstore.DB, error) {
-	if o.MaxWriters < 0 {
-		return nil, fmt.Errorf("invalid maximum of concurrent writers %d", o.MaxWriters)
-	}
 	cfg, err := pgconnConfig(url)
 	if err != nil {
 		return nil, err
 	}
-	d := dialect
-	d.MaxWriters = o.MaxWriters
-	if d.MaxWriters == 0 {
-		d.MaxWriters = DefaultMaxWriters
-	}
 	db := sql.OpenDB(stdlib.GetConnector(*cfg))
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(32)
-	s, err := sqlstore.Open(ctx, db, d)
+	s, err := sqlstore.Open(ctx, db, dialect)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("failed to open the PostgreSQL store: %w", err)

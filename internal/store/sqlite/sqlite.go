@@ -28,7 +28,7 @@ var dialect = sqlstore.Dialect{
 	ForUpdate: "", // writers are serialized by BEGIN IMMEDIATE
 	// Within a process, writers queue on a mutex; across processes,
 	// BEGIN IMMEDIATE and the busy timeout serialize them.
-	SerializeWrites: true,
+	LocalSavepoints: true,
 	IsUniqueViolation: func(err error) bool {
 		var se *sqlite.Error
 		if !errors.As(err, &se) {

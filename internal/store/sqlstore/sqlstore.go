@@ -43,15 +43,9 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a primary-key or unique
 	// constraint violation.
 	IsUniqueViolation func(error) bool
-	// SerializeWrites runs this process's write transactions one at a
-	// time, committing the functions that queued meanwhile together (SQLite:
-	// one writer at a time anyway; queueing in Go avoids the busy handler's
-	// sleep-and-poll, and the group shares one commit).
-	SerializeWrites bool
-	// MaxWriters, if positive, bounds this process's concurrent write
-	// transactions; the others queue in Go, in arrival order, until one
-	// ends (or their context is done). Set by the opener.
-	MaxWriters int
+	// LocalSavepoints says a savepoint costs no round trip (an in-process
+	// database), so every function of a group gets one up front.
+	LocalSavepoints bool
 	// IsRetryable reports whether the transaction failed for a reason
 	// that a retry may cure (serialization failure, deadlock).
 	IsRetryable func(error) bool
@@ -64,12 +58,11 @@ type Dialect struct {
 type DB struct {
 	db *sql.DB
 	d  *Dialect
-	// Group commit, if d.SerializeWrites: writers queue their functions;
+	// Group commit: writers queue their functions;
 	// whoever holds the committer slot runs the queue.
 	queueMu   sync.Mutex
 	queue     []*writeReq
 	committer chan struct{}
-	writers   chan struct{} // a slot per write transaction if d.MaxWriters > 0
 	reader
 }
 
@@ -81,9 +74,6 @@ const maxRetries = 8
 // store owns db: Close closes it.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
 	s := &DB{db: db, d: &d, committer: make(chan struct{}, 1)}
-	if d.MaxWriters > 0 {
-		s.writers = make(chan struct{}, d.MaxWriters)
-	}
 	s.reader = reader{q: db, d: s.d}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -106,7 +96,7 @@ func (s *DB) Ping(ctx context.Context) error {
 // Update implements [store.Store.Update].
 func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := s.update(ctx, fn)
+		err := s.updateGrouped(ctx, fn)
 		if err == nil || attempt >= maxRetries || s.d.IsRetryable == nil || !s.d.IsRetryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -120,45 +110,24 @@ func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx store.T
 	}
 }
 
-func (s *DB) update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) (err error) {
-	if s.d.SerializeWrites {
-		return s.updateGrouped(ctx, fn)
-	}
-	if s.writers != nil {
-		select {
-		case s.writers <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		defer func() { <-s.writers }()
-	}
-	sqlTx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("failed to begin transaction: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = sqlTx.Rollback()
-		}
-	}()
-	t := &tx{reader: reader{q: sqlTx, d: s.d}}
-	if err := fn(ctx, t); err != nil {
-		return err
-	}
-	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("failed to commit: %w", err)
-	}
-	return nil
-}
-
-// Group commit (dialects with SerializeWrites: SQLite).
+// Group commit.
 //
-// Write transactions run one at a time anyway, so the ones that arrive
-// while a transaction is running are run together next, in one database
-// transaction with a savepoint around each: a function that fails is rolled
-// back to its savepoint alone, exactly as if it had had a transaction of its
-// own, and the others commit together with one commit (one fsync) instead
-// of one each. Each caller learns its own outcome only after the commit.
+// Write transactions run one at a time: SQLite allows one writer at a time
+// anyway (and queueing in Go avoids its busy handler's sleep-and-poll), and
+// on PostgreSQL every write appends to the transparency log, whose head row
+// stays locked until the commit's WAL flush, so writers are serialized by
+// it anyway. The ones that arrive while a transaction is running are run
+// together next, in one database transaction, and share its commit (one
+// WAL flush instead of one each). Writers of several processes sharing a
+// PostgreSQL database still run concurrently, a group each.
+//
+// Each caller learns its own outcome only after the commit, and a function
+// that fails is undone alone, exactly as if it had had a transaction of its
+// own: it runs inside a savepoint, rolled back to when it fails. Where a
+// savepoint costs a round trip (PostgreSQL), a group first runs without
+// them and, if one of its functions fails, is rolled back as a whole and
+// run again with them; functions must be safe to run again, as they already
+// are for the retries of [DB.Update].
 
 // maxGroup bounds the number of functions committed together.
 const maxGroup = 256
@@ -196,30 +165,34 @@ func (s *DB) updateGrouped(ctx context.Context, fn func(ctx context.Context, tx 
 		if n == 0 { // cannot happen: the request is queued until run
 			return errors.New("internal error: a write request left the queue unanswered")
 		}
-		s.commitGroup(group)
+		if !s.commitGroup(group, s.d.LocalSavepoints || n == 1) {
+			s.commitGroup(group, true)
+		}
 	}
 }
 
 // commitGroup runs group in one transaction and tells each request its
-// outcome.
-func (s *DB) commitGroup(group []*writeReq) {
+// outcome. Without savepoints, it gives up when a function fails: it rolls
+// everything back, tells no one and returns false.
+func (s *DB) commitGroup(group []*writeReq, savepoints bool) bool {
 	errs := make([]error, len(group))
-	fail := func(err error) {
+	fail := func(err error) bool {
 		for i, r := range group {
 			if errs[i] == nil {
 				errs[i] = err
 			}
 			r.done <- errs[i]
 		}
+		return true
 	}
 	// The transaction serves several callers: none of their contexts may
 	// end it (a cancelled statement can roll back the whole transaction).
 	ctx := context.Background()
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		fail(fmt.Errorf("failed to begin transaction: %w", err))
-		return
+		return fail(fmt.Errorf("failed to begin transaction: %w", err))
 	}
+	exec := func(q string) error { _, err := sqlTx.ExecContext(ctx, q); return err }
 	t := &tx{reader: reader{q: sqlTx, d: s.d}}
 	ran := 0
 	for i, r := range group {
@@ -227,37 +200,43 @@ func (s *DB) commitGroup(group []*writeReq) {
 			errs[i] = err
 			continue
 		}
-		if _, err := sqlTx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			_ = sqlTx.Rollback()
-			fail(fmt.Errorf("failed to begin transaction: %w", err))
-			return
+		if savepoints {
+			if err := exec("SAVEPOINT w"); err != nil {
+				_ = sqlTx.Rollback()
+				return fail(fmt.Errorf("failed to begin transaction: %w", err))
+			}
 		}
-		if errs[i] = r.fn(context.WithoutCancel(r.ctx), t); errs[i] != nil {
+		errs[i] = r.fn(context.WithoutCancel(r.ctx), t)
+		switch {
+		case errs[i] != nil && !savepoints:
+			_ = sqlTx.Rollback()
+			return false
+		case errs[i] != nil:
 			// The savepoint must still exist: if the database rolled the
 			// whole transaction back, nothing of the group may commit.
-			if _, err := sqlTx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err != nil {
+			if err := exec("ROLLBACK TO SAVEPOINT w"); err != nil {
 				_ = sqlTx.Rollback()
-				fail(fmt.Errorf("failed to roll back after %v: %w", errs[i], err))
-				return
+				return fail(fmt.Errorf("failed to roll back after %v: %w", errs[i], err))
 			}
-		} else {
+		default:
 			ran++
 		}
-		if _, err := sqlTx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil {
-			_ = sqlTx.Rollback()
-			fail(fmt.Errorf("failed to commit: %w", err))
-			return
+		if savepoints {
+			if err := exec("RELEASE SAVEPOINT w"); err != nil {
+				_ = sqlTx.Rollback()
+				return fail(fmt.Errorf("failed to commit: %w", err))
+			}
 		}
 	}
 	if ran == 0 {
 		_ = sqlTx.Rollback()
 	} else if err := sqlTx.Commit(); err != nil {
-		fail(fmt.Errorf("failed to commit: %w", err))
-		return
+		return fail(fmt.Errorf("failed to commit: %w", err))
 	}
 	for i, r := range group {
 		r.done <- errs[i]
 	}
+	return true
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
