@@ -193,13 +193,14 @@ func (s *DB) commitGroup(group []*writeReq, savepoints bool) bool {
 		return fail(fmt.Errorf("failed to begin transaction: %w", err))
 	}
 	exec := func(q string) error { _, err := sqlTx.ExecContext(ctx, q); return err }
-	t := &tx{reader: reader{q: sqlTx, d: s.d}}
+	t := &tx{reader: reader{q: sqlTx, d: s.d}, log: &logBuf{}}
 	ran := 0
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
+		mark := t.log.mark()
 		if savepoints {
 			if err := exec("SAVEPOINT w"); err != nil {
 				_ = sqlTx.Rollback()
@@ -218,6 +219,7 @@ func (s *DB) commitGroup(group []*writeReq, savepoints bool) bool {
 				_ = sqlTx.Rollback()
 				return fail(fmt.Errorf("failed to roll back after %v: %w", errs[i], err))
 			}
+			t.log.restore(mark)
 		default:
 			ran++
 		}
@@ -230,6 +232,9 @@ func (s *DB) commitGroup(group []*writeReq, savepoints bool) bool {
 	}
 	if ran == 0 {
 		_ = sqlTx.Rollback()
+	} else if err := t.flush(ctx); err != nil {
+		_ = sqlTx.Rollback()
+		return fail(err)
 	} else if err := sqlTx.Commit(); err != nil {
 		return fail(fmt.Errorf("failed to commit: %w", err))
 	}
@@ -777,7 +782,10 @@ func (r reader) GetVersionStatus(ctx context.Context, model, version string) (*s
 }
 
 // tx implements store.Tx.
-type tx struct{ reader }
+type tx struct {
+	reader
+	log *logBuf // the transparency log's appends, written at the end (logbuf.go)
+}
 
 func (t *tx) insert(ctx context.Context, what string, q string, args ...any) error {
 	if _, err := t.exec(ctx, q, args...); err != nil {
@@ -1022,172 +1030,4 @@ func (r reader) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, err
 		return nil, fmt.Errorf("log hashes: %d of %d missing: %w", len(args)-found, len(args), store.ErrNotFound)
 	}
 	return out, nil
-}
-
-func (t *tx) LockLog(ctx context.Context) (int64, [][32]byte, error) {
-	var n int64
-	var raw []byte
-	if err := t.queryRow(ctx, "SELECT size, edge FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n, &raw); err != nil {
-		return 0, nil, fmt.Errorf("failed to lock the log: %w", err)
-	}
-	if raw == nil || len(raw)%32 != 0 {
-		return n, nil, nil // no (usable) edge: the caller reads log_hashes
-	}
-	edge := make([][32]byte, len(raw)/32)
-	for i := range edge {
-		copy(edge[i][:], raw[32*i:])
-	}
-	return n, edge, nil
-}
-
-func edgeBytes(edge [][32]byte) []byte {
-	if edge == nil {
-		return nil
-	}
-	b := make([]byte, 0, 32*len(edge))
-	for i := range edge {
-		b = append(b, edge[i][:]...)
-	}
-	return b
-}
-
-func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
-	if t.d.WritableCTE {
-		return t.appendLogCTE(ctx, index, entry, hashStart, hashes, edge)
-	}
-	if err := t.insert(ctx, fmt.Sprintf("log entry %d", index), "INSERT INTO log_entries (idx, entry) VALUES (?, ?)", index, entry); err != nil {
-		return err
-	}
-	if len(hashes) > 0 {
-		var q strings.Builder
-		q.WriteString("INSERT INTO log_hashes (idx, hash) VALUES ")
-		args := make([]any, 0, 2*len(hashes))
-		for i := range hashes {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?)")
-			args = append(args, hashStart+int64(i), hashes[i][:])
-		}
-		if err := t.insert(ctx, fmt.Sprintf("log hashes of entry %d", index), q.String(), args...); err != nil {
-			return err
-		}
-	}
-	res, err := t.exec(ctx, "UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?", index+1, edgeBytes(edge), index)
-	if err != nil {
-		return fmt.Errorf("failed to update the log size: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n != 1 {
-		return fmt.Errorf("log entry %d is not the next one: %w", index, store.ErrExists)
-	}
-	return nil
-}
-
-func (t *tx) AppendLogAt(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error) {
-	if prev == nil {
-		return false, nil // the head has no edge to compare with
-	}
-	if t.d.WritableCTE {
-		return t.appendLogAtCTE(ctx, index, entry, hashStart, hashes, prev, edge)
-	}
-	res, err := t.exec(ctx, "UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ? AND edge = ?", index+1, edgeBytes(edge), index, edgeBytes(prev))
-	if err != nil {
-		return false, fmt.Errorf("failed to update the log size: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return false, err
-	} else if n != 1 {
-		return false, nil
-	}
-	if err := t.insert(ctx, fmt.Sprintf("log entry %d", index), "INSERT INTO log_entries (idx, entry) VALUES (?, ?)", index, entry); err != nil {
-		return false, err
-	}
-	if len(hashes) > 0 {
-		var q strings.Builder
-		q.WriteString("INSERT INTO log_hashes (idx, hash) VALUES ")
-		args := make([]any, 0, 2*len(hashes))
-		for i := range hashes {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?)")
-			args = append(args, hashStart+int64(i), hashes[i][:])
-		}
-		if err := t.insert(ctx, fmt.Sprintf("log hashes of entry %d", index), q.String(), args...); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
-}
-
-// appendLogAtCTE is AppendLogAt in one statement. The head is locked
-// and read FOR UPDATE first (in READ COMMITTED an UPDATE whose WHERE
-// compared the size would skip the row as its snapshot has it, without
-// waiting for the writer before); the update happens only if it is the
-// expected head, and the inserts take their rows from the update, so they
-// insert nothing when it did not happen.
-func (t *tx) appendLogAtCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error) {
-	var q strings.Builder
-	blob := t.d.Blob
-	args := []any{index, edgeBytes(prev), index + 1, edgeBytes(edge), index, entry}
-	q.WriteString("WITH cur AS (SELECT size, edge FROM log_head WHERE id = 1" + t.d.ForUpdate + ")")
-	q.WriteString(", ok AS (SELECT 1 AS one FROM cur WHERE size = ? AND edge = ?)")
-	q.WriteString(", h AS (UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND EXISTS (SELECT 1 FROM ok) RETURNING size)")
-	q.WriteString(", e AS (INSERT INTO log_entries (idx, entry) SELECT CAST(? AS BIGINT), CAST(? AS " + blob + ") FROM h)")
-	if len(hashes) > 0 {
-		q.WriteString(", x AS (INSERT INTO log_hashes (idx, hash) SELECT v.i, v.h FROM h, (VALUES ")
-		for i := range hashes {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(CAST(? AS BIGINT), CAST(? AS " + blob + "))")
-			args = append(args, hashStart+int64(i), hashes[i][:])
-		}
-		q.WriteString(") AS v (i, h))")
-	}
-	q.WriteString(" SELECT COUNT(*) FROM h")
-	var n int64
-	if err := t.queryRow(ctx, q.String(), args...).Scan(&n); err != nil {
-		if t.d.IsUniqueViolation(err) {
-			return false, fmt.Errorf("log entry %d: %w", index, store.ErrExists)
-		}
-		return false, fmt.Errorf("failed to append log entry %d: %w", index, err)
-	}
-	return n == 1, nil
-}
-
-// appendLogCTE is AppendLog in one statement: the log head stays locked
-// for one round trip less per write.
-func (t *tx) appendLogCTE(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
-	var q strings.Builder
-	args := []any{index, entry}
-	q.WriteString("WITH e AS (INSERT INTO log_entries (idx, entry) VALUES (?, ?))")
-	if len(hashes) > 0 {
-		q.WriteString(", h AS (INSERT INTO log_hashes (idx, hash) VALUES ")
-		for i := range hashes {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?)")
-			args = append(args, hashStart+int64(i), hashes[i][:])
-		}
-		q.WriteString(")")
-	}
-	q.WriteString(" UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?")
-	args = append(args, index+1, edgeBytes(edge), index)
-	res, err := t.exec(ctx, q.String(), args...)
-	if err != nil {
-		if t.d.IsUniqueViolation(err) {
-			return fmt.Errorf("log entry %d: %w", index, store.ErrExists)
-		}
-		return fmt.Errorf("failed to append log entry %d: %w", index, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return err
-	} else if n != 1 {
-		return fmt.Errorf("log entry %d is not the next one: %w", index, store.ErrExists)
-	}
-	return nil
 }

@@ -566,8 +566,21 @@ func testConcurrentFailures(t *testing.T, s store.Store) {
 				if err := tx.AppendEvent(ctx, &store.Event{Type: "model.create", Subject: name, At: t0}); err != nil {
 					return err
 				}
-				if _, err := appendLog(ctx, tx, name); err != nil {
+				idx, err := appendLog(ctx, tx, name)
+				if err != nil {
 					return err
+				}
+				if i%4 == 0 { // the transaction reads the log it appended to
+					size, err := tx.LogSize(ctx)
+					if err != nil {
+						return err
+					}
+					if size != idx+1 {
+						return fmt.Errorf("log size %d after appending entry %d", size, idx)
+					}
+					if es, err := tx.LogEntries(ctx, idx, 1); err != nil || len(es) != 1 || string(es[0]) != name {
+						return fmt.Errorf("entry %d read back as %q, %v", idx, es, err)
+					}
 				}
 				switch i % 3 {
 				case 1:

@@ -1,0 +1,243 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/custody-ml/custody/internal/store"
+)
+
+// Log appends are buffered in the transaction and written in one go when it
+// commits (or earlier, before the transaction reads the log tables).
+//
+// The first LockLog of a transaction locks the log head (SELECT … FOR
+// UPDATE) and reads its size and right edge; from then on the transaction
+// owns the head until it ends, so later LockLogs, AppendLogs and
+// AppendLogAts are answered from memory: the leaf index, the hashes and the
+// new edge are computed by the caller as before, and kept here. flush writes
+// every kept entry and hash and moves the head on, in one statement on
+// PostgreSQL, with the head's size at lock time in the WHERE clause. A
+// group of write functions sharing a transaction (group commit) thus takes
+// the head lock once and writes the log once, however many entries its
+// functions append.
+//
+// Savepoints: a function rolled back to its savepoint must take its appends
+// with it, and, on PostgreSQL, the head lock too if it took it (a row lock
+// taken after a savepoint is released by rolling back to it). mark and
+// restore save and restore the state; flush never reuses the arrays a mark
+// may still refer to.
+type logBuf struct {
+	locked  bool
+	base    int64      // the head's size in the database
+	size    int64      // the head's size with the kept appends
+	edge    [][32]byte // the right edge with the kept appends; nil: unknown
+	entries []logRow   // kept entries, in index order
+	hashes  []logRow   // kept stored hashes
+}
+
+type logRow struct {
+	idx int64
+	b   []byte
+}
+
+type logMark logBuf
+
+func (l *logBuf) mark() logMark { return logMark(*l) }
+
+func (l *logBuf) restore(m logMark) { *l = logBuf(m) }
+
+func (t *tx) LockLog(ctx context.Context) (int64, [][32]byte, error) {
+	if err := t.lockLog(ctx); err != nil {
+		return 0, nil, err
+	}
+	return t.log.size, t.log.edge, nil
+}
+
+func (t *tx) lockLog(ctx context.Context) error {
+	if t.log.locked {
+		return nil
+	}
+	var n int64
+	var raw []byte
+	if err := t.queryRow(ctx, "SELECT size, edge FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n, &raw); err != nil {
+		return fmt.Errorf("failed to lock the log: %w", err)
+	}
+	var edge [][32]byte
+	if raw != nil && len(raw)%32 == 0 { // otherwise no usable edge: the caller reads log_hashes
+		edge = make([][32]byte, len(raw)/32)
+		for i := range edge {
+			copy(edge[i][:], raw[32*i:])
+		}
+	}
+	*t.log = logBuf{locked: true, base: n, size: n, edge: edge}
+	return nil
+}
+
+func edgeBytes(edge [][32]byte) []byte {
+	if edge == nil {
+		return nil
+	}
+	b := make([]byte, 0, 32*len(edge))
+	for i := range edge {
+		b = append(b, edge[i][:]...)
+	}
+	return b
+}
+
+func sameEdge(a, b [][32]byte) bool {
+	if a == nil || b == nil || len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
+	if err := t.lockLog(ctx); err != nil {
+		return err
+	}
+	if index != t.log.size {
+		return fmt.Errorf("log entry %d is not the next one (%d): %w", index, t.log.size, store.ErrExists)
+	}
+	t.keep(index, entry, hashStart, hashes, edge)
+	return nil
+}
+
+func (t *tx) AppendLogAt(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error) {
+	if prev == nil {
+		return false, nil // the head has no edge to compare with
+	}
+	if err := t.lockLog(ctx); err != nil {
+		return false, err
+	}
+	if index != t.log.size || !sameEdge(prev, t.log.edge) {
+		return false, nil
+	}
+	t.keep(index, entry, hashStart, hashes, edge)
+	return true, nil
+}
+
+func (t *tx) keep(index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) {
+	l := t.log
+	l.entries = append(l.entries, logRow{index, entry})
+	for i := range hashes {
+		l.hashes = append(l.hashes, logRow{hashStart + int64(i), hashes[i][:]})
+	}
+	l.size = index + 1
+	l.edge = edge
+}
+
+// maxLogRows bounds the rows of one INSERT (parameters: 2 per row; SQLite
+// allows 32,766, PostgreSQL 65,535).
+const maxLogRows = 8000
+
+// flush writes the kept appends and moves the head on.
+func (t *tx) flush(ctx context.Context) error {
+	l := t.log
+	if len(l.entries) == 0 {
+		return nil
+	}
+	first := l.entries[0].idx
+	if t.d.WritableCTE && len(l.entries)+len(l.hashes) <= maxLogRows {
+		if err := t.flushCTE(ctx); err != nil {
+			return err
+		}
+	} else {
+		for _, tab := range []struct {
+			name string
+			rows []logRow
+			col  string
+		}{{"log_entries", l.entries, "entry"}, {"log_hashes", l.hashes, "hash"}} {
+			for rows := tab.rows; len(rows) > 0; {
+				n := min(len(rows), maxLogRows)
+				q, args := insertRows(tab.name, tab.col, rows[:n])
+				if err := t.insert(ctx, fmt.Sprintf("log entries %d-%d", first, l.size-1), q, args...); err != nil {
+					return err
+				}
+				rows = rows[n:]
+			}
+		}
+		res, err := t.exec(ctx, "UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?", l.size, edgeBytes(l.edge), l.base)
+		if err != nil {
+			return fmt.Errorf("failed to update the log size: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("log entry %d is not the next one: %w", first, store.ErrExists)
+		}
+	}
+	// New arrays: a savepoint's mark may still refer to the old ones.
+	l.base, l.entries, l.hashes = l.size, nil, nil
+	return nil
+}
+
+func insertRows(table, col string, rows []logRow) (string, []any) {
+	var q strings.Builder
+	q.WriteString("INSERT INTO " + table + " (idx, " + col + ") VALUES ")
+	args := make([]any, 0, 2*len(rows))
+	for i, r := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?)")
+		args = append(args, r.idx, r.b)
+	}
+	return q.String(), args
+}
+
+// flushCTE is flush in one statement (PostgreSQL).
+func (t *tx) flushCTE(ctx context.Context) error {
+	l := t.log
+	first := l.entries[0].idx
+	q, args := insertRows("log_entries", "entry", l.entries)
+	q = "WITH e AS (" + q + ")"
+	if len(l.hashes) > 0 {
+		hq, hargs := insertRows("log_hashes", "hash", l.hashes)
+		q += ", h AS (" + hq + ")"
+		args = append(args, hargs...)
+	}
+	q += " UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?"
+	args = append(args, l.size, edgeBytes(l.edge), l.base)
+	res, err := t.exec(ctx, q, args...)
+	if err != nil {
+		if t.d.IsUniqueViolation(err) {
+			return fmt.Errorf("log entries %d-%d: %w", first, l.size-1, store.ErrExists)
+		}
+		return fmt.Errorf("failed to append log entries %d-%d: %w", first, l.size-1, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("log entry %d is not the next one: %w", first, store.ErrExists)
+	}
+	return nil
+}
+
+// The log tables as the transaction sees them: its kept appends first.
+
+func (t *tx) LogSize(ctx context.Context) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
+	return t.reader.LogSize(ctx)
+}
+
+func (t *tx) LogEntries(ctx context.Context, start int64, limit int) ([][]byte, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.reader.LogEntries(ctx, start, limit)
+}
+
+func (t *tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	return t.reader.LogHashes(ctx, indexes)
+}
