@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
-	"time"
 
 	"github.com/custody-ml/custody/internal/store"
 	"golang.org/x/mod/sumdb/note"
@@ -180,18 +179,12 @@ type Hook struct{ tip *tip }
 // per store.
 func NewHook() Hook { return Hook{tip: &tip{}} }
 
-// tip is the head after the last append a Hook made or prepared.
+// tip is the head after the last append a Hook made.
 type tip struct {
 	mu   sync.Mutex
 	size int64
-	edge [][32]byte    // nil: unknown
-	last chan struct{} // closed when the last prepared append's statement returned
+	edge [][32]byte // nil: unknown
 }
-
-// chainWait bounds how long an append waits for the one prepared before
-// it to hold the head lock (see Hook.append). It only orders statements:
-// past it the append goes on, and at worst finds the head moved.
-const chainWait = 100 * time.Millisecond
 
 func (h Hook) append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
 	if len(entry) > MaxEntrySize {
@@ -201,25 +194,6 @@ func (h Hook) append(ctx context.Context, tx store.Tx, entry []byte) (int64, err
 		return Append(ctx, tx, entry)
 	}
 	t := h.tip
-	// Queue behind the append that came before this one: once its
-	// statement returned it holds the head lock and has left the head it
-	// will commit in t, so this one appends after it, and its statement
-	// waits for the lock behind it rather than overtaking it.
-	done := make(chan struct{})
-	defer close(done)
-	t.mu.Lock()
-	prev := t.last
-	t.last = done
-	t.mu.Unlock()
-	if prev != nil {
-		timer := time.NewTimer(chainWait)
-		select {
-		case <-prev:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-	}
 	t.mu.Lock()
 	n, edge := t.size, t.edge
 	t.mu.Unlock()
