@@ -48,6 +48,7 @@ func main() {
 	rounds := flag.Int("rounds", 20, "alternate direct and proxied phases this many times (short phases see the same machine load)")
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up per target (not measured)")
 	procs := flag.Int("proxy-procs", 0, "GOMAXPROCS of the proxy process (0: the Go default)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy process (the whole run) to this file")
 	flag.Parse()
 
 	tmp, err := os.MkdirTemp("", "proxyload")
@@ -83,6 +84,13 @@ func main() {
 		"--upstream", "http://"+demoAddr, "--model", "win-probability@"+digest,
 		"--server", recv.URL(), "--token", recv.Token, "--spill", filepath.Join(tmp, "spill"),
 		"--mapping", "examples/demo-model/mapping.json", "--metrics-listen", "127.0.0.1:0", "--log-format", "text")
+	if *cpuprofile != "" {
+		abs, err := filepath.Abs(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		proxyCmd.Args = append(proxyCmd.Args, "--cpuprofile", abs)
+	}
 	proxyLog, err := os.Create(filepath.Join(tmp, "proxy.log"))
 	if err != nil {
 		log.Fatal(err)

@@ -12,9 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -64,6 +62,8 @@ type Proxy struct {
 	jobs chan job
 	done chan struct{}
 	once sync.Once
+	// scratch is the extraction goroutine's record encoding buffer.
+	scratch []byte
 }
 
 // job is a completed exchange waiting for extraction.
@@ -182,7 +182,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = http.NewResponseController(w).Flush()
 	total := time.Since(start)
-	p.m.requests.WithLabelValues(statusClass(ex.status)).Inc()
+	p.m.request(ex.status)
 	if ex.status != 0 {
 		p.m.upstream.Observe(ex.upDur.Seconds())
 		p.m.overhead.Observe(max(total-ex.upDur, 0).Seconds())
@@ -333,14 +333,15 @@ func (p *Proxy) record(j job) {
 		p.log.Debug("no record extracted", "request_id", j.id, "path", j.path, "error", err)
 		return
 	}
-	p.m.extractions.WithLabelValues("ok").Inc()
+	p.m.extractOK.Inc()
 	latency := float64(j.upDur.Microseconds()) / 1000
 	for i, row := range rows {
 		id := j.id
 		if len(rows) > 1 {
 			id = j.id + "/" + strconv.Itoa(i)
 		}
-		rec, err := json.Marshal(Record{
+		var err error
+		p.scratch, err = appendRecord(p.scratch[:0], &Record{
 			TS: j.start.UTC(), RequestID: id, Model: p.opts.Model, ModelSHA256: p.opts.ModelDigest,
 			Features: row.Features, Prediction: row.Prediction, Segment: row.Segment, LatencyMS: latency,
 		})
@@ -349,7 +350,8 @@ func (p *Proxy) record(j job) {
 			continue
 		}
 		p.m.records.Inc()
-		p.opts.Sink.Enqueue(rec)
+		// The sink owns what it is given: an exact-size copy.
+		p.opts.Sink.Enqueue(bytes.Clone(p.scratch))
 	}
 }
 
@@ -391,12 +393,6 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func statusClass(code int) string {
-	if code < 100 || code > 599 {
-		return "error"
-	}
-	return fmt.Sprintf("%dxx", code/100)
-}
 
 // timingTransport stamps the start of the upstream round trip.
 type timingTransport struct{ rt http.RoundTripper }
