@@ -228,8 +228,9 @@ func (p *Proxy) wantsExtraction(r *http.Request) bool {
 }
 
 func isJSON(ct string) bool {
-	if ct == "" {
-		return true
+	switch ct {
+	case "", "application/json", "application/json; charset=utf-8":
+		return true // the common cases, without parsing (every request)
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
