@@ -242,6 +242,11 @@ func (s *Shipper) closeSpill() error {
 	return s.spill.close()
 }
 
+// collectPause bounds how often the collector wakes under load; records
+// wait at most that much longer for their batch (QueueSize records must
+// not arrive within it, or Enqueue drops).
+const collectPause = 5 * time.Millisecond
+
 // collect moves records from the queue into batches.
 func (s *Shipper) collect() {
 	defer close(s.mem)
@@ -268,10 +273,24 @@ func (s *Shipper) collect() {
 			flush()
 		}
 	}
+	pause := time.NewTimer(time.Hour)
+	pause.Stop()
 	for {
 		select {
 		case rec := <-s.in:
 			add(rec)
+			// Take what else is queued, then let records accumulate
+			// for collectPause: under load the collector wakes a
+			// bounded number of times a second, not once per record.
+			for n := len(s.in); n > 0; n-- {
+				add(<-s.in)
+			}
+			pause.Reset(collectPause)
+			select {
+			case <-pause.C:
+			case <-s.stop:
+				pause.Stop()
+			}
 		case <-timer.C:
 			flush()
 		case <-s.stop:
