@@ -23,7 +23,11 @@
 // defaults; the proxy's GC target is its own shipped default.
 //
 // Usage: go run ./bench/proxyload [-rate 1000] [-duration 20s] [-rounds 20]
-// [-warmup 2s] [-proxy-procs N] [-cpuprofile FILE]
+// [-warmup 2s] [-proxy-procs N] [-cpuprofile FILE] [-baseline CUSTODY-BINARY]
+//
+// -baseline adds a second proxy (another build of custody, e.g. main's) as
+// a third target in the same rounds, so two builds are compared under the
+// same machine load.
 package main
 
 import (
@@ -64,6 +68,7 @@ func main() {
 	warm := flag.Duration("warmup", 2*time.Second, "warm-up per target (not measured)")
 	procs := flag.Int("proxy-procs", 0, "GOMAXPROCS of the proxy process (0: the Go default)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy process (the whole run) to this file")
+	baseline := flag.String("baseline", "", "a second custody binary (e.g. built from main) proxied in the same run, as a third target")
 	receiver := flag.Bool("receiver", false, "internal: run the ingest receiver and print its addresses")
 	flag.Parse()
 	if *receiver {
@@ -101,34 +106,41 @@ func main() {
 
 	demoAddr, stopDemo := start(demo, []string{"--listen", "127.0.0.1:0", "--model", modelFile}, regexp.MustCompile(` on (127\.0\.0\.1:\d+)$`))
 	defer stopDemo()
-	addrFile := filepath.Join(tmp, "proxy.addr")
-	proxyCmd := exec.Command(custody, "proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile,
-		"--upstream", "http://"+demoAddr[1], "--model", "win-probability@"+digest,
-		"--server", recvURL, "--token", "tok", "--spill", filepath.Join(tmp, "spill"),
-		"--mapping", "examples/demo-model/mapping.json", "--metrics-listen", "127.0.0.1:0", "--log-format", "text")
-	if *cpuprofile != "" {
-		abs, err := filepath.Abs(*cpuprofile)
+	startProxy := func(name, bin string, profile string) (addr string, stop func()) {
+		addrFile := filepath.Join(tmp, name+".addr")
+		cmd := exec.Command(bin, "proxy", "--listen", "127.0.0.1:0", "--addr-file", addrFile,
+			"--upstream", "http://"+demoAddr[1], "--model", "win-probability@"+digest,
+			"--server", recvURL, "--token", "tok", "--spill", filepath.Join(tmp, name+".spill"),
+			"--mapping", "examples/demo-model/mapping.json", "--metrics-listen", "127.0.0.1:0", "--log-format", "text")
+		if profile != "" {
+			abs, err := filepath.Abs(profile)
+			if err != nil {
+				log.Fatal(err)
+			}
+			cmd.Args = append(cmd.Args, "--cpuprofile", abs)
+		}
+		logFile, err := os.Create(filepath.Join(tmp, name+".log"))
 		if err != nil {
 			log.Fatal(err)
 		}
-		proxyCmd.Args = append(proxyCmd.Args, "--cpuprofile", abs)
+		cmd.Stderr = logFile
+		if *procs > 0 {
+			cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", *procs))
+		}
+		if err := cmd.Start(); err != nil {
+			log.Fatal(err)
+		}
+		return waitFile(addrFile), func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }
 	}
-	proxyLog, err := os.Create(filepath.Join(tmp, "proxy.log"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	proxyCmd.Stderr = proxyLog
-	if *procs > 0 {
-		proxyCmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", *procs))
-	}
-	if err := proxyCmd.Start(); err != nil {
-		log.Fatal(err)
-	}
-	defer func() { proxyCmd.Process.Signal(os.Interrupt); proxyCmd.Wait() }()
-	proxyAddr := waitFile(addrFile)
-
 	const path = "/v2/models/win-probability/infer"
+	proxyAddr, stopProxy := startProxy("proxy", custody, *cpuprofile)
+	defer stopProxy()
 	targets := []*target{newTarget("direct", demoAddr[1], path), newTarget("proxy", proxyAddr, path)}
+	if *baseline != "" {
+		addr, stop := startProxy("baseline", *baseline, "")
+		defer stop()
+		targets = append(targets, newTarget("baseline", addr, path))
+	}
 	fmt.Printf("proxy overhead: %d req/s open loop, %v per target in %d rounds, GOMAXPROCS=%d, 1 row per request\n",
 		*rate, *dur, *rounds, runtime.GOMAXPROCS(0))
 
@@ -138,9 +150,9 @@ func main() {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(1 << 30)
 
-	results := map[string]*result{"direct": {}, "proxy": {}}
+	results := map[string]*result{}
 	for _, t := range targets {
-		results[t.name].warmOK = t.load(*rate, *warm).ok // warm-up
+		results[t.name] = &result{warmOK: t.load(*rate, *warm).ok} // warm-up
 	}
 	for range *rounds {
 		for _, t := range targets {
@@ -148,35 +160,41 @@ func main() {
 			results[t.name].add(r)
 		}
 	}
-	d, p := results["direct"], results["proxy"]
-	for _, name := range []string{"direct", "proxy"} {
-		r := results[name]
-		fmt.Printf("%-7s n=%d errors=%d achieved=%.0f req/s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (service time p50 %s  p99 %s)\n",
-			name, len(r.lat), r.errors, float64(len(r.lat))/r.elapsed.Seconds(),
+	d := results["direct"]
+	for _, t := range targets {
+		r := results[t.name]
+		fmt.Printf("%-8s n=%d errors=%d achieved=%.0f req/s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (service time p50 %s  p99 %s)\n",
+			t.name, len(r.lat), r.errors, float64(len(r.lat))/r.elapsed.Seconds(),
 			ms(q(r.lat, 0.50)), ms(q(r.lat, 0.90)), ms(q(r.lat, 0.99)), ms(q(r.lat, 0.999)), ms(q(r.lat, 1)),
 			ms(q(r.svc, 0.50)), ms(q(r.svc, 0.99)))
 	}
-	o99 := q(p.lat, 0.99) - q(d.lat, 0.99)
-	verdict := map[bool]string{true: "met", false: "NOT met"}[o99 < time.Millisecond]
-	if o99 < 0 {
-		verdict = "direct's p99 is the higher one: the machine's load, not the proxy, sets the tail"
+	for _, t := range targets[1:] {
+		p := results[t.name]
+		o99 := q(p.lat, 0.99) - q(d.lat, 0.99)
+		verdict := map[bool]string{true: "met", false: "NOT met"}[o99 < time.Millisecond]
+		if o99 < 0 {
+			verdict = "direct's p99 is the higher one: the machine's load, not the proxy, sets the tail"
+		}
+		fmt.Printf("%s overhead p50 %s  p99 %s  (target p99 < 1 ms: %s); service time overhead p50 %s  p99 %s\n", t.name,
+			ms(q(p.lat, 0.50)-q(d.lat, 0.50)), ms(o99), verdict,
+			ms(q(p.svc, 0.50)-q(d.svc, 0.50)), ms(q(p.svc, 0.99)-q(d.svc, 0.99)))
+		fmt.Printf("  per round p99 overhead:")
+		for i := range *rounds {
+			fmt.Printf(" %s", ms(q(p.rounds[i], 0.99)-q(d.rounds[i], 0.99)))
+		}
+		fmt.Println()
 	}
-	fmt.Printf("overhead p50 %s  p99 %s  (target p99 < 1 ms: %s); service time overhead p50 %s  p99 %s\n",
-		ms(q(p.lat, 0.50)-q(d.lat, 0.50)), ms(o99), verdict,
-		ms(q(p.svc, 0.50)-q(d.svc, 0.50)), ms(q(p.svc, 0.99)-q(d.svc, 0.99)))
-	fmt.Printf("per round p99 overhead:")
-	for i := range *rounds {
-		fmt.Printf(" %s", ms(q(p.rounds[i], 0.99)-q(d.rounds[i], 0.99)))
-	}
-	fmt.Println()
 	var late []time.Duration
-	for _, r := range []*result{d, p} {
+	for _, r := range results {
 		late = append(late, r.late...)
 	}
 	fmt.Printf("generator: sends later than scheduled p50 %s  p99 %s  max %s\n", ms(q(late, 0.5)), ms(q(late, 0.99)), ms(q(late, 1)))
 
 	// Every proxied request is a record at the receiver.
-	want := p.ok + p.warmOK
+	var want int64
+	for _, t := range targets[1:] {
+		want += results[t.name].ok + results[t.name].warmOK
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	st := stats(statsURL)
 	for st.Stored < int(want) && time.Now().Before(deadline) {
@@ -185,7 +203,9 @@ func main() {
 	}
 	fmt.Printf("records at the receiver: %d of %d proxied requests (duplicates %d, ingest requests %d)\n",
 		st.Stored, want, st.Duplicates, st.Requests)
-	fmt.Print(scrape(filepath.Join(tmp, "proxy.log"), *rate))
+	for _, t := range targets[1:] {
+		fmt.Printf("%s: %s", t.name, scrape(filepath.Join(tmp, t.name+".log"), *rate))
+	}
 }
 
 // receiverStats is the receiver process's /stats answer.
