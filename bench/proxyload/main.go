@@ -562,7 +562,7 @@ func scrape(logFile string, rate int) string {
 	var out strings.Builder
 	vals := map[string]float64{}
 	buckets := map[string][][2]float64{} // histogram -> (le, cumulative count)
-	var cpuSeconds float64
+	var cpuSeconds, gcCycles, gcPause float64
 	leRE := regexp.MustCompile(`^(custody_proxy_(?:overhead|upstream_duration)_seconds)_bucket\{.*le="([^"]+)".*\} (\S+)$`)
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
@@ -579,6 +579,12 @@ func scrape(logFile string, rate int) string {
 		if strings.HasPrefix(line, "process_cpu_seconds_total ") {
 			fmt.Sscan(strings.TrimPrefix(line, "process_cpu_seconds_total "), &cpuSeconds)
 		}
+		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_count "); ok {
+			fmt.Sscan(v, &gcCycles)
+		}
+		if v, ok := strings.CutPrefix(line, "go_gc_duration_seconds_sum "); ok {
+			fmt.Sscan(v, &gcPause)
+		}
 		for _, name := range []string{"custody_proxy_overhead_seconds_sum", "custody_proxy_overhead_seconds_count",
 			"custody_ship_records_shipped_total", "custody_ship_records_spilled_total", "custody_ship_records_dropped_total"} {
 			if strings.HasPrefix(line, name+"{") {
@@ -594,6 +600,8 @@ func scrape(logFile string, rate int) string {
 			vals["custody_ship_records_shipped_total"], vals["custody_ship_records_spilled_total"], vals["custody_ship_records_dropped_total"])
 		fmt.Fprintf(&out, "  proxy process CPU (user+system, shipping and extraction included): %.0f µs per request, i.e. %.0f%% of one core at %d req/s\n",
 			cpuSeconds/c*1e6, 100*cpuSeconds/c*float64(rate), rate)
+		fmt.Fprintf(&out, "  garbage collections: %.0f (one per %.0f requests), stop-the-world pauses %s in all\n",
+			gcCycles, c/max(gcCycles, 1), ms(time.Duration(gcPause*1e9)))
 	}
 	for _, h := range []string{"custody_proxy_upstream_duration_seconds", "custody_proxy_overhead_seconds"} {
 		b := buckets[h]
