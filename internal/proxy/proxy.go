@@ -64,6 +64,8 @@ type Proxy struct {
 	// closing is closed by Close, so extraction stops pausing.
 	closing chan struct{}
 	once    sync.Once
+	// digestHeader is the X-Model-Sha256 value, shared by every response.
+	digestHeader []string
 	// scratch is the extraction goroutine's record encoding buffer.
 	scratch []byte
 }
@@ -107,6 +109,7 @@ type exchange struct {
 	upStart  time.Time
 	upDur    time.Duration
 	encoding string
+	caps     [2]capture // the request's and the response's, when captured
 }
 
 // New validates opts and builds the proxy.
@@ -135,7 +138,7 @@ func New(opts Options) (*Proxy, error) {
 		t.DisableCompression = true
 		tr = t
 	}
-	p := &Proxy{opts: opts, m: newMetrics(opts.Registerer), log: opts.Logger,
+	p := &Proxy{opts: opts, m: newMetrics(opts.Registerer), log: opts.Logger, digestHeader: []string{opts.ModelDigest},
 		jobs: make(chan job, extractQueue), done: make(chan struct{}), closing: make(chan struct{})}
 	go p.extractLoop()
 	p.rp = &httputil.ReverseProxy{
@@ -170,7 +173,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ex.extract = false
 			p.m.extractions.WithLabelValues("too_large").Inc()
 		} else {
-			ex.req = newCapture(r.Body, r.ContentLength, p.opts.CaptureMax)
+			ex.req = ex.caps[0].init(r.Body, r.ContentLength, p.opts.CaptureMax)
 			r.Body = ex.req
 		}
 	}
@@ -269,7 +272,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	ex.status = resp.StatusCode
 	ex.upDur = time.Since(ex.upStart)
 	resp.Header.Set("X-Request-Id", ex.id)
-	resp.Header.Set("X-Model-Sha256", p.opts.ModelDigest)
+	resp.Header["X-Model-Sha256"] = p.digestHeader // read only: copied into the response
 	if !ex.extract {
 		return nil
 	}
@@ -285,7 +288,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		p.m.extractions.WithLabelValues("too_large").Inc()
 	default:
 		ex.encoding = resp.Header.Get("Content-Encoding")
-		ex.resp = newCapture(resp.Body, resp.ContentLength, p.opts.CaptureMax)
+		ex.resp = ex.caps[1].init(resp.Body, resp.ContentLength, p.opts.CaptureMax)
 		resp.Body = ex.resp
 	}
 	return nil
@@ -441,8 +444,10 @@ type capture struct {
 	eof  bool
 }
 
-func newCapture(rc io.ReadCloser, length, max int64) *capture {
-	c := &capture{rc: rc, max: max, n: length}
+// init sets up c (part of the exchange: no allocation of its own) and
+// returns it.
+func (c *capture) init(rc io.ReadCloser, length, max int64) *capture {
+	c.rc, c.max, c.n = rc, max, length
 	if length > 0 && length <= max {
 		c.buf = make([]byte, 0, length)
 	}
