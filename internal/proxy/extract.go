@@ -383,10 +383,10 @@ func decodeTensor(t v2Tensor) (tensor, error) {
 // an object keyed by Classes (or "0", "1", ...).
 func (m *Mapping) ExtractKServe(reqBody, respBody []byte) ([]row, error) {
 	var req, resp v2Body
-	if err := json.Unmarshal(reqBody, &req); err != nil {
+	if err := decodeV2(reqBody, &req); err != nil {
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	if err := json.Unmarshal(respBody, &resp); err != nil {
+	if err := decodeV2(respBody, &resp); err != nil {
 		return nil, fmt.Errorf("response body: %w", err)
 	}
 	if len(req.Inputs) == 0 || len(resp.Outputs) == 0 {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -367,4 +368,332 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// decodeV2 decodes a KServe v2 body as json.Unmarshal(data, b) does. The
+// common shape (lowercase keys, each once, no null in a known member) takes
+// a hand-written path that keeps the tensors' data as subslices of data
+// (callers must not modify data afterwards); anything else is left to
+// encoding/json, which also reports the errors.
+func decodeV2(data []byte, b *v2Body) error {
+	if fastV2(data, b) {
+		return nil
+	}
+	*b = v2Body{}
+	return json.Unmarshal(data, b)
+}
+
+// fastV2 reports whether it decoded data; false means "use encoding/json".
+func fastV2(data []byte, b *v2Body) bool {
+	p := tensorParser{b: data}
+	var seenIn, seenOut bool
+	ok := p.object(func(key []byte) bool {
+		switch string(key) {
+		case "inputs":
+			if seenIn {
+				return false
+			}
+			seenIn = true
+			return p.tensors(&b.Inputs)
+		case "outputs":
+			if seenOut {
+				return false
+			}
+			seenOut = true
+			return p.tensors(&b.Outputs)
+		}
+		return !foldsTo(key, "inputs", "outputs") && p.skip(0)
+	})
+	if !ok {
+		return false
+	}
+	p.ws()
+	return p.i == len(p.b)
+}
+
+// foldsTo reports whether key matches one of names case-insensitively, as
+// encoding/json matches fields.
+func foldsTo(key []byte, names ...string) bool {
+	for _, n := range names {
+		if len(key) == len(n) && strings.EqualFold(string(key), n) {
+			return true
+		}
+	}
+	return false
+}
+
+// object parses an object whose keys are plain (no escapes), calling member
+// with the parser at the member's value.
+func (p *tensorParser) object(member func(key []byte) bool) bool {
+	p.ws()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return false
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == '}' {
+		p.i++
+		return true
+	}
+	for {
+		p.ws()
+		key, ok := p.plainKey()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return false
+		}
+		p.i++
+		p.ws()
+		if !member(key) {
+			return false
+		}
+		p.ws()
+		if p.i >= len(p.b) {
+			return false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainKey scans a string of printable ASCII without escapes.
+func (p *tensorParser) plainKey() ([]byte, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
+	}
+	for j := p.i + 1; j < len(p.b); j++ {
+		switch c := p.b[j]; {
+		case c == '"':
+			key := p.b[p.i+1 : j]
+			p.i = j + 1
+			return key, true
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// tensors parses an array of tensor objects.
+func (p *tensorParser) tensors(out *[]v2Tensor) bool {
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return false
+	}
+	p.i++
+	p.ws()
+	ts := make([]v2Tensor, 0, 4)
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		*out = ts
+		return true
+	}
+	for {
+		var t v2Tensor
+		var seen [4]bool
+		ok := p.object(func(key []byte) bool {
+			k := -1
+			switch string(key) {
+			case "name":
+				k = 0
+			case "shape":
+				k = 1
+			case "datatype":
+				k = 2
+			case "data":
+				k = 3
+			default:
+				return !foldsTo(key, "name", "shape", "datatype", "data") && p.skip(0)
+			}
+			if seen[k] {
+				return false
+			}
+			seen[k] = true
+			switch k {
+			case 0, 2:
+				s, ok := p.plainString()
+				if k == 0 {
+					t.Name = s
+				} else {
+					t.Datatype = s
+				}
+				return ok
+			case 1:
+				return p.shape(&t.Shape)
+			}
+			start := p.i
+			if p.i < len(p.b) && p.b[p.i] == 'n' || !p.skip(0) {
+				return false // null data, or invalid
+			}
+			t.Data = json.RawMessage(p.b[start:p.i:p.i])
+			return true
+		})
+		if !ok {
+			return false
+		}
+		ts = append(ts, t)
+		p.ws()
+		if p.i >= len(p.b) {
+			return false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.ws()
+		case ']':
+			p.i++
+			*out = ts
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainString scans a string as plainKey does and copies it.
+func (p *tensorParser) plainString() (string, bool) {
+	s, ok := p.plainKey()
+	return string(s), ok
+}
+
+// shape parses an array of integers that fit in an int64.
+func (p *tensorParser) shape(out *[]int64) bool {
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return false
+	}
+	p.i++
+	p.ws()
+	dims := make([]int64, 0, 2)
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		*out = dims
+		return true
+	}
+	for {
+		if p.i >= len(p.b) || !(p.b[p.i] == '-' || '0' <= p.b[p.i] && p.b[p.i] <= '9') {
+			return false
+		}
+		n, err := p.number()
+		if err != nil {
+			return false
+		}
+		d, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil {
+			return false
+		}
+		dims = append(dims, d)
+		p.ws()
+		if p.i >= len(p.b) {
+			return false
+		}
+		switch p.b[p.i] {
+		case ',':
+			p.i++
+			p.ws()
+		case ']':
+			p.i++
+			*out = dims
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// skip checks and passes over one JSON value of any kind.
+func (p *tensorParser) skip(depth int) bool {
+	if depth > 10000 || p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; {
+	case c == '{':
+		p.i++
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == '}' {
+			p.i++
+			return true
+		}
+		for {
+			p.ws()
+			if p.i >= len(p.b) || p.b[p.i] != '"' {
+				return false
+			}
+			if _, err := p.str(); err != nil {
+				return false
+			}
+			p.ws()
+			if p.i >= len(p.b) || p.b[p.i] != ':' {
+				return false
+			}
+			p.i++
+			p.ws()
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+			case '}':
+				p.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '[':
+		p.i++
+		p.ws()
+		if p.i < len(p.b) && p.b[p.i] == ']' {
+			p.i++
+			return true
+		}
+		for {
+			p.ws()
+			if !p.skip(depth + 1) {
+				return false
+			}
+			p.ws()
+			if p.i >= len(p.b) {
+				return false
+			}
+			switch p.b[p.i] {
+			case ',':
+				p.i++
+			case ']':
+				p.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		_, err := p.str()
+		return err == nil
+	case c == 't':
+		_, err := p.literal(nil, "true", nil)
+		return err == nil
+	case c == 'f':
+		_, err := p.literal(nil, "false", nil)
+		return err == nil
+	case c == 'n':
+		_, err := p.literal(nil, "null", nil)
+		return err == nil
+	case c == '-' || '0' <= c && c <= '9':
+		_, err := p.number()
+		return err == nil
+	}
+	return false
 }

@@ -141,3 +141,54 @@ func FuzzAppendRecord(f *testing.F) {
 		checkRecord(t, rec)
 	})
 }
+
+var v2Seeds = []string{
+	string(benchRequest), string(benchResponse),
+	`{"id":"x","parameters":{"a":[1,{"b":null}],"c":"\u00e9"},"inputs":[{"name":"x","shape":[2,4],"datatype":"FP64","data":[[1,2,3,4],[5,6,7,8]],"parameters":{}}]}`,
+	`{"inputs":[]}`, `{"inputs":null}`, `{"INPUTS":[]}`, `{"inputs":[{"Name":"x"}]}`, `{"inputs":[{"name":"x","name":"y"}]}`,
+	`{"inputs":[{"name":"x","shape":[1.0]}]}`, `{"inputs":[{"name":"x","shape":[-0,99999999999999999999]}]}`,
+	`{"inputs":[{"name":"x","shape":[],"data":null}]}`, `{"inputs":[{"name":null}]}`, `{"inputs":[{"name":"\u0078"}]}`,
+	`{"inputs":[{}],"outputs":[{"data":"s"}]} `, `{"inputs":[{}]} x`, `[]`, `{"a":tru}`, `{"inputs":{}}`, `{"inputs":[1]}`,
+	`{"inputs":[{"name":"x","data":[1,2]}],"inputs":[]}`, "{\"k\u212a\":1}", `{"inputs":[{"name":"x","data":{"a":[}}]}`,
+}
+
+func TestDecodeV2MatchesEncodingJSON(t *testing.T) {
+	fast := 0
+	for _, s := range v2Seeds {
+		if checkDecodeV2(t, []byte(s)) {
+			fast++
+		}
+	}
+	if fast < 5 {
+		t.Fatalf("only %d seeds took the fast path", fast)
+	}
+}
+
+func FuzzDecodeV2(f *testing.F) {
+	for _, s := range v2Seeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkDecodeV2(t, data) })
+}
+
+// checkDecodeV2 compares decodeV2 with json.Unmarshal and reports whether
+// the fast path answered.
+func checkDecodeV2(t *testing.T, data []byte) bool {
+	t.Helper()
+	var want, got, fast v2Body
+	wantErr := json.Unmarshal(data, &want)
+	err := decodeV2(data, &got)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("%q: error %v, encoding/json: %v", data, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: got %+v, encoding/json %+v", data, got, want)
+	}
+	if !fastV2(data, &fast) {
+		return false
+	}
+	if wantErr != nil || !reflect.DeepEqual(fast, want) {
+		t.Fatalf("%q: fast path %+v, encoding/json %+v (%v)", data, fast, want, wantErr)
+	}
+	return true
+}
