@@ -219,7 +219,8 @@ func runProxy(ctx context.Context, stderr io.Writer, opts proxyOptions) error {
 // capture buffers in flight), so letting it grow to 5x between cycles costs
 // little memory, and collections compete with requests for the CPU less
 // often: on the 2-core benchmark machine the p99 overhead at 1,000 req/s
-// was 0.99-2.31 ms with GOGC=100 and 0.94-1.32 ms with this (docs/proxy.md).
+// was 0.99-2.31 ms with GOGC=100 and 0.94-1.32 ms with this (docs/proxy.md,
+// "Speed and benchmark").
 const proxyGCPercent = 400
 
 func setProxyGC() {

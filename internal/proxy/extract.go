@@ -361,38 +361,17 @@ func decodeTensor(t v2Tensor) (tensor, error) {
 			width *= int(d)
 		}
 	}
-	v, err := decodeAny(t.Data)
-	if err != nil {
-		return tensor{}, fmt.Errorf("tensor %q data: %w", t.Name, err)
+	if t.Data == nil {
+		return tensor{}, fmt.Errorf("tensor %q: no data", t.Name)
 	}
-	var vals []any
-	if err := flatten(v, &vals, 0); err != nil {
+	vals, err := tensorValues(t.Data, make([]any, 0, min(total, 64)))
+	if err != nil {
 		return tensor{}, fmt.Errorf("tensor %q data: %w", t.Name, err)
 	}
 	if int64(len(vals)) != total {
 		return tensor{}, fmt.Errorf("tensor %q: %d values for shape %v", t.Name, len(vals), t.Shape)
 	}
 	return tensor{name: t.Name, rows: rows, width: width, vals: vals}, nil
-}
-
-// flatten appends the scalars of nested arrays in row-major order.
-func flatten(v any, out *[]any, depth int) error {
-	if depth > 32 {
-		return errors.New("arrays nested too deeply")
-	}
-	switch x := v.(type) {
-	case []any:
-		for _, e := range x {
-			if err := flatten(e, out, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	case map[string]any:
-		return errors.New("object in tensor data")
-	}
-	*out = append(*out, v)
-	return nil
 }
 
 // ExtractKServe extracts one row per batch element of a KServe v2
@@ -404,10 +383,10 @@ func flatten(v any, out *[]any, depth int) error {
 // an object keyed by Classes (or "0", "1", ...).
 func (m *Mapping) ExtractKServe(reqBody, respBody []byte) ([]row, error) {
 	var req, resp v2Body
-	if err := json.Unmarshal(reqBody, &req); err != nil {
+	if err := decodeV2(reqBody, &req); err != nil {
 		return nil, fmt.Errorf("request body: %w", err)
 	}
-	if err := json.Unmarshal(respBody, &resp); err != nil {
+	if err := decodeV2(respBody, &resp); err != nil {
 		return nil, fmt.Errorf("response body: %w", err)
 	}
 	if len(req.Inputs) == 0 || len(resp.Outputs) == 0 {

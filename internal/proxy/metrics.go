@@ -8,6 +8,22 @@ type metrics struct {
 	overhead    prometheus.Histogram
 	extractions *prometheus.CounterVec
 	records     prometheus.Counter
+
+	// Children looked up once: these are counted on every request.
+	byClass   [6]prometheus.Counter // [2..5]: 2xx..5xx; [0]: error
+	extractOK prometheus.Counter
+}
+
+// request counts one request by its upstream status class.
+func (m *metrics) request(code int) {
+	switch {
+	case code < 100 || code > 599:
+		m.byClass[0].Inc()
+	case code < 200:
+		m.requests.WithLabelValues("1xx").Inc() // 101 Switching Protocols
+	default:
+		m.byClass[code/100].Inc()
+	}
 }
 
 // newMetrics builds the proxy's metrics; the CLI wraps the registerer with
@@ -33,9 +49,11 @@ func newMetrics(r prometheus.Registerer) *metrics {
 			Name: "custody_proxy_records_total", Help: "Prediction records extracted and handed to the shipper.",
 		}),
 	}
-	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
-		m.requests.WithLabelValues(c)
+	m.byClass[0] = m.requests.WithLabelValues("error")
+	for i, c := range []string{"2xx", "3xx", "4xx", "5xx"} {
+		m.byClass[i+2] = m.requests.WithLabelValues(c)
 	}
+	m.extractOK = m.extractions.WithLabelValues("ok")
 	for _, res := range []string{"ok", "error", "too_large", "not_json", "upstream_error", "incomplete", "dropped"} {
 		m.extractions.WithLabelValues(res)
 	}
