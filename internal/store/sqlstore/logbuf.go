@@ -143,7 +143,7 @@ func (t *tx) flush(ctx context.Context) error {
 		return nil
 	}
 	first := l.entries[0].idx
-	if t.d.WritableCTE && len(l.entries)+len(l.hashes) <= maxLogRows {
+	if t.d.WritableCTE {
 		if err := t.flushCTE(ctx); err != nil {
 			return err
 		}
@@ -191,20 +191,26 @@ func insertRows(table, col string, rows []logRow) (string, []any) {
 	return q.String(), args
 }
 
-// flushCTE is flush in one statement (PostgreSQL).
+// flushCTE is flush in one statement (PostgreSQL). The rows go as arrays,
+// so that the statement's text, and thus its prepared statement, is the
+// same whatever their number.
 func (t *tx) flushCTE(ctx context.Context) error {
 	l := t.log
 	first := l.entries[0].idx
-	q, args := insertRows("log_entries", "entry", l.entries)
-	q = "WITH e AS (" + q + ")"
-	if len(l.hashes) > 0 {
-		hq, hargs := insertRows("log_hashes", "hash", l.hashes)
-		q += ", h AS (" + hq + ")"
-		args = append(args, hargs...)
+	cols := func(rows []logRow) ([]int64, [][]byte) {
+		idx, b := make([]int64, len(rows)), make([][]byte, len(rows))
+		for i, r := range rows {
+			idx[i], b[i] = r.idx, r.b
+		}
+		return idx, b
 	}
-	q += " UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?"
-	args = append(args, l.size, edgeBytes(l.edge), l.base)
-	res, err := t.exec(ctx, q, args...)
+	ei, eb := cols(l.entries)
+	hi, hb := cols(l.hashes)
+	blob := t.d.Blob
+	res, err := t.exec(ctx, "WITH e AS (INSERT INTO log_entries (idx, entry) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS "+blob+"[])))"+
+		", h AS (INSERT INTO log_hashes (idx, hash) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS "+blob+"[])))"+
+		" UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?",
+		ei, eb, hi, hb, l.size, edgeBytes(l.edge), l.base)
 	if err != nil {
 		if t.d.IsUniqueViolation(err) {
 			return fmt.Errorf("log entries %d-%d: %w", first, l.size-1, store.ErrExists)
