@@ -33,6 +33,17 @@ func BenchmarkFileCalibration(b *testing.B) {
 	}
 }
 
+// BenchmarkFileCalibrate is CalibrateFile, the path of `custody
+// calibration`.
+func BenchmarkFileCalibrate(b *testing.B) {
+	path := filepath.Join(benchDir(b), "predictions.csv")
+	for b.Loop() {
+		if _, err := CalibrateFile(context.Background(), path, CalibrationOptions{ProbColumn: "prob", LabelColumn: "label"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkFileDrift(b *testing.B) {
 	dir := benchDir(b)
 	for b.Loop() {
