@@ -116,29 +116,41 @@ func fastPosLabel(posLabel string) (pos [2]uint64, ok bool) {
 
 // calibScan is what one pass over a file of predictions keeps: per
 // equal-width bucket of [0, 1] (calBucket) the number of rows, of
-// positives and the sum of the scores, the Brier sum, and every row packed
-// in a word (the score's bits, the outcome in the sign bit) for the few
-// buckets that have to be looked at row by row.
+// positives and the sum of the scores, and the Brier sum; and per chunk of
+// the file the bucket of every row and where every calibGroup-th row
+// starts, so that the rows of the few buckets that have to be looked at
+// row by row can be parsed again (see calibrate) without keeping every
+// score: two bytes a row instead of eight.
 type calibScan struct {
-	rows  int64
-	hist  []uint64  // per bucket: rows | positives<<32
-	sums  []float64 // per bucket: sum of the scores
-	brier neumaierSum
-	// vals[w] are the rows read by worker w, in blocks.
-	vals [][][]uint64
+	rows   int64
+	hist   []uint64  // per bucket: rows | positives<<32
+	sums   []float64 // per bucket: sum of the scores
+	brier  neumaierSum
+	roles  []uint8
+	pos    [2]uint64
+	chunks [][]calibChunk // per worker
 }
 
-// calibBlock is the number of rows per block of calibScan.vals.
-const calibBlock = 1 << 16
+// calibChunk is one chunk of the file as the first pass saw it.
+type calibChunk struct {
+	data []byte
+	ids  []uint16 // bucket of each row
+	offs []uint32 // where row k*calibGroup starts in data
+}
+
+// calibGroup rows are parsed again together when one of them is in a
+// bucket looked at row by row.
+const calibGroup = 16
 
 // calibWorker is the state of one parsing worker.
 type calibWorker struct {
-	rows  int64
-	hist  []uint64
-	sums  []float64
-	brier neumaierSum
-	vals  [][]uint64
-	cur   []uint64
+	rows   int64
+	hist   []uint64
+	sums   []float64
+	brier  neumaierSum
+	part   float64 // Brier terms not yet in brier
+	chunks []calibChunk
+	cur    calibChunk
 }
 
 func (w *calibWorker) addRow(p float64, y uint64) {
@@ -146,14 +158,20 @@ func (w *calibWorker) addRow(p float64, y uint64) {
 	w.hist[b] += 1 | y<<32
 	w.sums[b] += p
 	d := float64(y) - p
-	w.brier.add(d * d)
-	if len(w.cur) == cap(w.cur) {
-		if w.cur != nil {
-			w.vals = append(w.vals, w.cur)
-		}
-		w.cur = make([]uint64, 0, calibBlock)
+	w.part += d * d
+	w.cur.ids = append(w.cur.ids, uint16(b))
+	if len(w.cur.ids)%1024 == 0 {
+		// Plain sums of 1024 terms in a compensated sum of those.
+		w.brier.add(w.part)
+		w.part = 0
 	}
-	w.cur = append(w.cur, math.Float64bits(p)|y<<63)
+}
+
+// rowStart notes where a row starts, before it is parsed.
+func (w *calibWorker) rowStart(i int) {
+	if len(w.cur.ids)%calibGroup == 0 {
+		w.cur.offs = append(w.cur.offs, uint32(i))
+	}
 }
 
 // one is the bit pattern of 1.0: for a float64 x, x is in [+0, 1] exactly
@@ -203,21 +221,24 @@ func scanCalibCSV(ctx context.Context, data []byte, probName, labelName string, 
 				if c >= len(chunks) || bail.Load() {
 					break
 				}
-				if ctx.Err() != nil || !cw.parse(chunks[c], roles, pos) {
+				data := chunks[c]
+				// About 13 bytes a row ("0.12345678,1\n"); more grow.
+				cw.cur = calibChunk{data: data, ids: make([]uint16, 0, len(data)/12+16), offs: make([]uint32, 0, len(data)/12/calibGroup+16)}
+				if ctx.Err() != nil || !cw.parse(data, roles, pos) {
 					bail.Store(true)
 					break
 				}
+				cw.rows += int64(len(cw.cur.ids))
+				cw.chunks = append(cw.chunks, cw.cur)
 			}
-			if cw.cur != nil {
-				cw.vals = append(cw.vals, cw.cur)
-			}
+			cw.brier.add(cw.part)
 		})
 	}
 	wg.Wait()
 	if bail.Load() {
 		return nil, false
 	}
-	sc := &calibScan{hist: ws[0].hist, sums: ws[0].sums}
+	sc := &calibScan{hist: ws[0].hist, sums: ws[0].sums, roles: roles, pos: pos}
 	for i, w := range ws {
 		if i > 0 {
 			for b := range sc.hist {
@@ -228,7 +249,7 @@ func scanCalibCSV(ctx context.Context, data []byte, probName, labelName string, 
 		sc.rows += w.rows
 		sc.brier.add(w.brier.s)
 		sc.brier.add(w.brier.c)
-		sc.vals = append(sc.vals, w.vals)
+		sc.chunks = append(sc.chunks, w.chunks)
 	}
 	if sc.rows == 0 {
 		return nil, false
@@ -259,60 +280,75 @@ func (w *calibWorker) parse(data []byte, roles []uint8, pos [2]uint64) bool {
 		return w.parseScoreLabel(data, pos)
 	}
 	i := 0
+	for {
+		i = skipBlank(data, i)
+		if i == len(data) {
+			return true
+		}
+		w.rowStart(i)
+		p, y, next, ok := parseRow(data, i, roles, pos)
+		if !ok {
+			return false
+		}
+		i = next
+		w.addRow(p, y)
+	}
+}
+
+// skipBlank skips blank lines ("\n", "\r\n", or a lone "\r" at the end),
+// which are no rows for the general reader either.
+func skipBlank(data []byte, i int) int {
 	for i < len(data) {
-		// Blank line ("\n", "\r\n", or a lone "\r" at the end).
 		switch {
 		case data[i] == '\n':
 			i++
-			continue
 		case data[i] == '\r' && (i+1 == len(data) || data[i+1] == '\n'):
-			i += 2
-			continue
+			i = min(i+2, len(data))
+		default:
+			return i
 		}
-		var p float64
-		var y uint64
-		for f, role := range roles {
-			var ok bool
-			switch role {
-			case 1:
-				p, i, ok = parseScore(data, i)
-			case 2:
-				y, i, ok = parseLabel(data, i, pos)
-			default:
-				i, ok = skipField(data, i)
-			}
-			if !ok {
-				return false
-			}
-			if f < len(roles)-1 {
-				if i >= len(data) || data[i] != ',' {
-					return false
-				}
-				i++
-			} else if i, ok = lineEnd(data, i); !ok {
-				return false
-			}
-		}
-		w.rows++
-		w.addRow(p, y)
 	}
-	return true
+	return i
 }
 
-// parseScoreLabel is parse for the layout "score,label".
+// parseRow reads the row starting at data[i] (not blank) and returns its
+// score and outcome and where the next line starts.
+func parseRow(data []byte, i int, roles []uint8, pos [2]uint64) (p float64, y uint64, next int, ok bool) {
+	for f, role := range roles {
+		switch role {
+		case 1:
+			p, i, ok = parseScore(data, i)
+		case 2:
+			y, i, ok = parseLabel(data, i, pos)
+		default:
+			i, ok = skipField(data, i)
+		}
+		if !ok {
+			return 0, 0, i, false
+		}
+		if f < len(roles)-1 {
+			if i >= len(data) || data[i] != ',' {
+				return 0, 0, i, false
+			}
+			i++
+		} else if i, ok = lineEnd(data, i); !ok {
+			return 0, 0, i, false
+		}
+	}
+	return p, y, i, true
+}
+
+// parseScoreLabel is parse for the layout "score,label", with the labels
+// 0 and 1 read inline.
 func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 	i := 0
 	for i < len(data) {
 		if data[i] == '\n' || data[i] == '\r' {
-			if data[i] == '\n' {
-				i++
-				continue
-			}
-			if i+1 == len(data) || data[i+1] == '\n' {
-				i += 2
-				continue
+			if i = skipBlank(data, i); i == len(data) {
+				break
 			}
 		}
+		w.rowStart(i)
 		p, j, ok := parseScore(data, i)
 		if !ok || j+1 >= len(data) || data[j] != ',' {
 			return false
@@ -330,7 +366,6 @@ func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 				return false
 			}
 		}
-		w.rows++
 		w.addRow(p, y)
 	}
 	return true
@@ -528,37 +563,57 @@ func (sc *calibScan) calibrate(bins int, strategy string) (Calibration, bool) {
 		quaBin[b] = int32(k)
 	}
 
-	// The rows of the kept buckets: uniform ones binned right away,
-	// quantile ones collected per bucket.
+	// The rows of the kept buckets, parsed again: uniform ones binned
+	// right away, quantile ones collected per bucket (score bits, outcome
+	// in the sign bit).
 	type part struct {
 		uni  binAcc
 		rows [][]uint64 // per kept quantile bucket
+		ok   bool
 	}
-	parts := make([]part, len(sc.vals))
+	parts := make([]part, len(sc.chunks))
 	var wg sync.WaitGroup
-	for w, blocks := range sc.vals {
+	for w, chunks := range sc.chunks {
 		wg.Go(func() {
 			pt := part{uni: newBinAcc(bins), rows: make([][]uint64, len(kept))}
-			for _, blk := range blocks {
-				for _, v := range blk {
-					p := math.Float64frombits(v &^ (1 << 63))
-					b := calBucket(p)
-					f := keep[b]
-					if f == 0 {
+			for _, ch := range chunks {
+				for g := 0; g < len(ch.ids); g += calibGroup {
+					ids := ch.ids[g:min(g+calibGroup, len(ch.ids))]
+					hit := uint8(0)
+					for _, b := range ids {
+						hit |= keep[b]
+					}
+					if hit == 0 {
 						continue
 					}
-					if f&keepUni != 0 {
-						pt.uni.add(uniformBinOf(uniInner, p), p, v>>63 != 0)
-					}
-					if f&keepQua != 0 {
-						pt.rows[slot[b]] = append(pt.rows[slot[b]], v)
+					i := int(ch.offs[g/calibGroup])
+					for _, b := range ids {
+						i = skipBlank(ch.data, i)
+						p, y, next, ok := parseRow(ch.data, i, sc.roles, sc.pos)
+						if !ok || calBucket(p) != int(b) {
+							return // cannot happen: the first pass read the same
+						}
+						i = next
+						f := keep[b]
+						if f&keepUni != 0 {
+							pt.uni.add(uniformBinOf(uniInner, p), p, y != 0)
+						}
+						if f&keepQua != 0 {
+							pt.rows[slot[b]] = append(pt.rows[slot[b]], math.Float64bits(p)|y<<63)
+						}
 					}
 				}
 			}
+			pt.ok = true
 			parts[w] = pt
 		})
 	}
 	wg.Wait()
+	for _, pt := range parts {
+		if !pt.ok {
+			return Calibration{}, false
+		}
+	}
 	uni := parts[0].uni
 	for _, pt := range parts[1:] {
 		uni.merge(pt.uni)

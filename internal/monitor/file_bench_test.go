@@ -75,3 +75,18 @@ func BenchmarkFileParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFileCalibScan is the first pass of the calibration fast path
+// over predictions.csv in memory, on one core.
+func BenchmarkFileCalibScan(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join(benchDir(b), "predictions.csv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, ok := scanCalibCSV(context.Background(), data, "prob", "label", [2]uint64{0, 1}, 1, 1<<20); !ok {
+			b.Fatal("refused")
+		}
+	}
+}
