@@ -128,15 +128,23 @@ type calibScan struct {
 	brier  neumaierSum
 	roles  []uint8
 	pos    [2]uint64
-	chunks [][]calibChunk // per worker
+	chunks []calibChunk
 }
 
-// calibChunk is one chunk of the file as the first pass saw it.
+// calibChunk is one chunk of the file as the first pass saw it. Sums are
+// kept per chunk and added in the order of the chunks, so that the result
+// does not depend on which worker read which chunk.
 type calibChunk struct {
-	data []byte
-	ids  []uint16 // bucket of each row
-	offs []uint32 // where row k*calibGroup starts in data
+	data  []byte
+	ids   []uint16 // bucket of each row
+	offs  []uint32 // where row k*calibGroup starts in data
+	sums  []float64
+	brier neumaierSum
 }
+
+// calibChunks is the number of chunks a large file is cut into (a
+// function of its size only: see calibChunk).
+const calibChunks = 32
 
 // calibGroup rows are parsed again together when one of them is in a
 // bucket looked at row by row.
@@ -144,25 +152,21 @@ const calibGroup = 16
 
 // calibWorker is the state of one parsing worker.
 type calibWorker struct {
-	rows   int64
-	hist   []uint64
-	sums   []float64
-	brier  neumaierSum
-	part   float64 // Brier terms not yet in brier
-	chunks []calibChunk
-	cur    calibChunk
+	hist []uint64 // integers: the order of addition does not matter
+	cur  *calibChunk
+	part float64 // Brier terms not yet in cur.brier
 }
 
 func (w *calibWorker) addRow(p float64, y uint64) {
 	b := calBucket(p)
 	w.hist[b] += 1 | y<<32
-	w.sums[b] += p
+	w.cur.sums[b] += p
 	d := float64(y) - p
 	w.part += d * d
 	w.cur.ids = append(w.cur.ids, uint16(b))
 	if len(w.cur.ids)%1024 == 0 {
 		// Plain sums of 1024 terms in a compensated sum of those.
-		w.brier.add(w.part)
+		w.cur.brier.add(w.part)
 		w.part = 0
 	}
 }
@@ -206,50 +210,54 @@ func scanCalibCSV(ctx context.Context, data []byte, probName, labelName string, 
 	roles := make([]uint8, len(header))
 	roles[ip], roles[il] = 1, 2
 
-	workers = max(workers, 1)
-	chunks := splitLines(body, workers*8, minChunk)
+	pieces := splitLines(body, calibChunks, minChunk)
+	chunks := make([]calibChunk, len(pieces))
+	workers = min(max(workers, 1), len(pieces))
 	var next atomic.Int64
 	var bail atomic.Bool
 	ws := make([]*calibWorker, workers)
 	var wg sync.WaitGroup
 	for w := range ws {
 		wg.Go(func() {
-			cw := &calibWorker{hist: make([]uint64, calBuckets), sums: make([]float64, calBuckets)}
+			cw := &calibWorker{hist: make([]uint64, calBuckets)}
 			ws[w] = cw
 			for {
 				c := int(next.Add(1) - 1)
 				if c >= len(chunks) || bail.Load() {
 					break
 				}
-				data := chunks[c]
+				data := pieces[c]
 				// About 13 bytes a row ("0.12345678,1\n"); more grow.
-				cw.cur = calibChunk{data: data, ids: make([]uint16, 0, len(data)/12+16), offs: make([]uint32, 0, len(data)/12/calibGroup+16)}
+				rows := len(data)/12 + 16
+				chunks[c] = calibChunk{data: data, ids: make([]uint16, 0, rows), offs: make([]uint32, 0, rows/calibGroup+1), sums: make([]float64, calBuckets)}
+				cw.cur, cw.part = &chunks[c], 0
 				if ctx.Err() != nil || !cw.parse(data, roles, pos) {
 					bail.Store(true)
 					break
 				}
-				cw.rows += int64(len(cw.cur.ids))
-				cw.chunks = append(cw.chunks, cw.cur)
+				cw.cur.brier.add(cw.part)
 			}
-			cw.brier.add(cw.part)
 		})
 	}
 	wg.Wait()
 	if bail.Load() {
 		return nil, false
 	}
-	sc := &calibScan{hist: ws[0].hist, sums: ws[0].sums, roles: roles, pos: pos}
-	for i, w := range ws {
-		if i > 0 {
-			for b := range sc.hist {
-				sc.hist[b] += w.hist[b]
-				sc.sums[b] += w.sums[b]
+	sc := &calibScan{hist: ws[0].hist, sums: chunks[0].sums, roles: roles, pos: pos, chunks: chunks}
+	for _, w := range ws[1:] {
+		for b := range sc.hist {
+			sc.hist[b] += w.hist[b]
+		}
+	}
+	for c, ch := range chunks {
+		if c > 0 {
+			for b, v := range ch.sums {
+				sc.sums[b] += v
 			}
 		}
-		sc.rows += w.rows
-		sc.brier.add(w.brier.s)
-		sc.brier.add(w.brier.c)
-		sc.chunks = append(sc.chunks, w.chunks)
+		sc.rows += int64(len(ch.ids))
+		sc.brier.add(ch.brier.s)
+		sc.brier.add(ch.brier.c)
 	}
 	if sc.rows == 0 {
 		return nil, false
@@ -338,9 +346,15 @@ func parseRow(data []byte, i int, roles []uint8, pos [2]uint64) (p float64, y ui
 	return p, y, i, true
 }
 
-// parseScoreLabel is parse for the layout "score,label", with the labels
-// 0 and 1 read inline.
+// parseScoreLabel is parse for the layout "score,label": the loop of
+// parse and addRow with the usual forms of both fields read inline
+// (parseScore's first case, a label 0 or 1 before "\n") and the state in
+// local variables.
 func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
+	hist := (*[calBuckets]uint64)(w.hist)
+	sums := (*[calBuckets]float64)(w.cur.sums)
+	ids, offs, part := w.cur.ids, w.cur.offs, w.part
+	defer func() { w.cur.ids, w.cur.offs, w.part = ids, offs, part }()
 	i := 0
 	for i < len(data) {
 		if data[i] == '\n' || data[i] == '\r' {
@@ -348,25 +362,61 @@ func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 				break
 			}
 		}
-		w.rowStart(i)
-		p, j, ok := parseScore(data, i)
-		if !ok || j+1 >= len(data) || data[j] != ',' {
-			return false
+		if len(ids)%calibGroup == 0 {
+			offs = append(offs, uint32(i))
+		}
+		var p float64
+		j := -1
+		if i+18 <= len(data) && data[i]-'0' <= 9 && data[i+1] == '.' {
+			x := binary.LittleEndian.Uint64(data[i+2:])
+			k := leadingDigits(x)
+			m := uint64(data[i]-'0')*pow10u[k&15] + parseEight(x<<(8*(8-k))|0x3030303030303030>>(8*k))
+			if k == 8 {
+				x = binary.LittleEndian.Uint64(data[i+10:])
+				k2 := leadingDigits(x)
+				m = m*pow10u[k2&15] + parseEight(x<<(8*(8-k2))|0x3030303030303030>>(8*k2))
+				k += k2
+			}
+			end := i + 2 + k // at most i+18
+			if k > 0 && k < 16 && m <= 1<<53 && data[end] == ',' {
+				p = float64(m) / pow10[k]
+				if math.Float64bits(p) <= one {
+					j = end
+				}
+			}
+		}
+		if j < 0 {
+			var ok bool
+			if p, j, ok = parseScore(data, i); !ok || j >= len(data) || data[j] != ',' {
+				return false
+			}
+		}
+		if j+1 == len(data) {
+			return false // no label
 		}
 		var y uint64
 		// The label: one digit 0 or 1 and the line end.
 		if l := uint64(data[j+1] - '0'); l <= 1 && (j+2 == len(data) || data[j+2] == '\n') {
 			y, i = pos[l], j+3
 		} else {
-			y, i, ok = parseLabel(data, j+1, pos)
-			if !ok {
+			var ok bool
+			if y, i, ok = parseLabel(data, j+1, pos); !ok {
 				return false
 			}
 			if i, ok = lineEnd(data, i); !ok {
 				return false
 			}
 		}
-		w.addRow(p, y)
+		b := min(uint(p*calBuckets), calBuckets-1)
+		hist[b] += 1 | y<<32
+		sums[b] += p
+		d := float64(y) - p
+		part += d * d
+		ids = append(ids, uint16(b))
+		if len(ids)%1024 == 0 {
+			w.cur.brier.add(part)
+			part = 0
+		}
 	}
 	return true
 }
@@ -472,7 +522,7 @@ func skipTo(data []byte, i int) int {
 }
 
 // pow10u are the powers of ten up to 10^8 as integers.
-var pow10u = [...]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
+var pow10u = [16]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
 
 // leadingDigits is the number of ASCII digits at the start (low bytes) of
 // the eight bytes of x. A byte above 0xF9 may carry into the next byte's
@@ -563,20 +613,22 @@ func (sc *calibScan) calibrate(bins int, strategy string) (Calibration, bool) {
 		quaBin[b] = int32(k)
 	}
 
-	// The rows of the kept buckets, parsed again: uniform ones binned
-	// right away, quantile ones collected per bucket (score bits, outcome
-	// in the sign bit).
-	type part struct {
-		uni  binAcc
-		rows [][]uint64 // per kept quantile bucket
-		ok   bool
-	}
-	parts := make([]part, len(sc.chunks))
+	// The rows of the kept buckets, parsed again (score bits, outcome in
+	// the sign bit), in parallel; then, in the order of the chunks, uniform
+	// ones are binned and quantile ones collected per bucket.
+	again := make([][]uint64, len(sc.chunks))
+	var next atomic.Int64
+	var failed atomic.Bool
 	var wg sync.WaitGroup
-	for w, chunks := range sc.chunks {
+	for range min(runtime.GOMAXPROCS(0), len(sc.chunks)) {
 		wg.Go(func() {
-			pt := part{uni: newBinAcc(bins), rows: make([][]uint64, len(kept))}
-			for _, ch := range chunks {
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= len(sc.chunks) {
+					return
+				}
+				ch := &sc.chunks[c]
+				var out []uint64
 				for g := 0; g < len(ch.ids); g += calibGroup {
 					ids := ch.ids[g:min(g+calibGroup, len(ch.ids))]
 					hit := uint8(0)
@@ -591,37 +643,35 @@ func (sc *calibScan) calibrate(bins int, strategy string) (Calibration, bool) {
 						i = skipBlank(ch.data, i)
 						p, y, next, ok := parseRow(ch.data, i, sc.roles, sc.pos)
 						if !ok || calBucket(p) != int(b) {
-							return // cannot happen: the first pass read the same
+							failed.Store(true) // cannot happen: the first pass read the same
+							return
 						}
 						i = next
-						f := keep[b]
-						if f&keepUni != 0 {
-							pt.uni.add(uniformBinOf(uniInner, p), p, y != 0)
-						}
-						if f&keepQua != 0 {
-							pt.rows[slot[b]] = append(pt.rows[slot[b]], math.Float64bits(p)|y<<63)
+						if keep[b] != 0 {
+							out = append(out, math.Float64bits(p)|y<<63)
 						}
 					}
 				}
+				again[c] = out
 			}
-			pt.ok = true
-			parts[w] = pt
 		})
 	}
 	wg.Wait()
-	for _, pt := range parts {
-		if !pt.ok {
-			return Calibration{}, false
-		}
+	if failed.Load() {
+		return Calibration{}, false
 	}
-	uni := parts[0].uni
-	for _, pt := range parts[1:] {
-		uni.merge(pt.uni)
-	}
+	uni := newBinAcc(bins)
 	rows := make([][]uint64, len(kept))
-	for s := range kept {
-		for _, pt := range parts {
-			rows[s] = append(rows[s], pt.rows[s]...)
+	for _, out := range again {
+		for _, v := range out {
+			p := math.Float64frombits(v &^ (1 << 63))
+			b := calBucket(p)
+			if keep[b]&keepUni != 0 {
+				uni.add(uniformBinOf(uniInner, p), p, v>>63 != 0)
+			}
+			if keep[b]&keepQua != 0 {
+				rows[slot[b]] = append(rows[slot[b]], v)
+			}
 		}
 	}
 

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -164,6 +165,13 @@ func TestCalibrateFastMatchesGeneral(t *testing.T) {
 				if !checkFastCalibration(t, data, opts, w) {
 					t.Fatalf("trial %d (%+v): the fast path refused a plain file", trial, l)
 				}
+			}
+			// The same figures to the last bit whatever the number of
+			// workers and whichever worker read which chunk.
+			a, _ := fastCalibration(data, opts, 1)
+			b, _ := fastCalibration(data, opts, 3)
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("trial %d: one worker %+v, three %+v", trial, a, b)
 			}
 		}
 	}
