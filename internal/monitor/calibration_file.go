@@ -346,15 +346,17 @@ func parseRow(data []byte, i int, roles []uint8, pos [2]uint64) (p float64, y ui
 	return p, y, i, true
 }
 
-// parseScoreLabel is parse for the layout "score,label": the loop of
-// parse and addRow with the usual forms of both fields read inline
-// (parseScore's first case, a label 0 or 1 before "\n") and the state in
-// local variables.
+// parseScoreLabel is parse for the layout "score,label", with the usual
+// forms of both fields read inline (parseScore's first case, a label 0 or
+// 1 before "\n"). Rows are parsed into a batch and then added (addBatch):
+// two short loops instead of one long one, so that the processor overlaps
+// the divisions and histogram updates of many rows.
 func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
-	hist := (*[calBuckets]uint64)(w.hist)
-	sums := (*[calBuckets]float64)(w.cur.sums)
-	ids, offs, part := w.cur.ids, w.cur.offs, w.part
-	defer func() { w.cur.ids, w.cur.offs, w.part = ids, offs, part }()
+	var ps [calibBatch]float64
+	var ys [calibBatch]uint64
+	n := 0
+	ids, offs := w.cur.ids, w.cur.offs
+	defer func() { w.cur.ids, w.cur.offs = ids, offs }()
 	i := 0
 	for i < len(data) {
 		if data[i] == '\n' || data[i] == '\r' {
@@ -362,7 +364,7 @@ func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 				break
 			}
 		}
-		if len(ids)%calibGroup == 0 {
+		if (len(ids)+n)%calibGroup == 0 {
 			offs = append(offs, uint32(i))
 		}
 		var p float64
@@ -407,18 +409,40 @@ func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 				return false
 			}
 		}
+		ps[n], ys[n] = p, y
+		if n++; n == calibBatch {
+			ids = w.addBatch(ids, ps[:], ys[:])
+			n = 0
+		}
+	}
+	ids = w.addBatch(ids, ps[:n], ys[:n])
+	return true
+}
+
+// calibBatch is the number of rows parseScoreLabel parses before adding
+// them.
+const calibBatch = 256
+
+// addBatch adds rows (scores, outcomes) to the histogram and their buckets
+// to ids.
+func (w *calibWorker) addBatch(ids []uint16, ps []float64, ys []uint64) []uint16 {
+	hist := (*[calBuckets]uint64)(w.hist)
+	sums := (*[calBuckets]float64)(w.cur.sums)
+	ys = ys[:len(ps)]
+	ids = slices.Grow(ids, len(ps))
+	part := 0.0
+	for k, p := range ps {
+		y := ys[k]
 		b := min(uint(p*calBuckets), calBuckets-1)
 		hist[b] += 1 | y<<32
 		sums[b] += p
 		d := float64(y) - p
 		part += d * d
 		ids = append(ids, uint16(b))
-		if len(ids)%1024 == 0 {
-			w.cur.brier.add(part)
-			part = 0
-		}
 	}
-	return true
+	// Plain sums of a batch in a compensated sum of those.
+	w.cur.brier.add(part)
+	return ids
 }
 
 // lineEnd checks that data[i:] starts with a line end ("\n", "\r\n", or
