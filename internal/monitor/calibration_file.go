@@ -379,12 +379,12 @@ func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 				m = m*pow10u[k2&15] + parseEight(x<<(8*(8-k2))|0x3030303030303030>>(8*k2))
 				k += k2
 			}
+			// At most 16 digits: m < 2^53 (scanDecimal's bound), and
+			// m/10^k <= 1 exactly when its rounding is (above 1 it is at
+			// least 1+10^-15): the range check needs no division.
 			end := i + 2 + k // at most i+18
-			if k > 0 && k < 16 && m <= 1<<53 && data[end] == ',' {
-				p = float64(m) / pow10[k]
-				if math.Float64bits(p) <= one {
-					j = end
-				}
+			if k > 0 && k < 16 && m <= pow10u[k] && data[end] == ',' {
+				p, j = float64(int64(m))/pow10[k], end // one cvtsi2sd
 			}
 		}
 		if j < 0 {
@@ -545,8 +545,8 @@ func skipTo(data []byte, i int) int {
 	return i
 }
 
-// pow10u are the powers of ten up to 10^8 as integers.
-var pow10u = [16]uint64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
+// pow10u are the powers of ten up to 10^15 as integers.
+var pow10u = [16]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
 // leadingDigits is the number of ASCII digits at the start (low bytes) of
 // the eight bytes of x. A byte above 0xF9 may carry into the next byte's
