@@ -212,6 +212,19 @@ func scanCalibCSV(ctx context.Context, data []byte, probName, labelName string, 
 
 	pieces := splitLines(body, calibChunks, minChunk)
 	chunks := make([]calibChunk, len(pieces))
+	// The chunks' buffers come from one allocation each (a chunk's window
+	// grows apart only if its rows are shorter than guessed): the heap
+	// grows in a few steps, so the collector runs once or twice, not at
+	// every doubling.
+	ids := make([]uint16, len(body)/12+16*len(pieces))
+	offs := make([]uint32, len(ids)/calibGroup+len(pieces))
+	sums := make([]float64, calBuckets*len(pieces))
+	for c, data := range pieces {
+		// About 13 bytes a row ("0.12345678,1\n").
+		n, m := len(data)/12+16, len(data)/12/calibGroup+1
+		chunks[c] = calibChunk{data: data, ids: ids[:0:n], offs: offs[:0:m], sums: sums[:calBuckets:calBuckets]}
+		ids, offs, sums = ids[n:], offs[m:], sums[calBuckets:]
+	}
 	workers = min(max(workers, 1), len(pieces))
 	var next atomic.Int64
 	var bail atomic.Bool
@@ -226,12 +239,8 @@ func scanCalibCSV(ctx context.Context, data []byte, probName, labelName string, 
 				if c >= len(chunks) || bail.Load() {
 					break
 				}
-				data := pieces[c]
-				// About 13 bytes a row ("0.12345678,1\n"); more grow.
-				rows := len(data)/12 + 16
-				chunks[c] = calibChunk{data: data, ids: make([]uint16, 0, rows), offs: make([]uint32, 0, rows/calibGroup+1), sums: make([]float64, calBuckets)}
 				cw.cur, cw.part = &chunks[c], 0
-				if ctx.Err() != nil || !cw.parse(data, roles, pos) {
+				if ctx.Err() != nil || !cw.parse(pieces[c], roles, pos) {
 					bail.Store(true)
 					break
 				}
