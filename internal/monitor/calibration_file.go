@@ -382,7 +382,7 @@ func (w *calibWorker) parseScoreLabel(data []byte, pos [2]uint64) bool {
 			x := binary.LittleEndian.Uint64(data[i+2:])
 			k := leadingDigits(x)
 			m := uint64(data[i]-'0')*pow10u[k&15] + parseEight(x<<(8*(8-k))|0x3030303030303030>>(8*k))
-			if k == 8 {
+			if k == 8 && data[i+10]-'0' <= 9 { // more than eight decimals
 				x = binary.LittleEndian.Uint64(data[i+10:])
 				k2 := leadingDigits(x)
 				m = m*pow10u[k2&15] + parseEight(x<<(8*(8-k2))|0x3030303030303030>>(8*k2))
