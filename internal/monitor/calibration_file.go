@@ -515,8 +515,8 @@ func parseScore(data []byte, i int) (float64, int, bool) {
 			}
 			frac += k2
 		}
-		end := i + 2 + frac // at most i+17 when frac < 16: data[end+1] exists
-		if frac > 0 && frac < 16 && m <= 1<<53 && (data[end] == ',' || data[end] == '\n' || data[end] == '\r' && data[end+1] == '\n') {
+		end := i + 2 + frac // at most i+17 < len(data) when frac < 16
+		if frac > 0 && frac < 16 && m <= 1<<53 && (data[end] == ',' || data[end] == '\n' || data[end] == '\r' && end+1 < len(data) && data[end+1] == '\n') {
 			v := float64(m) / pow10[frac]
 			if math.Float64bits(v) > one {
 				return 0, i, false
