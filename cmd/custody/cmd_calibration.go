@@ -78,19 +78,7 @@ func runCalibration(ctx context.Context, stdout io.Writer, opts calibrationOptio
 	if opts.MaxECE < 0 {
 		return usagef("--max-ece must not be negative")
 	}
-	cols := []string{opts.Prob, opts.Label}
-	if opts.Segment != "" {
-		cols = append(cols, opts.Segment)
-	}
-	var text []string
-	if opts.Segment != "" {
-		text = []string{opts.Segment}
-	}
-	t, err := monitor.ReadTableAs(ctx, opts.Input, cols, text)
-	if err != nil {
-		return err
-	}
-	rep, err := monitor.CalibrateTable(t, monitor.CalibrationOptions{
+	rep, err := monitor.CalibrateFile(ctx, opts.Input, monitor.CalibrationOptions{
 		ProbColumn: opts.Prob, LabelColumn: opts.Label, SegmentColumn: opts.Segment,
 		PosLabel: opts.PosLabel, Bins: opts.Bins, Strategy: opts.Strategy,
 	})

@@ -33,6 +33,17 @@ func BenchmarkFileCalibration(b *testing.B) {
 	}
 }
 
+// BenchmarkFileCalibrate is CalibrateFile, the path of `custody
+// calibration`.
+func BenchmarkFileCalibrate(b *testing.B) {
+	path := filepath.Join(benchDir(b), "predictions.csv")
+	for b.Loop() {
+		if _, err := CalibrateFile(context.Background(), path, CalibrationOptions{ProbColumn: "prob", LabelColumn: "label"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkFileDrift(b *testing.B) {
 	dir := benchDir(b)
 	for b.Loop() {
@@ -61,6 +72,21 @@ func BenchmarkFileParse(b *testing.B) {
 	for b.Loop() {
 		if _, ok, err := parseCSVBatch(context.Background(), data, nil, nil, 1); !ok || err != nil {
 			b.Fatal(ok, err)
+		}
+	}
+}
+
+// BenchmarkFileCalibScan is the first pass of the calibration fast path
+// over predictions.csv in memory, on one core.
+func BenchmarkFileCalibScan(b *testing.B) {
+	data, err := os.ReadFile(filepath.Join(benchDir(b), "predictions.csv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, ok := scanCalibCSV(context.Background(), data, "prob", "label", [2]uint64{0, 1}, 1, 1<<20); !ok {
+			b.Fatal("refused")
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/custody-ml/custody/internal/monitor"
@@ -26,11 +27,14 @@ import (
 //go:embed report.html.tmpl
 var files embed.FS
 
-var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
-	"num":  num,
-	"px":   func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
-	"time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-}).ParseFS(files, "report.html.tmpl"))
+// page is parsed on first use, not at every start of the CLI.
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
+		"num":  num,
+		"px":   func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) },
+		"time": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	}).ParseFS(files, "report.html.tmpl"))
+})
 
 // JSON writes v (a *watch.Result or a list of them) as indented JSON,
 // without HTML escaping (">=" stays readable).
@@ -50,7 +54,7 @@ func HTML(w io.Writer, r *watch.Result) error {
 	for i := range r.Drift {
 		v.Histograms = append(v.Histograms, histogram(&r.Drift[i]))
 	}
-	return page.Execute(w, v)
+	return page().Execute(w, v)
 }
 
 func num(v any) string {

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -162,14 +163,20 @@ const (
 )
 
 var (
-	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	keyRE    = regexp.MustCompile(`^[\pL\pN_.:/-]{1,128}$`)
+	// Compiled on first use: keyRE alone is a 5 MB program, which every
+	// start of the CLI would otherwise build.
+	nameRE   = lazyRegexp(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	envRE    = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	keyRE    = lazyRegexp(`^[\pL\pN_.:/-]{1,128}$`)
 	minWin   = time.Minute
 	maxWin   = 366 * 24 * time.Hour
 	maxKeep  = 10000
 	maxItems = 256
 )
+
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // ParseConfig reads a configuration (YAML or JSON), applies the defaults
 // and validates it. name is used in error messages.
@@ -256,7 +263,7 @@ func (m *Monitor) Validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf(format+": %w", append(args, ErrConfig)...)
 	}
-	if !nameRE.MatchString(m.Name) {
+	if !nameRE().MatchString(m.Name) {
 		return bad("name %q: want 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", m.Name)
 	}
 	if m.Model == "" || len(m.Model) > 256 || strings.ContainsAny(m.Model, "\x00\n\r") {
@@ -296,7 +303,7 @@ func (m *Monitor) Validate() error {
 		return bad("segments: at most 16 keys")
 	}
 	for i, s := range m.Segments {
-		if !keyRE.MatchString(s) {
+		if !keyRE().MatchString(s) {
 			return bad("segments: key %q: want 1-128 letters, digits, '_', '.', ':', '/' or '-'", s)
 		}
 		if slices.Contains(m.Segments[:i], s) {
@@ -363,7 +370,7 @@ func (m *Monitor) Validate() error {
 	}
 	features := map[string]bool{}
 	for _, d := range mt.Drift {
-		if d.Feature != "" && !keyRE.MatchString(d.Feature) {
+		if d.Feature != "" && !keyRE().MatchString(d.Feature) {
 			return bad("metrics.drift: feature %q: not a valid feature name", d.Feature)
 		}
 		if features[d.Feature] {
@@ -409,7 +416,7 @@ func (m *Monitor) Validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 			return bad("alerts: url %q: want an http or https URL without credentials", w.URL)
 		}
-		if w.SecretEnv != "" && !envRE.MatchString(w.SecretEnv) {
+		if w.SecretEnv != "" && !envRE().MatchString(w.SecretEnv) {
 			return bad("alerts: secret_env %q: not an environment variable name", w.SecretEnv)
 		}
 	}

@@ -73,7 +73,7 @@ func NewFileStore(dir string) (*FileStore, error) {
 }
 
 func (s *FileStore) monitorDir(monitor string) (string, error) {
-	if !nameRE.MatchString(monitor) {
+	if !nameRE().MatchString(monitor) {
 		return "", fmt.Errorf("monitor name %q: %w", monitor, ErrConfig)
 	}
 	return filepath.Join(s.dir, monitor), nil
