@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -52,6 +53,7 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 	checkUTF8 := !isASCII(data) && !utf8.Valid(data)
 	// The streaming reader's bufio buffer holds max+1 bytes, at least 16.
 	lineCap := max(c.max+1, 16) - 1
+	sep := 0x0101010101010101 * uint64(c.comma)
 	bad := func(line int64, msg string) {
 		b.malformed++
 		if len(b.examples) < maxEx {
@@ -85,26 +87,56 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 			b.cells = append(b.cells, make([]Cell, ncols)...)[:base]
 		}
 		row := b.cells[base : base+ncols]
-		nf := 0
-		comma := c.comma
+		nf, start := 0, 0
 		nulls := len(c.nulls) > 0
-		for j, start := 0, 0; j <= len(l); j++ {
-			if j < len(l) && l[j] != comma {
-				continue
-			}
-			if nf < ncols {
-				f := l[start:j:j]
-				cl := &row[nf]
-				cl.numState = 0
-				if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
-					cl.Kind, cl.Raw = KindNull, nil
-				} else {
-					cl.Kind, cl.Raw = KindText, f
+		// The separators are found eight bytes at a time (SWAR): x has a
+		// zero byte where the word has the delimiter, and the exact
+		// zero-byte test below sets the top bit of exactly those bytes
+		// (no false positives, unlike (x-0x01..)&^x&0x80..). Words may
+		// read past the line into the rest of the block; bits past the
+		// line's end are masked off.
+		for j := 0; j < len(l); j += 8 {
+			var w uint64
+			if j+8 <= cap(l) {
+				w = binary.LittleEndian.Uint64(l[j : j+8])
+			} else {
+				for k := len(l) - 1; k >= j; k-- {
+					w = w<<8 | uint64(l[k])
 				}
 			}
-			nf++
-			start = j + 1
+			x := w ^ sep
+			m := ^((x & lo7) + lo7 | x | lo7)
+			if rem := len(l) - j; rem < 8 {
+				m &= 1<<(8*uint(rem)) - 1
+			}
+			for m != 0 {
+				k := j + bits.TrailingZeros64(m)>>3
+				m &= m - 1
+				if nf < ncols {
+					f := l[start:k:k]
+					cl := &row[nf]
+					cl.numState = 0
+					if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
+						cl.Kind, cl.Raw = KindNull, nil
+					} else {
+						cl.Kind, cl.Raw = KindText, f
+					}
+				}
+				nf++
+				start = k + 1
+			}
 		}
+		if nf < ncols {
+			f := l[start:len(l):len(l)]
+			cl := &row[nf]
+			cl.numState = 0
+			if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
+				cl.Kind, cl.Raw = KindNull, nil
+			} else {
+				cl.Kind, cl.Raw = KindText, f
+			}
+		}
+		nf++
 		if nf != ncols {
 			bad(line, fmt.Sprintf("%d fields, header has %d", nf, ncols))
 			continue
@@ -114,6 +146,9 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 		b.n++
 	}
 }
+
+// lo7 is 0x7f in every byte (the SWAR zero-byte test in parse).
+const lo7 = 0x7f7f7f7f7f7f7f7f
 
 // isASCII reports whether b has no byte >= 0x80, eight bytes at a time
 // (valid UTF-8 then needs no further check).
