@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -41,7 +42,25 @@ type pbatch struct {
 	// malformed rows of this block, in order; examples up to the cap.
 	malformed int64
 	examples  []Example
-	pending   atomic.Int32
+	// parts are this batch's copies of the map checkers, run by the
+	// goroutine that parses the batch; warm lists the columns whose
+	// numeric view it computes for the ordered checkers.
+	parts   []*mapChecker
+	warm    []int
+	pending atomic.Int32
+}
+
+// observe runs b's map-checker parts over one of its rows, and computes
+// the numeric view (cached in the cell) of the warm columns.
+func (b *pbatch) observe(row []Cell, line int64) {
+	for _, p := range b.parts {
+		p.observe(row, line)
+	}
+	for _, k := range b.warm {
+		if c := &row[k]; c.Kind != KindNull {
+			c.Float()
+		}
+	}
 }
 
 // parse splits b.data into records as csvReader.record and Next do for
@@ -144,6 +163,7 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 		b.cells = b.cells[:base+ncols]
 		b.lines = append(b.lines, line)
 		b.n++
+		b.observe(row, line)
 	}
 }
 
@@ -166,15 +186,44 @@ func isASCII(b []byte) bool {
 }
 
 // runCSVParallel is runPipeline for a csvReader, with the parallel path.
+// The map checkers (a verdict per value, independent of the other values)
+// run in the parsing goroutines, on the rows while they are in cache: each
+// batch has its own copies, merged into the checkers in file order. The
+// other checkers (uniqueness, aggregates, quantiles: state that depends on
+// the order of the values) see every row in order on their own goroutines,
+// as in runPipeline.
 func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, workers int, maxEx int) readResult {
 	ncols := len(c.cols)
-	groups := columnGroups(checkers, workers)
-	workers = len(groups)
+	var split []*mapChecker
+	var ordered []checker
+	var warm []int
+	for _, ch := range checkers {
+		switch x := ch.(type) {
+		case *mapChecker: // not the checkers that embed one, such as uniqueChecker
+			split = append(split, x)
+			continue
+		case *aggChecker:
+			warm = append(warm, x.col)
+		case *quantileChecker:
+			warm = append(warm, x.col)
+		}
+		ordered = append(ordered, ch)
+	}
+	slices.Sort(warm)
+	warm = slices.Compact(warm)
+	var groups [][]checker
+	if len(ordered) > 0 {
+		groups = columnGroups(ordered, workers)
+	}
 	parsers := workers
-	nbuf := parsers + workers + 4
+	nbuf := parsers + len(groups) + 4
 	free := make(chan *pbatch, nbuf)
 	for range nbuf {
-		free <- &pbatch{}
+		b := &pbatch{warm: warm}
+		for _, m := range split {
+			b.parts = append(b.parts, m.part())
+		}
+		free <- b
 	}
 	parseCh := make(chan *pbatch, parsers)
 	parsed := make(chan *pbatch, nbuf)
@@ -204,7 +253,8 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 		close(parsed)
 	}()
 
-	// Put the blocks back in order and hand each to every checker goroutine.
+	// Put the blocks back in order, merge their map checkers' findings and
+	// hand each to every ordered checker goroutine.
 	var res readResult
 	waiting := map[int]*pbatch{}
 	next := 0
@@ -216,11 +266,14 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 				res.examples = append(res.examples, e)
 			}
 		}
-		if b.n == 0 {
+		for i, p := range b.parts {
+			split[i].merge(p)
+		}
+		if b.n == 0 || len(work) == 0 {
 			free <- b
 			return
 		}
-		b.pending.Store(int32(workers))
+		b.pending.Store(int32(len(work)))
 		for _, ch := range work {
 			ch <- b
 		}
@@ -316,6 +369,9 @@ func (c *csvReader) stream(ctx context.Context, b *pbatch, free chan *pbatch, pa
 			if cl := &b.cells[i]; cl.Raw != nil {
 				cl.Raw = b.buf[off : off+len(cl.Raw) : off+len(cl.Raw)]
 			}
+		}
+		for i, line := range b.lines {
+			b.observe(b.cells[i*ncols:(i+1)*ncols], line)
 		}
 		parsed <- b
 	}

@@ -40,6 +40,11 @@ var parallelExps = []Expectation{
 	exp("expect_column_values_to_match_regex", "column", "s", "regex", "xx"),
 	exp("expect_column_values_to_be_in_set", "column", "s", "value_set", []any{"a", "bb", "xx1"}),
 	exp("expect_table_row_count_to_be_between", "min_value", 1),
+	// package regexp with a memo (case folding: no byte DFA), a list of
+	// regexes, a type test.
+	exp("expect_column_values_to_match_regex", "column", "s", "regex", "(?i)^B"),
+	exp("expect_column_values_to_not_match_regex_list", "column", "s", "regex_list", []any{"1$", "^a"}),
+	exp("expect_column_values_to_be_of_type", "column", "x", "type_", "int"),
 }
 
 // TestParallelCSVMatchesSequential: the parallel path gives byte-identical
