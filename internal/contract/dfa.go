@@ -20,7 +20,8 @@ import (
 type byteDFA struct {
 	prog   *syntax.Prog
 	states []dfaState
-	// trans is every state's next array, flattened (trans[s<<8|c]), and
+	// trans is every state's next array, flattened (trans[s<<8|c]: the
+	// next state n as n<<1 | found[n], -2 when not computed yet), and
 	// found its match flag: one dependent load per byte in match.
 	trans []int32
 	found []bool
@@ -209,24 +210,33 @@ func (d *byteDFA) match(b []byte) (matched, ok bool) {
 		return d.empty, true
 	}
 	s := d.start
-	trans, found := d.trans, d.found
+	if d.found[s] {
+		return true, true
+	}
+	trans := d.trans
 	for _, c := range b {
-		if found[s] {
-			return true, true
-		}
-		n := trans[int(s)<<8|int(c)]
-		if n == -2 {
+		// e is the next state times two, plus one if it has found a match
+		// (then the answer is yes whatever follows): one load per byte.
+		e := trans[int(s)<<8|int(c)]
+		if e < 0 {
 			if d.full {
 				return false, false
 			}
-			n = d.step(s, c)
+			n := d.step(s, c)
 			if n < 0 {
 				return false, false
 			}
-			d.trans[int(s)<<8|int(c)] = n
-			trans, found = d.trans, d.found
+			e = n << 1
+			if d.found[n] {
+				e |= 1
+			}
+			d.trans[int(s)<<8|int(c)] = e
+			trans = d.trans
 		}
-		s = n
+		if e&1 != 0 {
+			return true, true
+		}
+		s = e >> 1
 	}
 	return d.states[s].matchEnd, true
 }
