@@ -71,3 +71,23 @@ func BenchmarkParseBlock(b *testing.B) {
 		b.Fatal(pb.n)
 	}
 }
+
+// BenchmarkRegexDFA measures the byte DFA on e-mail-like values (the
+// benchmark contract's regex).
+func BenchmarkRegexDFA(b *testing.B) {
+	d := newByteDFA(`^[a-z]+[0-9]+@[a-z]+\.[a-z]+$`)
+	vals := make([][]byte, 1024)
+	n := 0
+	for i := range vals {
+		vals[i] = fmt.Appendf(nil, "%s%d@corp.net", []string{"eli", "ana", "dara", "maximilian"}[i%4], i*37%10000)
+		n += len(vals[i])
+	}
+	b.SetBytes(int64(n))
+	for range b.N {
+		for _, v := range vals {
+			if ok, done := d.match(v); !ok || !done {
+				b.Fatalf("%s: %v %v", v, ok, done)
+			}
+		}
+	}
+}
