@@ -62,7 +62,7 @@ func BenchmarkParseBlock(b *testing.B) {
 			"garden", "DE", "ana", i%10000, float64(i%10000)/10000, i%2 == 0)
 	}
 	c := &csvReader{comma: ',', nullEmpty: true, max: DefaultMaxLineBytes, cols: make([]string, 10)}
-	pb := &pbatch{data: buf.Bytes(), start: 2}
+	pb := &pbatch{data: buf.Bytes(), start: 2, keep: []int{0, 3, 8}} // the columns bench/contract.yaml aggregates
 	b.SetBytes(int64(buf.Len()))
 	for range b.N {
 		c.parse(pb, 10, 5)

@@ -37,8 +37,13 @@ type pbatch struct {
 	start int64  // line number of data's first line
 	n     int
 	lines []int64
+	// cells holds n rows of ncols cells. The fast path stores only the
+	// columns in keep (those the ordered checkers read); the others are
+	// left as they were.
 	cells []Cell
-	offs  []int // slow path: start of each cell's Raw in buf
+	keep  []int
+	row   []Cell // the fast path's row being split
+	offs  []int  // slow path: start of each cell's Raw in buf
 	// malformed rows of this block, in order; examples up to the cap.
 	malformed int64
 	examples  []Example
@@ -68,6 +73,9 @@ func (b *pbatch) observe(row []Cell, line int64) {
 func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 	b.n, b.malformed, b.examples = 0, 0, b.examples[:0]
 	b.lines, b.cells = b.lines[:0], b.cells[:0]
+	if len(b.row) != ncols {
+		b.row = make([]Cell, ncols)
+	}
 	data := b.data
 	checkUTF8 := !isASCII(data) && !utf8.Valid(data)
 	// The streaming reader's bufio buffer holds max+1 bytes, at least 16.
@@ -100,12 +108,10 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 			bad(line, "invalid UTF-8")
 			continue
 		}
-		// The row's cells are written in place (no Cell temporaries).
-		base := len(b.cells)
-		if cap(b.cells)-base < ncols {
-			b.cells = append(b.cells, make([]Cell, ncols)...)[:base]
-		}
-		row := b.cells[base : base+ncols]
+		// The row is split into b.row (in cache while the map checkers
+		// look at it); only the cells the ordered checkers read are
+		// stored in b.cells.
+		row := b.row
 		nf, start := 0, 0
 		nulls := len(c.nulls) > 0
 		// The separators are found eight bytes at a time (SWAR): x has a
@@ -160,10 +166,19 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 			bad(line, fmt.Sprintf("%d fields, header has %d", nf, ncols))
 			continue
 		}
-		b.cells = b.cells[:base+ncols]
 		b.lines = append(b.lines, line)
 		b.n++
 		b.observe(row, line)
+		if len(b.keep) > 0 {
+			base := len(b.cells)
+			if cap(b.cells)-base < ncols {
+				b.cells = append(b.cells, make([]Cell, ncols)...)
+			}
+			b.cells = b.cells[:base+ncols]
+			for _, k := range b.keep {
+				b.cells[base+k] = row[k]
+			}
+		}
 	}
 }
 
@@ -212,14 +227,25 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 	slices.Sort(warm)
 	warm = slices.Compact(warm)
 	var groups [][]checker
+	var keep []int
 	if len(ordered) > 0 {
 		groups = columnGroups(ordered, workers)
+		for _, ch := range ordered {
+			if col := ch.column(); col >= 0 {
+				keep = append(keep, col)
+			}
+		}
+		slices.Sort(keep)
+		keep = slices.Compact(keep)
+		if len(keep) == 0 {
+			keep = []int{0} // the rows are still counted out to the checkers
+		}
 	}
 	parsers := workers
 	nbuf := parsers + len(groups) + 4
 	free := make(chan *pbatch, nbuf)
 	for range nbuf {
-		b := &pbatch{warm: warm}
+		b := &pbatch{warm: warm, keep: keep}
 		for _, m := range split {
 			b.parts = append(b.parts, m.part())
 		}

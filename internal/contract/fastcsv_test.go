@@ -73,10 +73,27 @@ func TestParallelCSVMatchesSequential(t *testing.T) {
 	}
 	plain := b.String()
 	quoted := plain + "99999,5,\"multi\nline\"\n100000,6,\"a\"\"b\"\n" + plain[7:2000]
+	// Subsets: only map checkers (no ordered goroutine), map checkers and
+	// a row count (ordered, but reading no column), one ordered checker.
+	subsets := map[string][]Expectation{
+		"all":      parallelExps,
+		"map":      {parallelExps[1], parallelExps[2], parallelExps[7]},
+		"rowcount": {parallelExps[6], parallelExps[9]},
+		"unique":   {parallelExps[0]},
+	}
 	for _, size := range []int{512 << 10, 4096, 100} {
 		csvBlockSize = size
 		for name, data := range map[string]string{"plain": plain, "quoted": quoted} {
-			out := checkAll(t, data, CSVOptions{MaxLineBytes: 200}, parallelExps, Limits{SampleCap: 1000, MaxExamples: 7})
+			for sub, exps := range subsets {
+				if sub == "all" {
+					continue
+				}
+				out := checkAll(t, data, CSVOptions{MaxLineBytes: 200}, exps, Limits{SampleCap: 1000, MaxExamples: 7})
+				if !bytes.Equal(out[0], out[1]) || !bytes.Equal(out[0], out[2]) {
+					t.Fatalf("block %d, %s, %s: reports differ:\nsequential %s\npipeline   %s\nparallel   %s", size, name, sub, out[0], out[1], out[2])
+				}
+			}
+			out := checkAll(t, data, CSVOptions{MaxLineBytes: 200}, subsets["all"], Limits{SampleCap: 1000, MaxExamples: 7})
 			if !bytes.Equal(out[0], out[1]) || !bytes.Equal(out[0], out[2]) {
 				t.Fatalf("block %d, %s: reports differ:\nsequential %s\npipeline   %s\nparallel   %s", size, name, out[0], out[1], out[2])
 			}
