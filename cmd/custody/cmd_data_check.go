@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +32,6 @@ type dataCheckOptions struct {
 	SampleCap        int
 	MaxLineBytes     sizeFlag
 	AllowUnsupported bool
-	CPUProfile       string
 }
 
 func (o *dataCheckOptions) AddFlags(cmd *cobra.Command) {
@@ -49,8 +47,6 @@ func (o *dataCheckOptions) AddFlags(cmd *cobra.Command) {
 	f.IntVar(&o.SampleCap, "sample-cap", contract.DefaultLimits.SampleCap, "values a quantile check holds: exact up to this, sampled past it")
 	f.Var(&o.MaxLineBytes, "max-line-bytes", "longest line or CSV record accepted; longer ones are reported and skipped (default 1MiB)")
 	f.BoolVar(&o.AllowUnsupported, "allow-unsupported", false, "exit 0 when every supported expectation passes, even if some are unsupported")
-	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a Go CPU profile of the check to this file (for benchmarking)")
-	_ = f.MarkHidden("cpuprofile")
 }
 
 func newDataCheckCommand() *cobra.Command {
@@ -171,17 +167,6 @@ func runDataCheck(ctx context.Context, stdout io.Writer, opts dataCheckOptions, 
 	}
 	if opts.MaxExamples < 0 || opts.MaxExamples > 1000 {
 		return usagef("data check: --max-examples must be in 0..1000")
-	}
-	if opts.CPUProfile != "" {
-		f, err := os.Create(opts.CPUProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
 	}
 	checkedAt, err := checkTime()
 	if err != nil {

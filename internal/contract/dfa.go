@@ -20,8 +20,9 @@ import (
 type byteDFA struct {
 	prog   *syntax.Prog
 	states []dfaState
-	// trans is every state's next array, flattened (trans[s<<8|c]), and
-	// found its match flag: one dependent load per byte in match.
+	// trans is every state's next array, flattened: trans[s<<8|c] is the
+	// next state n's offset n<<8, or dfaFound when n has found a match, or
+	// dfaUnknown. found is each state's match flag.
 	trans []int32
 	found []bool
 	index map[string]int32
@@ -135,7 +136,7 @@ func (d *byteDFA) state(pcs []uint32) int32 {
 	}
 	st := dfaState{pcs: pcs}
 	for range 256 {
-		d.trans = append(d.trans, -2) // not computed
+		d.trans = append(d.trans, dfaUnknown)
 	}
 	for _, pc := range pcs {
 		in := &d.prog.Inst[pc]
@@ -208,25 +209,45 @@ func (d *byteDFA) match(b []byte) (matched, ok bool) {
 	if len(b) == 0 {
 		return d.empty, true
 	}
-	s := d.start
-	trans, found := d.trans, d.found
+	if d.found[d.start] {
+		return true, true
+	}
+	off := int(d.start) << 8
+	trans := d.trans
 	for _, c := range b {
-		if found[s] {
-			return true, true
-		}
-		n := trans[int(s)<<8|int(c)]
-		if n == -2 {
+		// e is the next state's offset in trans (its number times 256),
+		// or dfaFound: one dependent load per byte.
+		e := trans[off|int(c)]
+		if e < 0 {
+			if e == dfaFound {
+				return true, true
+			}
 			if d.full {
 				return false, false
 			}
-			n = d.step(s, c)
+			n := d.step(int32(off>>8), c)
 			if n < 0 {
 				return false, false
 			}
-			d.trans[int(s)<<8|int(c)] = n
-			trans, found = d.trans, d.found
+			e = n << 8
+			if d.found[n] {
+				e = dfaFound
+			}
+			d.trans[off|int(c)] = e
+			trans = d.trans
+			if e == dfaFound {
+				return true, true
+			}
 		}
-		s = n
+		off = int(e)
 	}
-	return d.states[s].matchEnd, true
+	return d.states[off>>8].matchEnd, true
 }
+
+// Special entries of byteDFA.trans.
+const (
+	// dfaFound: the next state has found a match, whatever follows.
+	dfaFound = -1
+	// dfaUnknown: the transition is not computed yet.
+	dfaUnknown = -2
+)

@@ -22,7 +22,11 @@ type mapChecker struct {
 	unexpected int64
 	examples   []Example
 	test       func(c *Cell) (ok bool, note string)
-	weight     int // relative cost per row (see checker.cost)
+	// fork, when set, makes a test for a copy of the checker (see part):
+	// test keeps state that only one goroutine may use. Without it the
+	// copies share test, which must then be safe for concurrent use.
+	fork   func() func(c *Cell) (ok bool, note string)
+	weight int // relative cost per row (see checker.cost)
 	// failErr, when set by test, turns the result into an error (a cap was hit).
 	failErr string
 }
@@ -56,6 +60,36 @@ func (m *mapChecker) unexpect(c *Cell, line int64, note string) {
 	if len(m.examples) < m.maxEx {
 		m.examples = append(m.examples, Example{Line: line, Value: c.exampleValue(), Note: note})
 	}
+}
+
+// part returns an empty copy of m that observes some of the rows on
+// another goroutine; merge adds its findings to m. A value's verdict does
+// not depend on the other values, so the counts of the parts add up and,
+// merged in row order, the first maxEx examples of the parts are m's.
+func (m *mapChecker) part() *mapChecker {
+	p := &mapChecker{col: m.col, mostly: m.mostly, maxEx: m.maxEx, nullCheck: m.nullCheck, test: m.test, weight: m.weight}
+	if m.fork != nil {
+		p.test = m.fork()
+	}
+	return p
+}
+
+// merge adds p's counts and examples to m (p's rows follow m's) and
+// empties p.
+func (m *mapChecker) merge(p *mapChecker) {
+	m.elements += p.elements
+	m.missing += p.missing
+	m.unexpected += p.unexpected
+	for _, e := range p.examples {
+		if len(m.examples) >= m.maxEx {
+			break
+		}
+		m.examples = append(m.examples, e)
+	}
+	if m.failErr == "" {
+		m.failErr = p.failErr
+	}
+	p.elements, p.missing, p.unexpected, p.examples, p.failErr = 0, 0, 0, p.examples[:0], ""
 }
 
 func (m *mapChecker) finish(rows int64, r *Result) {
@@ -284,38 +318,49 @@ func buildRegex(negate bool) builder {
 		}
 		if d := newByteDFA(pat); d != nil {
 			m.weight = 2
-			m.test = func(c *Cell) (bool, string) {
-				ok, done := d.match(c.Raw)
-				if !done {
-					ok = re.Match(c.Raw)
+			dfaTest := func(d *byteDFA) func(c *Cell) (bool, string) {
+				return func(c *Cell) (bool, string) {
+					ok, done := d.match(c.Raw)
+					if !done {
+						ok = re.Match(c.Raw)
+					}
+					return ok != negate, ""
 				}
-				return ok != negate, ""
 			}
+			m.test = dfaTest(d)
+			// The DFA is built as it runs: each copy of the checker gets
+			// its own.
+			m.fork = func() func(c *Cell) (bool, string) { return dfaTest(newByteDFA(pat)) }
 			return m
 		}
 		m.weight = 4
 		// Categorical columns repeat a few values: remember the answer for
 		// up to regexMemoSize distinct short values (bounded memory).
-		// Once the cache is full, it is dropped if it mostly misses.
-		memo := map[string]bool{}
-		var lookups, hits int
-		m.test = func(c *Cell) (bool, string) {
-			if memo != nil && len(c.Raw) <= 64 {
-				lookups++
-				if ok, hit := memo[bstr(c.Raw)]; hit {
-					hits++
-					return ok != negate, ""
+		// Once the cache is full, it is dropped if it mostly misses. Each
+		// copy of the checker gets its own cache.
+		memoTest := func() func(c *Cell) (bool, string) {
+			memo := map[string]bool{}
+			var lookups, hits int
+			return func(c *Cell) (bool, string) {
+				if memo != nil && len(c.Raw) <= 64 {
+					lookups++
+					if ok, hit := memo[bstr(c.Raw)]; hit {
+						hits++
+						return ok != negate, ""
+					}
+					if lookups >= 4*regexMemoSize && hits < lookups/2 {
+						memo = nil
+					}
 				}
-				if lookups >= 4*regexMemoSize && hits < lookups/2 {
-					memo = nil
+				ok := re.Match(c.Raw)
+				if memo != nil && len(c.Raw) <= 64 && len(memo) < regexMemoSize {
+					memo[string(c.Raw)] = ok
 				}
+				return ok != negate, ""
 			}
-			ok := re.Match(c.Raw)
-			if memo != nil && len(c.Raw) <= 64 && len(memo) < regexMemoSize {
-				memo[string(c.Raw)] = ok
-			}
-			return ok != negate, ""
 		}
+		m.test = memoTest()
+		m.fork = memoTest
 		return m
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
@@ -35,12 +37,35 @@ type pbatch struct {
 	start int64  // line number of data's first line
 	n     int
 	lines []int64
+	// cells holds n rows of ncols cells. The fast path stores only the
+	// columns in keep (those the ordered checkers read); the others are
+	// left as they were.
 	cells []Cell
-	offs  []int // slow path: start of each cell's Raw in buf
+	keep  []int
+	row   []Cell // the fast path's row being split
+	offs  []int  // slow path: start of each cell's Raw in buf
 	// malformed rows of this block, in order; examples up to the cap.
 	malformed int64
 	examples  []Example
-	pending   atomic.Int32
+	// parts are this batch's copies of the map checkers, run by the
+	// goroutine that parses the batch; warm lists the columns whose
+	// numeric view it computes for the ordered checkers.
+	parts   []*mapChecker
+	warm    []int
+	pending atomic.Int32
+}
+
+// observe runs b's map-checker parts over one of its rows, and computes
+// the numeric view (cached in the cell) of the warm columns.
+func (b *pbatch) observe(row []Cell, line int64) {
+	for _, p := range b.parts {
+		p.observe(row, line)
+	}
+	for _, k := range b.warm {
+		if c := &row[k]; c.Kind != KindNull {
+			c.Float()
+		}
+	}
 }
 
 // parse splits b.data into records as csvReader.record and Next do for
@@ -48,10 +73,14 @@ type pbatch struct {
 func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 	b.n, b.malformed, b.examples = 0, 0, b.examples[:0]
 	b.lines, b.cells = b.lines[:0], b.cells[:0]
+	if len(b.row) != ncols {
+		b.row = make([]Cell, ncols)
+	}
 	data := b.data
 	checkUTF8 := !isASCII(data) && !utf8.Valid(data)
 	// The streaming reader's bufio buffer holds max+1 bytes, at least 16.
 	lineCap := max(c.max+1, 16) - 1
+	sep := 0x0101010101010101 * uint64(c.comma)
 	bad := func(line int64, msg string) {
 		b.malformed++
 		if len(b.examples) < maxEx {
@@ -79,41 +108,82 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 			bad(line, "invalid UTF-8")
 			continue
 		}
-		// The row's cells are written in place (no Cell temporaries).
-		base := len(b.cells)
-		if cap(b.cells)-base < ncols {
-			b.cells = append(b.cells, make([]Cell, ncols)...)[:base]
-		}
-		row := b.cells[base : base+ncols]
-		nf := 0
-		comma := c.comma
+		// The row is split into b.row (in cache while the map checkers
+		// look at it); only the cells the ordered checkers read are
+		// stored in b.cells.
+		row := b.row
+		nf, start := 0, 0
 		nulls := len(c.nulls) > 0
-		for j, start := 0, 0; j <= len(l); j++ {
-			if j < len(l) && l[j] != comma {
-				continue
-			}
-			if nf < ncols {
-				f := l[start:j:j]
-				cl := &row[nf]
-				cl.numState = 0
-				if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
-					cl.Kind, cl.Raw = KindNull, nil
-				} else {
-					cl.Kind, cl.Raw = KindText, f
+		// The separators are found eight bytes at a time (SWAR): x has a
+		// zero byte where the word has the delimiter, and the exact
+		// zero-byte test below sets the top bit of exactly those bytes
+		// (no false positives, unlike (x-0x01..)&^x&0x80..). Words may
+		// read past the line into the rest of the block; bits past the
+		// line's end are masked off.
+		for j := 0; j < len(l); j += 8 {
+			var w uint64
+			if j+8 <= cap(l) {
+				w = binary.LittleEndian.Uint64(l[j : j+8])
+			} else {
+				for k := len(l) - 1; k >= j; k-- {
+					w = w<<8 | uint64(l[k])
 				}
 			}
-			nf++
-			start = j + 1
+			x := w ^ sep
+			m := ^((x & lo7) + lo7 | x | lo7)
+			if rem := len(l) - j; rem < 8 {
+				m &= 1<<(8*uint(rem)) - 1
+			}
+			for m != 0 {
+				k := j + bits.TrailingZeros64(m)>>3
+				m &= m - 1
+				if nf < ncols {
+					f := l[start:k:k]
+					cl := &row[nf]
+					cl.numState = 0
+					if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
+						cl.Kind, cl.Raw = KindNull, nil
+					} else {
+						cl.Kind, cl.Raw = KindText, f
+					}
+				}
+				nf++
+				start = k + 1
+			}
 		}
+		if nf < ncols {
+			f := l[start:len(l):len(l)]
+			cl := &row[nf]
+			cl.numState = 0
+			if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
+				cl.Kind, cl.Raw = KindNull, nil
+			} else {
+				cl.Kind, cl.Raw = KindText, f
+			}
+		}
+		nf++
 		if nf != ncols {
 			bad(line, fmt.Sprintf("%d fields, header has %d", nf, ncols))
 			continue
 		}
-		b.cells = b.cells[:base+ncols]
 		b.lines = append(b.lines, line)
 		b.n++
+		b.observe(row, line)
+		if len(b.keep) > 0 {
+			base := len(b.cells)
+			if cap(b.cells)-base < ncols {
+				b.cells = append(b.cells, make([]Cell, ncols)...)
+			}
+			b.cells = b.cells[:base+ncols]
+			for _, k := range b.keep {
+				b.cells[base+k] = row[k]
+			}
+		}
 	}
 }
+
+// lo7 is 0x7f in every byte (the SWAR zero-byte test in parse).
+const lo7 = 0x7f7f7f7f7f7f7f7f
 
 // isASCII reports whether b has no byte >= 0x80, eight bytes at a time
 // (valid UTF-8 then needs no further check).
@@ -131,15 +201,55 @@ func isASCII(b []byte) bool {
 }
 
 // runCSVParallel is runPipeline for a csvReader, with the parallel path.
+// The map checkers (a verdict per value, independent of the other values)
+// run in the parsing goroutines, on the rows while they are in cache: each
+// batch has its own copies, merged into the checkers in file order. The
+// other checkers (uniqueness, aggregates, quantiles: state that depends on
+// the order of the values) see every row in order on their own goroutines,
+// as in runPipeline.
 func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, workers int, maxEx int) readResult {
 	ncols := len(c.cols)
-	groups := columnGroups(checkers, workers)
-	workers = len(groups)
+	var split []*mapChecker
+	var ordered []checker
+	var warm []int
+	for _, ch := range checkers {
+		switch x := ch.(type) {
+		case *mapChecker: // not the checkers that embed one, such as uniqueChecker
+			split = append(split, x)
+			continue
+		case *aggChecker:
+			warm = append(warm, x.col)
+		case *quantileChecker:
+			warm = append(warm, x.col)
+		}
+		ordered = append(ordered, ch)
+	}
+	slices.Sort(warm)
+	warm = slices.Compact(warm)
+	var groups [][]checker
+	var keep []int
+	if len(ordered) > 0 {
+		groups = columnGroups(ordered, workers)
+		for _, ch := range ordered {
+			if col := ch.column(); col >= 0 {
+				keep = append(keep, col)
+			}
+		}
+		slices.Sort(keep)
+		keep = slices.Compact(keep)
+		if len(keep) == 0 {
+			keep = []int{0} // the rows are still counted out to the checkers
+		}
+	}
 	parsers := workers
-	nbuf := parsers + workers + 4
+	nbuf := parsers + len(groups) + 4
 	free := make(chan *pbatch, nbuf)
 	for range nbuf {
-		free <- &pbatch{}
+		b := &pbatch{warm: warm, keep: keep}
+		for _, m := range split {
+			b.parts = append(b.parts, m.part())
+		}
+		free <- b
 	}
 	parseCh := make(chan *pbatch, parsers)
 	parsed := make(chan *pbatch, nbuf)
@@ -169,7 +279,8 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 		close(parsed)
 	}()
 
-	// Put the blocks back in order and hand each to every checker goroutine.
+	// Put the blocks back in order, merge their map checkers' findings and
+	// hand each to every ordered checker goroutine.
 	var res readResult
 	waiting := map[int]*pbatch{}
 	next := 0
@@ -181,11 +292,14 @@ func runCSVParallel(ctx context.Context, c *csvReader, checkers []checker, worke
 				res.examples = append(res.examples, e)
 			}
 		}
-		if b.n == 0 {
+		for i, p := range b.parts {
+			split[i].merge(p)
+		}
+		if b.n == 0 || len(work) == 0 {
 			free <- b
 			return
 		}
-		b.pending.Store(int32(workers))
+		b.pending.Store(int32(len(work)))
 		for _, ch := range work {
 			ch <- b
 		}
@@ -281,6 +395,9 @@ func (c *csvReader) stream(ctx context.Context, b *pbatch, free chan *pbatch, pa
 			if cl := &b.cells[i]; cl.Raw != nil {
 				cl.Raw = b.buf[off : off+len(cl.Raw) : off+len(cl.Raw)]
 			}
+		}
+		for i, line := range b.lines {
+			b.observe(b.cells[i*ncols:(i+1)*ncols], line)
 		}
 		parsed <- b
 	}

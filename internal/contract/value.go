@@ -180,29 +180,22 @@ func fastFloat(b []byte) (float64, bool) {
 		i = 1
 	}
 	var m uint64
-	digits, frac, nd, dot := 0, 0, 0, false
-	for ; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case c >= '0' && c <= '9':
-			if digits >= 16 {
-				return 0, false
-			}
-			nd++
-			m = m*10 + uint64(c-'0')
-			if m != 0 || dot {
-				digits++
-			}
-			if dot {
-				frac++
-			}
-		case c == '.' && !dot:
-			dot = true
-		default:
-			return 0, false
-		}
+	start := i
+	for ; i < len(b) && b[i]-'0' < 10; i++ {
+		m = m*10 + uint64(b[i]-'0')
 	}
-	if nd == 0 || m >= 1<<53 || frac > 22 {
+	nd, frac := i-start, 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		fs := i
+		for ; i < len(b) && b[i]-'0' < 10; i++ {
+			m = m*10 + uint64(b[i]-'0')
+		}
+		frac = i - fs
+		nd += frac
+	}
+	// At most 19 digits: m cannot have wrapped around.
+	if i != len(b) || nd == 0 || nd > 19 || m >= 1<<53 || frac > 22 {
 		return 0, false
 	}
 	f := float64(m) / pow10[frac]
