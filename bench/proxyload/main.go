@@ -69,6 +69,7 @@ func main() {
 	procs := flag.Int("proxy-procs", 0, "GOMAXPROCS of the proxy process (0: the Go default)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxy process (the whole run) to this file")
 	baseline := flag.String("baseline", "", "a second custody binary (e.g. built from main) proxied in the same run, as a third target")
+	recvNice := flag.Int("receiver-nice", 19, "nice value of the receiver process (it stands in for a remote server; 0: the generator's priority)")
 	receiver := flag.Bool("receiver", false, "internal: run the ingest receiver and print its addresses")
 	flag.Parse()
 	if *receiver {
@@ -100,8 +101,17 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	recvAddrs, stopRecv := start(self, []string{"-receiver"}, regexp.MustCompile(`^receiver (\S+) stats (\S+)$`))
+	recvAddrs, stopRecv, recvPID := startPID(self, []string{"-receiver"}, regexp.MustCompile(`^receiver (\S+) stats (\S+)$`))
 	defer stopRecv()
+	// The receiver stands in for the custody server, which runs on other
+	// machines: on this one it would take a core away from the measured
+	// path in bursts (it decodes each ingest batch) during the proxied
+	// phases only. It runs at the lowest CPU priority, unless -receiver-nice 0.
+	if *recvNice != 0 {
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, recvPID, *recvNice); err != nil {
+			log.Fatalf("receiver priority: %v", err)
+		}
+	}
 	recvURL, statsURL := recvAddrs[1], recvAddrs[2]
 
 	demoAddr, stopDemo := start(demo, []string{"--listen", "127.0.0.1:0", "--model", modelFile}, regexp.MustCompile(` on (127\.0\.0\.1:\d+)$`))
@@ -141,8 +151,8 @@ func main() {
 		defer stop()
 		targets = append(targets, newTarget("baseline", addr, path))
 	}
-	fmt.Printf("proxy overhead: %d req/s open loop, %v per target in %d rounds, GOMAXPROCS=%d, 1 row per request\n",
-		*rate, *dur, *rounds, runtime.GOMAXPROCS(0))
+	fmt.Printf("proxy overhead: %d req/s open loop, %v per target in %d rounds, GOMAXPROCS=%d, 1 row per request, receiver at nice %d\n",
+		*rate, *dur, *rounds, runtime.GOMAXPROCS(0), *recvNice)
 
 	// From here on the generator allocates (almost) nothing per request;
 	// its collector stays off so it never pauses a measurement. The limit
@@ -515,6 +525,12 @@ func atoi(b []byte) int {
 // start runs bin and waits for a line of its stderr matching addrRE; it
 // returns the submatches and a function that stops the process.
 func start(bin string, args []string, addrRE *regexp.Regexp) ([]string, func()) {
+	m, stop, _ := startPID(bin, args, addrRE)
+	return m, stop
+}
+
+// startPID is start, also returning the process ID.
+func startPID(bin string, args []string, addrRE *regexp.Regexp) ([]string, func(), int) {
 	cmd := exec.Command(bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -527,11 +543,11 @@ func start(bin string, args []string, addrRE *regexp.Regexp) ([]string, func()) 
 	for sc.Scan() {
 		if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
 			go io.Copy(io.Discard, stderr)
-			return m, func() { cmd.Process.Kill(); cmd.Wait() }
+			return m, func() { cmd.Process.Kill(); cmd.Wait() }, cmd.Process.Pid
 		}
 	}
 	log.Fatalf("%s did not start", bin)
-	return nil, nil
+	return nil, nil, 0
 }
 
 func waitFile(path string) string {
