@@ -486,18 +486,8 @@ func (p *tensorParser) plainKey() ([]byte, bool) {
 
 // tensors parses an array of tensor objects.
 func (p *tensorParser) tensors(out *[]v2Tensor) bool {
-	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return false
-	}
-	p.i++
-	p.ws()
 	ts := make([]v2Tensor, 0, 4)
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
-		*out = ts
-		return true
-	}
-	for {
+	ok := p.array(func() bool {
 		var t v2Tensor
 		var seen [4]bool
 		ok := p.object(func(key []byte) bool {
@@ -541,22 +531,12 @@ func (p *tensorParser) tensors(out *[]v2Tensor) bool {
 			return false
 		}
 		ts = append(ts, t)
-		p.ws()
-		if p.i >= len(p.b) {
-			return false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.ws()
-		case ']':
-			p.i++
-			*out = ts
-			return true
-		default:
-			return false
-		}
+		return true
+	})
+	if ok {
+		*out = ts
 	}
+	return ok
 }
 
 // plainString scans a string as plainKey does and copies it.
@@ -567,18 +547,8 @@ func (p *tensorParser) plainString() (string, bool) {
 
 // shape parses an array of integers that fit in an int64.
 func (p *tensorParser) shape(out *[]int64) bool {
-	if p.i >= len(p.b) || p.b[p.i] != '[' {
-		return false
-	}
-	p.i++
-	p.ws()
 	dims := make([]int64, 0, 2)
-	if p.i < len(p.b) && p.b[p.i] == ']' {
-		p.i++
-		*out = dims
-		return true
-	}
-	for {
+	ok := p.array(func() bool {
 		if p.i >= len(p.b) || !(p.b[p.i] == '-' || '0' <= p.b[p.i] && p.b[p.i] <= '9') {
 			return false
 		}
@@ -591,6 +561,30 @@ func (p *tensorParser) shape(out *[]int64) bool {
 			return false
 		}
 		dims = append(dims, d)
+		return true
+	})
+	if ok {
+		*out = dims
+	}
+	return ok
+}
+
+// array parses '[' elem (',' elem)* ']' or an empty array, with white
+// space around the elements; elem starts at an element's first byte.
+func (p *tensorParser) array(elem func() bool) bool {
+	if p.i >= len(p.b) || p.b[p.i] != '[' {
+		return false
+	}
+	p.i++
+	p.ws()
+	if p.i < len(p.b) && p.b[p.i] == ']' {
+		p.i++
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
 		p.ws()
 		if p.i >= len(p.b) {
 			return false
@@ -601,7 +595,6 @@ func (p *tensorParser) shape(out *[]int64) bool {
 			p.ws()
 		case ']':
 			p.i++
-			*out = dims
 			return true
 		default:
 			return false
@@ -654,31 +647,7 @@ func (p *tensorParser) skip(depth int) bool {
 			}
 		}
 	case c == '[':
-		p.i++
-		p.ws()
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
-			return true
-		}
-		for {
-			p.ws()
-			if !p.skip(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case ']':
-				p.i++
-				return true
-			default:
-				return false
-			}
-		}
+		return p.array(func() bool { return p.skip(depth + 1) })
 	case c == '"':
 		_, err := p.str()
 		return err == nil
