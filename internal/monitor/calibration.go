@@ -207,6 +207,23 @@ func Percentile(sorted []float64, p float64) float64 {
 	return percentileFrom(len(sorted), p, func(r int) float64 { return sorted[r] })
 }
 
+// edgesBetweenRanks returns the percentile edges at quantiles qs of n
+// values (at gives the value of a rank), and whether each lies between the
+// two order statistics it interpolates: the bucket arguments of the
+// calibration paths need that; numpy's interpolation keeps it there, but
+// they check, and fall back to binning every value when it does not hold.
+func edgesBetweenRanks(n int, qs []float64, at func(rank int) float64) ([]float64, bool) {
+	edges := make([]float64, len(qs))
+	for i, q := range qs {
+		edges[i] = percentileFrom(n, q*100, at)
+		lo, hi := percentileRanks(n, q*100)
+		if !(at(lo) <= edges[i] && edges[i] <= at(hi)) {
+			return edges, false
+		}
+	}
+	return edges, true
+}
+
 // percentileFrom is numpy's linear percentile given the order statistics.
 func percentileFrom(n int, p float64, at func(rank int) float64) float64 {
 	q := p / 100
@@ -510,17 +527,11 @@ func calibrationPasses(probs []float64, outcomes []bool, bins int) (uni, qua bin
 		b := sort.Search(calBuckets, func(b int) bool { return start[b+1] > r })
 		return sorted[slot[b]][r-start[b]]
 	}
-	edges := make([]float64, len(qs))
-	for i, q := range qs {
-		edges[i] = percentileFrom(n, q*100, at)
-		// The argument above needs every edge between its two order
-		// statistics; numpy's interpolation keeps it there, but check.
-		lo, hi := percentileRanks(n, q*100)
-		if !(at(lo) <= edges[i] && edges[i] <= at(hi)) {
-			var acc binAcc
-			acc, err = binParallel(probs, outcomes, edges, sp)
-			return uni, acc.result(edges, n), brier, err
-		}
+	edges, ok := edgesBetweenRanks(n, qs, at)
+	if !ok {
+		var acc binAcc
+		acc, err = binParallel(probs, outcomes, edges, sp)
+		return uni, acc.result(edges, n), brier, err
 	}
 	qInner := edges[1 : len(edges)-1]
 	for _, b := range pb {

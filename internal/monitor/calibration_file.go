@@ -733,15 +733,9 @@ func (sc *calibScan) calibrate(bins int, strategy string) (Calibration, bool) {
 		b := bucketOfRank(r)
 		return sorted[slot[b]][r-start[b]]
 	}
-	qEdges := make([]float64, len(qs))
-	for i, q := range qs {
-		qEdges[i] = percentileFrom(n, q*100, at)
-		// The bucket argument needs every edge between its two order
-		// statistics; numpy's interpolation keeps it there, but check.
-		lo, hi := percentileRanks(n, q*100)
-		if !(at(lo) <= qEdges[i] && qEdges[i] <= at(hi)) {
-			return Calibration{}, false
-		}
+	qEdges, ok := edgesBetweenRanks(n, qs, at)
+	if !ok {
+		return Calibration{}, false
 	}
 	qInner := qEdges[1 : len(qEdges)-1]
 	qua := newBinAcc(bins)
