@@ -70,6 +70,17 @@ func (b *pbatch) observe(row []Cell, line int64) {
 
 // parse splits b.data into records as csvReader.record and Next do for
 // lines without quotes.
+// setCell makes cl the field f: null (empty, or one of the null
+// spellings when there are any) or text.
+func (c *csvReader) setCell(cl *Cell, f []byte, nulls bool) {
+	cl.numState = 0
+	if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
+		cl.Kind, cl.Raw = KindNull, nil
+	} else {
+		cl.Kind, cl.Raw = KindText, f
+	}
+}
+
 func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 	b.n, b.malformed, b.examples = 0, 0, b.examples[:0]
 	b.lines, b.cells = b.lines[:0], b.cells[:0]
@@ -138,28 +149,14 @@ func (c *csvReader) parse(b *pbatch, ncols, maxEx int) {
 				k := j + bits.TrailingZeros64(m)>>3
 				m &= m - 1
 				if nf < ncols {
-					f := l[start:k:k]
-					cl := &row[nf]
-					cl.numState = 0
-					if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
-						cl.Kind, cl.Raw = KindNull, nil
-					} else {
-						cl.Kind, cl.Raw = KindText, f
-					}
+					c.setCell(&row[nf], l[start:k:k], nulls)
 				}
 				nf++
 				start = k + 1
 			}
 		}
 		if nf < ncols {
-			f := l[start:len(l):len(l)]
-			cl := &row[nf]
-			cl.numState = 0
-			if len(f) == 0 && c.nullEmpty || nulls && c.isNull(f) {
-				cl.Kind, cl.Raw = KindNull, nil
-			} else {
-				cl.Kind, cl.Raw = KindText, f
-			}
+			c.setCell(&row[nf], l[start:len(l):len(l)], nulls)
 		}
 		nf++
 		if nf != ncols {
