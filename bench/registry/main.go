@@ -117,7 +117,7 @@ func bench(ctx context.Context, name string, st store.Store, n, conc, rate int, 
 		return err
 	}
 	ver, _ := trust.NewKeys([]crypto.PublicKey{key.Public()})
-	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.NewHook()}})
+	svc := registry.New(st, registry.Options{Verifier: ver, Hooks: []registry.TxHook{tlog.Hook{}}})
 	h, err := api.New(svc, api.Options{RatePerSecond: 1e9, RateBurst: 1e9})
 	if err != nil {
 		return err

@@ -540,7 +540,7 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 	defer st.Close()
 	// The transparency log joins every write transaction as a TxHook: each
 	// change and its log entry commit together.
-	svc := registry.New(st, registry.Options{Verifier: verifier, Hooks: []registry.TxHook{tlog.NewHook()},
+	svc := registry.New(st, registry.Options{Verifier: verifier, Hooks: []registry.TxHook{tlog.Hook{}},
 		Gate: gate, PolicyConfig: policyCfg, ProtectedAliases: opts.Protected})
 	policyDir := opts.Policy
 	if policyDir == "" {

@@ -355,12 +355,6 @@ type Tx interface {
 	// and sets the log size to index+1 and its right edge to edge.
 	// ErrExists if index is taken.
 	AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error
-	// AppendLogAt is LockLog and AppendLog in one statement, for a writer
-	// that knows (or guesses) the head: it waits for the head lock like
-	// LockLog, then appends as AppendLog only if the log has index
-	// entries and the right edge prev, and reports whether it did. If it
-	// did not, it wrote nothing and the caller may LockLog as usual.
-	AppendLogAt(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error)
 }
 
 // Store is a registry store.

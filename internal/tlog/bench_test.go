@@ -30,7 +30,7 @@ func BenchmarkStateChanges(b *testing.B) {
 			name := st.name
 			var hooks []registry.TxHook
 			if logged {
-				hooks = []registry.TxHook{tlog.NewHook()}
+				hooks = []registry.TxHook{tlog.Hook{}}
 			} else {
 				name += "-unlogged" // the baseline: the same changes without the log
 			}

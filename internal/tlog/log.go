@@ -37,7 +37,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"sync"
 
 	"github.com/custody-ml/custody/internal/store"
 	"golang.org/x/mod/sumdb/note"
@@ -65,41 +64,34 @@ func hashReader(ctx context.Context, r store.Reader) tlog.HashReader {
 // Append adds entry as the next leaf, inside tx, and returns its index.
 // The caller's transaction must commit for the entry to exist.
 //
-// The log head is locked from here until the transaction ends, so this
-// takes two statements: LockLog returns the size with the right edge (the
-// hashes StoredHashes needs), AppendLog writes the entry, its stored
-// hashes and the new size and edge. [Hook] (from [NewHook]) saves one
-// more.
+// The log head is locked from here until the transaction ends: LockLog
+// returns the size with the right edge (the hashes StoredHashes needs),
+// AppendLog hands the entry, its stored hashes and the new size and edge to
+// the transaction.
 func Append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
 	if len(entry) > MaxEntrySize {
 		return 0, fmt.Errorf("log entry is %d bytes, more than %d", len(entry), MaxEntrySize)
 	}
-	n, _, err := appendLocked(ctx, tx, entry)
-	return n, err
-}
-
-// appendLocked is Append; it also returns the new right edge.
-func appendLocked(ctx context.Context, tx store.Tx, entry []byte) (int64, [][32]byte, error) {
 	n, edge, err := tx.LockLog(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	idx := edgeIndexes(n)
 	if len(edge) != len(idx) {
 		// No edge kept with the head (a log appended to before it was):
 		// read it from the stored hashes, once.
 		if edge, err = readEdge(ctx, tx, idx); err != nil {
-			return 0, nil, fmt.Errorf("failed to read the right edge of the log of %d entries: %w", n, err)
+			return 0, fmt.Errorf("failed to read the right edge of the log of %d entries: %w", n, err)
 		}
 	}
 	hs, next, err := nextHashes(n, edge, entry)
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
 	if err := tx.AppendLog(ctx, n, entry, tlog.StoredHashIndex(0, n), hs, next); err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	return n, next, nil
+	return n, nil
 }
 
 // nextHashes returns the stored hashes that appending entry to a log of
@@ -163,71 +155,14 @@ func readEdge(ctx context.Context, r store.Reader, idx []int64) ([][32]byte, err
 // Hook appends every registry change to the log, in the change's
 // transaction. It implements registry.TxHook; it needs no key (only
 // checkpoints are signed), so every writer, including `custody token
-// create` writing the database directly, installs it.
-//
-// The zero Hook appends with [Append]. A Hook from [NewHook] also
-// remembers the head its appends leave (the size and right edge after the
-// last append it made or prepared) and appends the next entry at that head
-// with one statement ([store.Tx.AppendLogAt]) that waits for the head
-// lock and writes only if the head is still the expected one, so that the
-// head stays locked for that statement and the commit only. When the
-// guess is wrong (another server appended, or a transaction that appended
-// rolled back) nothing was written and it appends with [Append].
-type Hook struct{ tip *tip }
-
-// NewHook returns a Hook that remembers the head (see [Hook]). Use one
-// per store.
-func NewHook() Hook { return Hook{tip: &tip{}} }
-
-// tip is the head after the last append a Hook made.
-type tip struct {
-	mu   sync.Mutex
-	size int64
-	edge [][32]byte // nil: unknown
-}
-
-func (h Hook) append(ctx context.Context, tx store.Tx, entry []byte) (int64, error) {
-	if len(entry) > MaxEntrySize {
-		return 0, fmt.Errorf("log entry is %d bytes, more than %d", len(entry), MaxEntrySize)
-	}
-	if h.tip == nil {
-		return Append(ctx, tx, entry)
-	}
-	t := h.tip
-	t.mu.Lock()
-	n, edge := t.size, t.edge
-	t.mu.Unlock()
-	if edge != nil {
-		hs, next, err := nextHashes(n, edge, entry)
-		if err != nil {
-			return 0, err
-		}
-		ok, err := tx.AppendLogAt(ctx, n, entry, tlog.StoredHashIndex(0, n), hs, edge, next)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			t.set(n+1, next)
-			return n, nil
-		}
-	}
-	n, next, err := appendLocked(ctx, tx, entry)
-	if err != nil {
-		return 0, err
-	}
-	t.set(n+1, next)
-	return n, nil
-}
-
-func (t *tip) set(size int64, edge [][32]byte) {
-	t.mu.Lock()
-	t.size, t.edge = size, edge
-	t.mu.Unlock()
-}
+// create` writing the database directly, installs it. Appends go through the transaction, which writes them when it commits
+// (store.Tx.AppendLog), so a group of changes committed together locks and
+// writes the log once (docs/tlog.md, "Performance").
+type Hook struct{}
 
 // AfterChange appends the entry describing ev and sets ev.LogIndex to its
 // leaf index.
-func (h Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
+func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
 	e, err := EntryFor(ctx, tx, ev)
 	if err != nil {
 		return err
@@ -236,7 +171,7 @@ func (h Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) err
 	if err != nil {
 		return err
 	}
-	idx, err := h.append(ctx, tx, b)
+	idx, err := Append(ctx, tx, b)
 	if err != nil {
 		return err
 	}

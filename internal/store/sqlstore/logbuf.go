@@ -13,8 +13,8 @@ import (
 //
 // The first LockLog of a transaction locks the log head (SELECT … FOR
 // UPDATE) and reads its size and right edge; from then on the transaction
-// owns the head until it ends, so later LockLogs, AppendLogs and
-// AppendLogAts are answered from memory: the leaf index, the hashes and the
+// owns the head until it ends, so later LockLogs and AppendLogs are
+// answered from memory: the leaf index, the hashes and the
 // new edge are computed by the caller as before, and kept here. flush writes
 // every kept entry and hash and moves the head on, in one statement on
 // PostgreSQL, with the head's size at lock time in the WHERE clause. A
@@ -85,18 +85,6 @@ func edgeBytes(edge [][32]byte) []byte {
 	return b
 }
 
-func sameEdge(a, b [][32]byte) bool {
-	if a == nil || b == nil || len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) error {
 	if err := t.lockLog(ctx); err != nil {
 		return err
@@ -106,20 +94,6 @@ func (t *tx) AppendLog(ctx context.Context, index int64, entry []byte, hashStart
 	}
 	t.keep(index, entry, hashStart, hashes, edge)
 	return nil
-}
-
-func (t *tx) AppendLogAt(ctx context.Context, index int64, entry []byte, hashStart int64, hashes, prev, edge [][32]byte) (bool, error) {
-	if prev == nil {
-		return false, nil // the head has no edge to compare with
-	}
-	if err := t.lockLog(ctx); err != nil {
-		return false, err
-	}
-	if index != t.log.size || !sameEdge(prev, t.log.edge) {
-		return false, nil
-	}
-	t.keep(index, entry, hashStart, hashes, edge)
-	return true, nil
 }
 
 func (t *tx) keep(index int64, entry []byte, hashStart int64, hashes, edge [][32]byte) {
