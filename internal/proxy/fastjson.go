@@ -425,6 +425,12 @@ func foldsTo(key []byte, names ...string) bool {
 // object parses an object whose keys are plain (no escapes), calling member
 // with the parser at the member's value.
 func (p *tensorParser) object(member func(key []byte) bool) bool {
+	return p.members(p.plainKey, member)
+}
+
+// members parses an object, reading each key with key and calling member
+// with the parser at the member's value.
+func (p *tensorParser) members(key func() ([]byte, bool), member func(key []byte) bool) bool {
 	p.ws()
 	if p.i >= len(p.b) || p.b[p.i] != '{' {
 		return false
@@ -437,7 +443,7 @@ func (p *tensorParser) object(member func(key []byte) bool) bool {
 	}
 	for {
 		p.ws()
-		key, ok := p.plainKey()
+		k, ok := key()
 		if !ok {
 			return false
 		}
@@ -447,7 +453,7 @@ func (p *tensorParser) object(member func(key []byte) bool) bool {
 		}
 		p.i++
 		p.ws()
-		if !member(key) {
+		if !member(k) {
 			return false
 		}
 		p.ws()
@@ -464,6 +470,15 @@ func (p *tensorParser) object(member func(key []byte) bool) bool {
 			return false
 		}
 	}
+}
+
+// anyKey scans a JSON string, escapes allowed, and returns nothing of it.
+func (p *tensorParser) anyKey() ([]byte, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
+	}
+	_, err := p.str()
+	return nil, err == nil
 }
 
 // plainKey scans a string of printable ASCII without escapes.
@@ -609,43 +624,7 @@ func (p *tensorParser) skip(depth int) bool {
 	}
 	switch c := p.b[p.i]; {
 	case c == '{':
-		p.i++
-		p.ws()
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
-			return true
-		}
-		for {
-			p.ws()
-			if p.i >= len(p.b) || p.b[p.i] != '"' {
-				return false
-			}
-			if _, err := p.str(); err != nil {
-				return false
-			}
-			p.ws()
-			if p.i >= len(p.b) || p.b[p.i] != ':' {
-				return false
-			}
-			p.i++
-			p.ws()
-			if !p.skip(depth + 1) {
-				return false
-			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return false
-			}
-			switch p.b[p.i] {
-			case ',':
-				p.i++
-			case '}':
-				p.i++
-				return true
-			default:
-				return false
-			}
-		}
+		return p.members(p.anyKey, func([]byte) bool { return p.skip(depth + 1) })
 	case c == '[':
 		return p.array(func() bool { return p.skip(depth + 1) })
 	case c == '"':
