@@ -377,38 +377,39 @@ func (p *fastParser) digest2(v []byte) bool {
 	return true
 }
 
-// flat parses a flat object at raw[i] into compact JSON with sorted keys
-// (nil if empty), as flatObject does.
-func (p *fastParser) flat(raw []byte, i, maxKeys int, onlyStrings bool) ([]byte, int, bool) {
+// members scans the members of the object at raw[i] into p.kv's array:
+// key and value return the end of a key (at its opening quote) and of a
+// value, and whether they are acceptable; more than maxKeys members are
+// refused. It returns the members in input order and the index after the
+// object.
+func (p *fastParser) members(raw []byte, i, maxKeys int, key, value func(i int) (int, bool)) ([]kv, int, bool) {
 	if raw[i] != '{' {
 		return nil, 0, false
 	}
 	kvs := p.kv[:0]
 	i = skipWS(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
-		return nil, i + 1, true
+		return kvs, i + 1, true
 	}
-	n := 2
 	for {
 		if i >= len(raw) || raw[i] != '"' {
 			return nil, 0, false
 		}
-		ke, ok := scanKey(raw, i)
-		if !ok || ke-i-2 > p.lim.MaxKeyLen || ke-i == 2 {
+		ke, ok := key(i)
+		if !ok {
 			return nil, 0, false
 		}
-		key := raw[i+1 : ke-1]
+		k := raw[i+1 : ke-1]
 		i = skipWS(raw, ke)
 		if i >= len(raw) || raw[i] != ':' {
 			return nil, 0, false
 		}
 		i = skipWS(raw, i+1)
-		ve, isStr, ok := scanScalar(raw, i)
-		if !ok || onlyStrings && !isStr || isStr && ve-i > p.lim.MaxStringLen+2 {
+		ve, ok := value(i)
+		if !ok {
 			return nil, 0, false
 		}
-		kvs = append(kvs, kv{key, raw[i:ve]})
-		n += len(key) + ve - i + 4
+		kvs = append(kvs, kv{k, raw[i:ve]})
 		if len(kvs) > maxKeys {
 			return nil, 0, false
 		}
@@ -417,13 +418,36 @@ func (p *fastParser) flat(raw []byte, i, maxKeys int, onlyStrings bool) ([]byte,
 			return nil, 0, false
 		}
 		if raw[i] == '}' {
-			i++
-			break
+			return kvs, i + 1, true
 		}
 		if raw[i] != ',' {
 			return nil, 0, false
 		}
 		i = skipWS(raw, i+1)
+	}
+}
+
+// flat parses a flat object at raw[i] into compact JSON with sorted keys
+// (nil if empty), as flatObject does.
+func (p *fastParser) flat(raw []byte, i, maxKeys int, onlyStrings bool) ([]byte, int, bool) {
+	kvs, i, ok := p.members(raw, i, maxKeys,
+		func(i int) (int, bool) {
+			ke, ok := scanKey(raw, i)
+			return ke, ok && ke-i-2 <= p.lim.MaxKeyLen && ke-i != 2
+		},
+		func(i int) (int, bool) {
+			ve, isStr, ok := scanScalar(raw, i)
+			return ve, ok && !(onlyStrings && !isStr) && !(isStr && ve-i > p.lim.MaxStringLen+2)
+		})
+	if !ok {
+		return nil, 0, false
+	}
+	if len(kvs) == 0 {
+		return nil, i, true
+	}
+	n := 2
+	for _, e := range kvs {
+		n += len(e.k) + len(e.v) + 4
 	}
 	p.kv = kvs
 	slices.SortFunc(kvs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
@@ -501,44 +525,18 @@ func (p *fastParser) prediction(raw []byte, i int) ([]byte, int, bool) {
 		p.arena.buf = appendFloat(p.arena.buf, f)
 		return p.arena.end(mark), e, true
 	case c == '{':
-		kvs := p.kv[:0]
-		i = skipWS(raw, i+1)
-		n := 2
-		for {
-			if i >= len(raw) || raw[i] != '"' {
-				return nil, 0, false
-			}
-			ke, plain, ok := scanString(raw, i)
-			if !ok || !plain || ke-i == 2 || ke-i-2 > p.lim.MaxKeyLen || !htmlSafe(raw[i+1:ke-1]) {
-				return nil, 0, false
-			}
-			key := raw[i+1 : ke-1]
-			i = skipWS(raw, ke)
-			if i >= len(raw) || raw[i] != ':' {
-				return nil, 0, false
-			}
-			i = skipWS(raw, i+1)
-			ve, ok := scanNumber(raw, i)
-			if !ok {
-				return nil, 0, false
-			}
-			kvs = append(kvs, kv{key, raw[i:ve]})
-			n += len(key) + 32
-			if len(kvs) > p.lim.MaxFeatures {
-				return nil, 0, false
-			}
-			i = skipWS(raw, ve)
-			if i >= len(raw) {
-				return nil, 0, false
-			}
-			if raw[i] == '}' {
-				i++
-				break
-			}
-			if raw[i] != ',' {
-				return nil, 0, false
-			}
-			i = skipWS(raw, i+1)
+		kvs, i, ok := p.members(raw, i, p.lim.MaxFeatures,
+			func(i int) (int, bool) {
+				ke, plain, ok := scanString(raw, i)
+				return ke, ok && plain && ke-i != 2 && ke-i-2 <= p.lim.MaxKeyLen && htmlSafe(raw[i+1:ke-1])
+			},
+			func(i int) (int, bool) { return scanNumber(raw, i) })
+		if !ok || len(kvs) == 0 {
+			return nil, 0, false
+		}
+		n := 2 + 32*len(kvs)
+		for _, e := range kvs {
+			n += len(e.k)
 		}
 		p.kv = kvs
 		slices.SortFunc(kvs, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
