@@ -185,10 +185,11 @@ func (p *fastParser) parse(raw []byte, r *predstore.Record) bool {
 		fLatency
 	)
 	var seen int
-	i := skipWS(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
+	// Exactly what parseRecord takes: the record starts with its '{'.
+	if len(raw) == 0 || raw[0] != '{' {
 		return false
 	}
+	i := 0
 	i = skipWS(raw, i+1)
 	if i < len(raw) && raw[i] == '}' {
 		return false // empty object: required keys missing
