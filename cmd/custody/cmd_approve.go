@@ -44,11 +44,7 @@ such version, 2 could not ask (usage, token, role, transport).`,
 }
 
 func runApprove(ctx context.Context, stdout io.Writer, opts approveOptions, ref string) error {
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}

@@ -170,14 +170,10 @@ otherwise it is refused (exit 1). Attaching the same result again is a no-op.`,
 }
 
 func runDatasetAttach(ctx context.Context, stdout io.Writer, opts datasetAttachOptions, ref string) error {
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
 	if opts.Evidence == "" || opts.Sig == "" {
 		return usagef("--evidence and --sig are required")
 	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}
@@ -242,11 +238,7 @@ type evidenceSummary struct {
 }
 
 func runDatasetShow(ctx context.Context, stdout io.Writer, opts datasetShowOptions, ref string) error {
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}

@@ -40,11 +40,7 @@ version those runs produced.`,
 }
 
 func runLineage(ctx context.Context, stdout io.Writer, opts lineageOptions, ref string) error {
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}

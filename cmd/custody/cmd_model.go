@@ -193,11 +193,7 @@ func newModelShowCommand() *cobra.Command {
 }
 
 func runModelShow(ctx context.Context, stdout io.Writer, opts modelShowOptions, ref string) error {
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}

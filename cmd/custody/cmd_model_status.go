@@ -35,11 +35,7 @@ func newModelStatusCommand() *cobra.Command {
 }
 
 func runModelStatus(ctx context.Context, stdout io.Writer, opts modelStatusOptions, ref string) error {
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}

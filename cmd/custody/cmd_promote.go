@@ -49,11 +49,7 @@ func runPromote(ctx context.Context, stdout io.Writer, opts promoteOptions, ref 
 	if opts.Alias == "" {
 		return usagef("--alias is required (e.g. --alias production)")
 	}
-	name, version, err := refArg(ref)
-	if err != nil {
-		return err
-	}
-	c, err := opts.client()
+	name, version, c, err := opts.refClient(ref)
 	if err != nil {
 		return err
 	}

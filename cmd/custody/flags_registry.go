@@ -105,6 +105,18 @@ func (d *policyDenial) Error() string {
 
 func (d *policyDenial) Unwrap() error { return d.e }
 
+// refClient parses a NAME@VERSION argument and opens the client: the start
+// of every verb about one version on a server.
+func (o *clientOptions) refClient(ref string) (name, version string, c *client.Client, err error) {
+	if name, version, err = refArg(ref); err != nil {
+		return "", "", nil, err
+	}
+	if c, err = o.client(); err != nil {
+		return "", "", nil, err
+	}
+	return name, version, c, nil
+}
+
 // refArg parses NAME@VERSION as a usage error when malformed.
 func refArg(s string) (string, string, error) {
 	n, v, err := registry.ParseRef(s)
