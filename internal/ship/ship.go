@@ -342,15 +342,21 @@ func (s *Shipper) emit(batch [][]byte) {
 
 // spillAppend writes at the tail; s.mu held.
 func (s *Shipper) spillAppend(batch [][]byte) {
-	if err := s.spill.appendLines(batch); err != nil {
+	s.spilled(batch, s.spill.appendLines(batch))
+}
+
+// spilled accounts for lines written to the spill, or dropped when writing
+// them failed with err; s.mu held.
+func (s *Shipper) spilled(lines [][]byte, err error) {
+	if err != nil {
 		reason := "spill_error"
 		if errors.Is(err, errSpillFull) {
 			reason = "spill_full"
 		}
-		s.m.dropped.WithLabelValues(reason).Add(float64(len(batch)))
-		s.log.Warn("prediction records dropped", "records", len(batch), "error", err)
+		s.m.dropped.WithLabelValues(reason).Add(float64(len(lines)))
+		s.log.Warn("prediction records dropped", "records", len(lines), "error", err)
 	} else {
-		s.m.spilled.Add(float64(len(batch)))
+		s.m.spilled.Add(float64(len(lines)))
 	}
 	s.m.spillBytes.Set(float64(s.spill.total))
 }
@@ -453,17 +459,7 @@ func (s *Shipper) sendMem(b [][]byte) bool {
 				}
 				break
 			}
-			if err := s.spill.prependLines(lines); err != nil {
-				reason := "spill_error"
-				if errors.Is(err, errSpillFull) {
-					reason = "spill_full"
-				}
-				s.m.dropped.WithLabelValues(reason).Add(float64(len(lines)))
-				s.log.Warn("prediction records dropped", "records", len(lines), "error", err)
-			} else {
-				s.m.spilled.Add(float64(len(lines)))
-			}
-			s.m.spillBytes.Set(float64(s.spill.total))
+			s.spilled(lines, s.spill.prependLines(lines))
 			s.mu.Unlock()
 			return false
 		}
