@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -100,16 +99,10 @@ func parseModelRef(s string) (name, digest string, err error) {
 }
 
 func runProxy(ctx context.Context, stderr io.Writer, opts proxyOptions) error {
-	var h slog.Handler
-	switch opts.LogFormat {
-	case "json":
-		h = slog.NewJSONHandler(stderr, nil)
-	case "text":
-		h = slog.NewTextHandler(stderr, nil)
-	default:
-		return usagef("--log-format must be json or text")
+	log, err := newLogger(stderr, opts.LogFormat)
+	if err != nil {
+		return err
 	}
-	log := slog.New(h)
 	setProxyGC()
 	if opts.Upstream == "" || opts.Model == "" {
 		return usagef("--upstream and --model are required")

@@ -490,16 +490,10 @@ func (o *serverOptions) logSigner() (note.Signer, string, error) {
 }
 
 func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error {
-	var h slog.Handler
-	switch opts.LogFormat {
-	case "json":
-		h = slog.NewJSONHandler(stderr, nil)
-	case "text":
-		h = slog.NewTextHandler(stderr, nil)
-	default:
-		return usagef("--log-format must be json or text")
+	log, err := newLogger(stderr, opts.LogFormat)
+	if err != nil {
+		return err
 	}
-	log := slog.New(h)
 
 	var verifier registry.SignatureVerifier
 	tc, err := opts.trustConfig()
@@ -617,7 +611,7 @@ func runServer(ctx context.Context, stderr io.Writer, opts serverOptions) error 
 		WriteTimeout:      5 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(h, slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	addr := ln.Addr().String()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -128,4 +130,16 @@ func refArg(s string) (string, string, error) {
 		return "", "", err
 	}
 	return n, v, nil
+}
+
+// newLogger returns the structured logger of a long-running verb
+// (--log-format json or text).
+func newLogger(w io.Writer, format string) (*slog.Logger, error) {
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	}
+	return nil, usagef("--log-format must be json or text")
 }
