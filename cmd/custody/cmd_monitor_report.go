@@ -89,15 +89,8 @@ func runMonitorReport(ctx context.Context, stdout io.Writer, opts monitorReportO
 		from = windows[len(windows)-1]
 		to = from.Add(time.Duration(m.Window))
 	case strings.Contains(w, ".."):
-		a, b, _ := strings.Cut(w, "..")
-		if from, err = parseWindowTime(a); err != nil {
+		if from, to, err = parseWindowRange(w); err != nil {
 			return err
-		}
-		if to, err = parseWindowTime(b); err != nil {
-			return err
-		}
-		if !to.After(from) {
-			return usagef("--window %s: TO must be after FROM", w)
 		}
 	default:
 		t, err := parseWindowTime(w)
@@ -139,15 +132,8 @@ func runRemoteMonitorReport(ctx context.Context, stdout io.Writer, opts monitorR
 	switch w := opts.Window; {
 	case w == "latest" || w == "":
 	case strings.Contains(w, ".."):
-		a, b, _ := strings.Cut(w, "..")
-		if from, err = parseWindowTime(a); err != nil {
+		if from, to, err = parseWindowRange(w); err != nil {
 			return err
-		}
-		if to, err = parseWindowTime(b); err != nil {
-			return err
-		}
-		if !to.After(from) {
-			return usagef("--window %s: TO must be after FROM", w)
 		}
 	default:
 		return usagef("--window with --server: latest or FROM..TO")
@@ -166,4 +152,19 @@ func runRemoteMonitorReport(ctx context.Context, stdout io.Writer, opts monitorR
 	}
 	printResult(stdout, r)
 	return nil
+}
+
+// parseWindowRange parses --window FROM..TO.
+func parseWindowRange(w string) (from, to time.Time, err error) {
+	a, b, _ := strings.Cut(w, "..")
+	if from, err = parseWindowTime(a); err != nil {
+		return
+	}
+	if to, err = parseWindowTime(b); err != nil {
+		return
+	}
+	if !to.After(from) {
+		err = usagef("--window %s: TO must be after FROM", w)
+	}
+	return
 }
