@@ -71,19 +71,26 @@ func CalibrationEdges(sortedScores []float64, bins int, strategy string) ([]floa
 func quantileEdges(probs []float64, bins int) []float64 {
 	n := len(probs)
 	qs := stats.Linspace(0, 1, bins+1)
-	var ranks []int
-	for _, q := range qs {
-		lo, hi := percentileRanks(n, q*100)
-		ranks = append(ranks, lo, hi)
-	}
-	slices.Sort(ranks)
-	ranks = slices.Compact(ranks)
+	ranks := percentileRankSet(n, qs)
 	at := orderStatistics(probs, ranks)
 	edges := make([]float64, len(qs))
 	for i, q := range qs {
 		edges[i] = percentileFrom(n, q*100, func(r int) float64 { return at[r] })
 	}
 	return edges
+}
+
+// percentileRankSet returns, sorted and without repeats, the ranks of the
+// order statistics that numpy's linear percentiles at quantiles qs of n
+// values interpolate between.
+func percentileRankSet(n int, qs []float64) []int {
+	var ranks []int
+	for _, q := range qs {
+		lo, hi := percentileRanks(n, q*100)
+		ranks = append(ranks, lo, hi)
+	}
+	slices.Sort(ranks)
+	return slices.Compact(ranks)
 }
 
 // orderStatistics returns the elements of the given ranks (sorted, in
@@ -437,13 +444,7 @@ func calibrationPasses(probs []float64, outcomes []bool, bins int) (uni, qua bin
 
 	// The ranks whose order statistics the quantile edges need.
 	qs := stats.Linspace(0, 1, bins+1)
-	var ranks []int
-	for _, q := range qs {
-		lo, hi := percentileRanks(n, q*100)
-		ranks = append(ranks, lo, hi)
-	}
-	slices.Sort(ranks)
-	ranks = slices.Compact(ranks)
+	ranks := percentileRankSet(n, qs)
 	// start[b] is the rank of the first score of bucket b; slot[b] the
 	// index of b among the kept buckets, or -1.
 	start := make([]int, calBuckets+1)

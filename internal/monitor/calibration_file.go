@@ -611,13 +611,7 @@ func (sc *calibScan) calibrate(bins int, strategy string) (Calibration, bool) {
 
 	// Quantile edges: the buckets of the order statistics they are made of.
 	qs := stats.Linspace(0, 1, bins+1)
-	var ranks []int
-	for _, q := range qs {
-		lo, hi := percentileRanks(n, q*100)
-		ranks = append(ranks, lo, hi)
-	}
-	slices.Sort(ranks)
-	ranks = slices.Compact(ranks)
+	ranks := percentileRankSet(n, qs)
 	slot := make([]int32, calBuckets) // kept quantile bucket -> index in kept
 	for b := range slot {
 		slot[b] = -1
