@@ -104,6 +104,12 @@ func runMonitorReport(ctx context.Context, stdout io.Writer, opts monitorReportO
 	if err != nil {
 		return err
 	}
+	return writeMonitorReport(stdout, opts, r)
+}
+
+// writeMonitorReport writes r as the options say: the HTML file if asked,
+// then JSON or text on stdout.
+func writeMonitorReport(stdout io.Writer, opts monitorReportOptions, r *watch.Result) error {
 	if opts.HTML != "" {
 		if err := writeHTMLReport(opts.HTML, r); err != nil {
 			return err
@@ -142,16 +148,7 @@ func runRemoteMonitorReport(ctx context.Context, stdout io.Writer, opts monitorR
 	if err != nil {
 		return serverError(err)
 	}
-	if opts.HTML != "" {
-		if err := writeHTMLReport(opts.HTML, r); err != nil {
-			return err
-		}
-	}
-	if opts.JSON {
-		return report.JSON(stdout, r)
-	}
-	printResult(stdout, r)
-	return nil
+	return writeMonitorReport(stdout, opts, r)
 }
 
 // parseWindowRange parses --window FROM..TO.
