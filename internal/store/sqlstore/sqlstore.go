@@ -49,8 +49,10 @@ type Dialect struct {
 	// IsRetryable reports whether the transaction failed for a reason
 	// that a retry may cure (serialization failure, deadlock).
 	IsRetryable func(error) bool
-	// WritableCTE says INSERTs may run inside WITH clauses, so that a log
-	// append is one statement (one round trip while the log head is locked).
+	// WritableCTE says INSERTs may run inside WITH clauses and take their
+	// rows from unnest over array parameters (PostgreSQL), so that a
+	// transaction's log appends are written with one fixed statement
+	// (flushCTE); otherwise with multi-row INSERTs and an UPDATE.
 	WritableCTE bool
 }
 
