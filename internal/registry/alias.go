@@ -68,8 +68,6 @@ func (s *Service) SetAlias(ctx context.Context, actor Actor, model, alias, versi
 		default:
 			return err
 		}
-		// Log first, so that the alias row records the index of the
-		// entry that proves it (both commit together).
 		typ := "alias.set"
 		if version == "" {
 			typ = "alias.remove"
@@ -80,8 +78,8 @@ func (s *Service) SetAlias(ctx context.Context, actor Actor, model, alias, versi
 		if err != nil {
 			return err
 		}
-		e := &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: prev, Actor: actor.Name, At: at, LogIndex: ev.LogIndex}
-		if err := tx.AppendAlias(ctx, e); err != nil {
+		e, err := appendAliasEvent(ctx, tx, ev, &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: prev, Actor: actor.Name, At: at})
+		if err != nil {
 			return err
 		}
 		out = e

@@ -114,12 +114,10 @@ func (s *Service) ReportDeployment(ctx context.Context, actor Actor, spec Deploy
 		if err != nil {
 			return err
 		}
-		if ev.LogIndex != nil {
-			if err := tx.SetDeploymentLogIndex(ctx, d.ID, *ev.LogIndex); err != nil {
-				return err
-			}
-			d.LogIndex = ev.LogIndex
-		}
+		withLogIndex(tx, ev, func(ctx context.Context, tx store.Tx, idx int64) error {
+			d.LogIndex = &idx
+			return tx.SetDeploymentLogIndex(ctx, d.ID, idx)
+		})
 		out = d
 		return nil
 	}

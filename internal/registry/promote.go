@@ -122,16 +122,24 @@ func (s *Service) appendAlias(ctx context.Context, tx store.Tx, actor Actor, mod
 	for k, v := range extra {
 		payload[k] = v
 	}
-	// Log first, so that the alias row records the index of the entry
-	// that proves it (as SetAlias does; both commit together).
 	ev, err := s.recordEvent(ctx, tx, actor, "alias.set", model+"/"+alias, payload)
 	if err != nil {
 		return nil, err
 	}
-	e := &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: previous, Actor: actor.Name, At: at, LogIndex: ev.LogIndex}
+	return appendAliasEvent(ctx, tx, ev, &store.AliasEvent{Model: model, Alias: alias, Version: version, Previous: previous, Actor: actor.Name, At: at})
+}
+
+// appendAliasEvent records the alias change e, journaled as ev; the row
+// gets the index of the log entry that proves it when the log appends it,
+// at the end of the transaction (both commit together).
+func appendAliasEvent(ctx context.Context, tx store.Tx, ev *store.Event, e *store.AliasEvent) (*store.AliasEvent, error) {
 	if err := tx.AppendAlias(ctx, e); err != nil {
 		return nil, err
 	}
+	withLogIndex(tx, ev, func(ctx context.Context, tx store.Tx, idx int64) error {
+		e.LogIndex = &idx
+		return tx.SetAliasLogIndex(ctx, e.Seq, idx)
+	})
 	return e, nil
 }
 

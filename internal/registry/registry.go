@@ -64,7 +64,9 @@ type Signer struct {
 // TxHook runs inside every state-changing transaction, after the change
 // and its journal entry have been written. The transparency log hooks in
 // here: an error aborts the whole transaction, so the state change and the
-// log entry commit together or not at all.
+// log entry commit together or not at all. A hook may do its work in a
+// function it defers to the end of the transaction (store.Tx.Defer), as
+// the log does to append.
 type TxHook interface {
 	AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error
 }
@@ -117,7 +119,8 @@ func (s *Service) record(ctx context.Context, tx store.Tx, actor Actor, typ, sub
 }
 
 // recordEvent is record returning the journal event, whose LogIndex the
-// transparency log's hook has set (nil without a log).
+// transparency log's hook sets at the end of the transaction (see
+// withLogIndex).
 func (s *Service) recordEvent(ctx context.Context, tx store.Tx, actor Actor, typ, subject string, payload any) (*store.Event, error) {
 	p, err := json.Marshal(payload)
 	if err != nil {
@@ -133,6 +136,18 @@ func (s *Service) recordEvent(ctx context.Context, tx store.Tx, actor Actor, typ
 		}
 	}
 	return ev, nil
+}
+
+// withLogIndex defers f to the end of the transaction, once the
+// transparency log has appended ev's entry: f gets the entry's leaf index
+// and may record it in the same transaction. Without a log it never runs.
+func withLogIndex(tx store.Tx, ev *store.Event, f func(ctx context.Context, tx store.Tx, idx int64) error) {
+	tx.Defer(func(ctx context.Context, tx store.Tx) error {
+		if ev.LogIndex == nil {
+			return nil
+		}
+		return f(ctx, tx, *ev.LogIndex)
+	})
 }
 
 // ModelSpec is the metadata of a model.

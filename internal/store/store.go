@@ -244,9 +244,11 @@ type Event struct {
 	Actor   string          `json:"actor"`
 	At      time.Time       `json:"at"`
 	Payload json.RawMessage `json:"payload"`
-	// LogIndex is set by the transparency log's hook, inside the
-	// transaction, to the leaf index of the event's entry; not stored in
-	// the journal.
+	// LogIndex is set by the transparency log's hook to the leaf index
+	// of the event's entry, at the end of the transaction (the hook
+	// appends in a function it defers: see [Tx.Defer]; code that needs
+	// the index inside the transaction defers its own function after the
+	// hook's); not stored in the journal.
 	LogIndex *int64 `json:"-"`
 }
 
@@ -319,6 +321,8 @@ type Tx interface {
 	// AppendAlias records an alias change (with e.LogIndex) and sets
 	// e.Seq.
 	AppendAlias(ctx context.Context, e *AliasEvent) error
+	// SetAliasLogIndex records the log index of alias change seq's entry.
+	SetAliasLogIndex(ctx context.Context, seq, index int64) error
 	// CreateDeployment records a deployment report and sets d.ID.
 	CreateDeployment(ctx context.Context, d *Deployment) error
 	// SetDeploymentLogIndex records the log index of deployment id's entry.
@@ -340,6 +344,17 @@ type Tx interface {
 	CreateVersionStatus(ctx context.Context, st *VersionStatus) error
 	// AppendEvent journals a state change and sets e.Seq.
 	AppendEvent(ctx context.Context, e *Event) error
+
+	// Defer arranges for fn to run at the end of the transaction, just
+	// before it commits: after the function passed to [Store.Update]
+	// has returned (in a group commit, after every function of the
+	// group), in the order of the Defer calls, on this transaction. A
+	// deferred function that fails fails the whole transaction (every
+	// function of its group). Reading the log in the transaction first
+	// runs the functions deferred so far. The transparency log appends
+	// this way (tlog.Hook), so that a transaction holds the log's lock
+	// only for its last moments.
+	Defer(fn func(ctx context.Context, tx Tx) error)
 
 	// LockLog returns the log's size and right edge and locks the log
 	// head until the transaction ends, so that one writer at a time

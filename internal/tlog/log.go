@@ -155,13 +155,15 @@ func readEdge(ctx context.Context, r store.Reader, idx []int64) ([][32]byte, err
 // Hook appends every registry change to the log, in the change's
 // transaction. It implements registry.TxHook; it needs no key (only
 // checkpoints are signed), so every writer, including `custody token
-// create` writing the database directly, installs it. Appends go through the transaction, which writes them when it commits
-// (store.Tx.AppendLog), so a group of changes committed together locks and
-// writes the log once (docs/tlog.md, "Performance").
+// create` writing the database directly, installs it. The entry is built
+// when the change is made; the append itself is deferred to the end of the
+// transaction (store.Tx.Defer), so that a transaction locks the log only
+// for its last moments, and a group of changes committed together locks
+// and writes the log once (docs/tlog.md, "Performance").
 type Hook struct{}
 
-// AfterChange appends the entry describing ev and sets ev.LogIndex to its
-// leaf index.
+// AfterChange builds the entry describing ev and defers its append, which
+// sets ev.LogIndex to its leaf index.
 func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
 	e, err := EntryFor(ctx, tx, ev)
 	if err != nil {
@@ -171,11 +173,17 @@ func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error
 	if err != nil {
 		return err
 	}
-	idx, err := Append(ctx, tx, b)
-	if err != nil {
-		return err
+	if len(b) > MaxEntrySize {
+		return fmt.Errorf("log entry is %d bytes, more than %d", len(b), MaxEntrySize)
 	}
-	ev.LogIndex = &idx
+	tx.Defer(func(ctx context.Context, tx store.Tx) error {
+		idx, err := Append(ctx, tx, b)
+		if err != nil {
+			return fmt.Errorf("failed to append %s %s to the log: %w", ev.Type, ev.Subject, err)
+		}
+		ev.LogIndex = &idx
+		return nil
+	})
 	return nil
 }
 

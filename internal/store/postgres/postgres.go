@@ -27,6 +27,7 @@ var dialect = sqlstore.Dialect{
 	ForUpdate:     " FOR UPDATE",
 	MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", migrationLockKey),
 	WritableCTE:   true,
+	Pipeline:      true,
 	IsUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == "23505"

@@ -11,6 +11,13 @@ import (
 // Log appends are buffered in the transaction and written in one go when it
 // commits (or earlier, before the transaction reads the log tables).
 //
+// They are made late, too: the transparency log's hook defers its append
+// ([store.Tx.Defer]) to the end of the transaction, so the head is locked
+// only from then until the commit (with pipelining, the next group runs
+// its functions meanwhile). The deferred functions run in order, before the
+// kept appends are written: at the end, or when the transaction reads the
+// log tables.
+//
 // The first LockLog of a transaction locks the log head (SELECT … FOR
 // UPDATE) and reads its size and right edge; from then on the transaction
 // owns the head until it ends, so later LockLogs and AppendLogs are
@@ -34,6 +41,10 @@ type logBuf struct {
 	edge    [][32]byte // the right edge with the kept appends; nil: unknown
 	entries []logRow   // kept entries, in index order
 	hashes  []logRow   // kept stored hashes
+
+	deferred []func(ctx context.Context, tx store.Tx) error
+	ran      int  // deferred functions already run
+	settling bool // running them
 }
 
 type logRow struct {
@@ -47,6 +58,28 @@ func (l *logBuf) mark() logMark { return logMark(*l) }
 
 func (l *logBuf) restore(m logMark) { *l = logBuf(m) }
 
+func (t *tx) Defer(fn func(ctx context.Context, tx store.Tx) error) {
+	t.log.deferred = append(t.log.deferred, fn)
+}
+
+// settle runs the deferred functions not run yet, in order (including
+// any they defer), and writes the kept appends. A deferred function that
+// reads the log sees the appends made so far (those before it).
+func (t *tx) settle(ctx context.Context) error {
+	if l := t.log; !l.settling {
+		l.settling = true
+		defer func() { l.settling = false }()
+		for l.ran < len(l.deferred) {
+			fn := l.deferred[l.ran]
+			l.ran++
+			if err := fn(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	return t.flush(ctx)
+}
+
 func (t *tx) LockLog(ctx context.Context) (int64, [][32]byte, error) {
 	if err := t.lockLog(ctx); err != nil {
 		return 0, nil, err
@@ -58,6 +91,9 @@ func (t *tx) lockLog(ctx context.Context) error {
 	if t.log.locked {
 		return nil
 	}
+	// The group before must have released the head: it would otherwise
+	// wait for this transaction's lock, and this one for its end.
+	<-t.prev
 	var n int64
 	var raw []byte
 	if err := t.queryRow(ctx, "SELECT size, edge FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n, &raw); err != nil {
@@ -70,7 +106,8 @@ func (t *tx) lockLog(ctx context.Context) error {
 			copy(edge[i][:], raw[32*i:])
 		}
 	}
-	*t.log = logBuf{locked: true, base: n, size: n, edge: edge}
+	l := t.log
+	l.locked, l.base, l.size, l.edge = true, n, n, edge
 	return nil
 }
 
@@ -199,24 +236,25 @@ func (t *tx) flushCTE(ctx context.Context) error {
 	return nil
 }
 
-// The log tables as the transaction sees them: its kept appends first.
+// The log tables as the transaction sees them: its deferred and kept
+// appends first.
 
 func (t *tx) LogSize(ctx context.Context) (int64, error) {
-	if err := t.flush(ctx); err != nil {
+	if err := t.settle(ctx); err != nil {
 		return 0, err
 	}
 	return t.reader.LogSize(ctx)
 }
 
 func (t *tx) LogEntries(ctx context.Context, start int64, limit int) ([][]byte, error) {
-	if err := t.flush(ctx); err != nil {
+	if err := t.settle(ctx); err != nil {
 		return nil, err
 	}
 	return t.reader.LogEntries(ctx, start, limit)
 }
 
 func (t *tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	if err := t.flush(ctx); err != nil {
+	if err := t.settle(ctx); err != nil {
 		return nil, err
 	}
 	return t.reader.LogHashes(ctx, indexes)

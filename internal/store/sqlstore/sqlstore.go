@@ -54,6 +54,10 @@ type Dialect struct {
 	// transaction's log appends are written with one fixed statement
 	// (flushCTE); otherwise with multi-row INSERTs and an UPDATE.
 	WritableCTE bool
+	// Pipeline lets a group of write functions run while the group before
+	// it writes the log and commits, each on its own connection (see
+	// "Pipelining" below). Not for SQLite, which has one writer at a time.
+	Pipeline bool
 }
 
 // DB is a [store.Store] over a *sql.DB.
@@ -65,6 +69,7 @@ type DB struct {
 	queueMu   sync.Mutex
 	queue     []*writeReq
 	committer chan struct{}
+	lastDone  chan struct{} // closed when the last group started has ended
 	reader
 }
 
@@ -75,7 +80,8 @@ const maxRetries = 8
 // Open migrates db to the latest schema version and returns the store. The
 // store owns db: Close closes it.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*DB, error) {
-	s := &DB{db: db, d: &d, committer: make(chan struct{}, 1)}
+	s := &DB{db: db, d: &d, committer: make(chan struct{}, 1), lastDone: make(chan struct{})}
+	close(s.lastDone)
 	s.reader = reader{q: db, d: s.d}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -130,6 +136,17 @@ func (s *DB) Update(ctx context.Context, fn func(ctx context.Context, tx store.T
 // them and, if one of its functions fails, is rolled back as a whole and
 // run again with them; functions must be safe to run again, as they already
 // are for the retries of [DB.Update].
+//
+// Pipelining (Dialect.Pipeline, PostgreSQL): a group ends with the
+// functions its members deferred ([store.Tx.Defer]: the log appends), the
+// log write and the commit, and only those hold the log's head row. The
+// next group runs its functions meanwhile, on its own connection, so the
+// round trips of one group's statements overlap the other's log write and
+// WAL flush. At most one group runs functions at a time, and groups end in
+// the order they started: a group running functions may wait for row locks
+// of the one ending, which waits for nothing of it, so the two cannot
+// deadlock. A function that takes the log's lock itself (it reads the log)
+// first waits for the group before to end.
 
 // maxGroup bounds the number of functions committed together.
 const maxGroup = 256
@@ -140,110 +157,161 @@ type writeReq struct {
 	done chan error // buffered: the committer never waits for the caller
 }
 
+// group is the functions of a group commit, their transaction and their
+// outcomes.
+type group struct {
+	reqs  []*writeReq
+	errs  []error
+	sqlTx *sql.Tx
+	t     *tx
+	ran   int // functions that succeeded
+}
+
+// fail tells every member without an error of its own err.
+func (g *group) fail(err error) {
+	for i, r := range g.reqs {
+		if g.errs[i] == nil {
+			g.errs[i] = err
+		}
+		r.done <- g.errs[i]
+	}
+}
+
 func (s *DB) updateGrouped(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
 	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	s.queueMu.Lock()
 	s.queue = append(s.queue, req)
 	s.queueMu.Unlock()
-	select {
-	case err := <-req.done: // a committer ran it
-		return err
-	case s.committer <- struct{}{}:
-	}
-	defer func() { <-s.committer }()
-	// This caller commits the queue up to its own request, unless the
-	// committer before it ran that just before handing over.
+	// Whoever holds the committer slot runs the next group from the queue,
+	// until this request has been answered (by this caller's group or one
+	// before).
 	for {
 		select {
 		case err := <-req.done:
 			return err
-		default:
+		case s.committer <- struct{}{}:
 		}
-		s.queueMu.Lock()
-		n := min(len(s.queue), maxGroup)
-		group := s.queue[:n:n]
-		s.queue = s.queue[n:]
-		s.queueMu.Unlock()
-		if n == 0 { // cannot happen: the request is queued until run
-			return errors.New("internal error: a write request left the queue unanswered")
-		}
-		if !s.commitGroup(group, s.d.LocalSavepoints || n == 1) {
-			s.commitGroup(group, true)
-		}
+		s.runGroup()
 	}
 }
 
-// commitGroup runs group in one transaction and tells each request its
-// outcome. Without savepoints, it gives up when a function fails: it rolls
-// everything back, tells no one and returns false.
-func (s *DB) commitGroup(group []*writeReq, savepoints bool) bool {
-	errs := make([]error, len(group))
-	fail := func(err error) bool {
-		for i, r := range group {
-			if errs[i] == nil {
-				errs[i] = err
-			}
-			r.done <- errs[i]
-		}
-		return true
+// runGroup runs the next group from the queue. The caller holds the
+// committer slot; runGroup releases it.
+func (s *DB) runGroup() {
+	s.queueMu.Lock()
+	n := min(len(s.queue), maxGroup)
+	reqs := s.queue[:n:n]
+	s.queue = s.queue[n:]
+	s.queueMu.Unlock()
+	if n == 0 { // the caller's request is in a group ahead, still ending
+		<-s.committer
+		return
 	}
+	prev, done := s.lastDone, make(chan struct{})
+	s.lastDone = done
+	defer close(done)
+	g := s.runFuncs(reqs, prev)
+	<-prev // groups end in order
+	held := true
+	if s.d.Pipeline {
+		<-s.committer // the next group may run its functions
+		held = false
+	}
+	if g != nil {
+		s.endGroup(g)
+	}
+	if held {
+		<-s.committer
+	}
+}
+
+// runFuncs begins the group's transaction and runs its functions; it
+// returns nil if it could not and has told every member why.
+func (s *DB) runFuncs(reqs []*writeReq, prev <-chan struct{}) *group {
+	savepoints := s.d.LocalSavepoints || len(reqs) == 1
+	for {
+		g, ok := s.tryFuncs(reqs, prev, savepoints)
+		if ok || savepoints {
+			return g
+		}
+		savepoints = true // a function failed: run them again, each in a savepoint
+	}
+}
+
+// tryFuncs runs the functions of a group in a new transaction. Without
+// savepoints, it gives up when a function fails: it rolls everything back,
+// tells no one and returns false.
+func (s *DB) tryFuncs(reqs []*writeReq, prev <-chan struct{}, savepoints bool) (*group, bool) {
+	g := &group{reqs: reqs, errs: make([]error, len(reqs))}
 	// The transaction serves several callers: none of their contexts may
 	// end it (a cancelled statement can roll back the whole transaction).
 	ctx := context.Background()
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fail(fmt.Errorf("failed to begin transaction: %w", err))
+		g.fail(fmt.Errorf("failed to begin transaction: %w", err))
+		return nil, true
 	}
+	g.sqlTx = sqlTx
 	exec := func(q string) error { _, err := sqlTx.ExecContext(ctx, q); return err }
-	t := &tx{reader: reader{q: sqlTx, d: s.d}, log: &logBuf{}}
-	ran := 0
-	for i, r := range group {
+	g.t = &tx{reader: reader{q: sqlTx, d: s.d}, log: &logBuf{}, prev: prev}
+	for i, r := range reqs {
 		if err := r.ctx.Err(); err != nil {
-			errs[i] = err
+			g.errs[i] = err
 			continue
 		}
-		mark := t.log.mark()
+		mark := g.t.log.mark()
 		if savepoints {
 			if err := exec("SAVEPOINT w"); err != nil {
 				_ = sqlTx.Rollback()
-				return fail(fmt.Errorf("failed to begin transaction: %w", err))
+				g.fail(fmt.Errorf("failed to begin transaction: %w", err))
+				return nil, true
 			}
 		}
-		errs[i] = r.fn(context.WithoutCancel(r.ctx), t)
+		g.errs[i] = r.fn(context.WithoutCancel(r.ctx), g.t)
 		switch {
-		case errs[i] != nil && !savepoints:
+		case g.errs[i] != nil && !savepoints:
 			_ = sqlTx.Rollback()
-			return false
-		case errs[i] != nil:
+			return nil, false
+		case g.errs[i] != nil:
 			// The savepoint must still exist: if the database rolled the
 			// whole transaction back, nothing of the group may commit.
 			if err := exec("ROLLBACK TO SAVEPOINT w"); err != nil {
 				_ = sqlTx.Rollback()
-				return fail(fmt.Errorf("failed to roll back after %v: %w", errs[i], err))
+				g.fail(fmt.Errorf("failed to roll back after %v: %w", g.errs[i], err))
+				return nil, true
 			}
-			t.log.restore(mark)
+			g.t.log.restore(mark)
 		default:
-			ran++
+			g.ran++
 		}
 		if savepoints {
 			if err := exec("RELEASE SAVEPOINT w"); err != nil {
 				_ = sqlTx.Rollback()
-				return fail(fmt.Errorf("failed to commit: %w", err))
+				g.fail(fmt.Errorf("failed to commit: %w", err))
+				return nil, true
 			}
 		}
 	}
-	if ran == 0 {
-		_ = sqlTx.Rollback()
-	} else if err := t.flush(ctx); err != nil {
-		_ = sqlTx.Rollback()
-		return fail(err)
-	} else if err := sqlTx.Commit(); err != nil {
-		return fail(fmt.Errorf("failed to commit: %w", err))
+	return g, true
+}
+
+// endGroup runs what the group's functions deferred, writes the log,
+// commits, and tells each member its outcome.
+func (s *DB) endGroup(g *group) {
+	ctx := context.Background()
+	if g.ran == 0 {
+		_ = g.sqlTx.Rollback()
+	} else if err := g.t.settle(ctx); err != nil {
+		_ = g.sqlTx.Rollback()
+		g.fail(err)
+		return
+	} else if err := g.sqlTx.Commit(); err != nil {
+		g.fail(fmt.Errorf("failed to commit: %w", err))
+		return
 	}
-	for i, r := range group {
-		r.done <- errs[i]
+	for i, r := range g.reqs {
+		r.done <- g.errs[i]
 	}
-	return true
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -786,7 +854,8 @@ func (r reader) GetVersionStatus(ctx context.Context, model, version string) (*s
 // tx implements store.Tx.
 type tx struct {
 	reader
-	log *logBuf // the transparency log's appends, written at the end (logbuf.go)
+	log  *logBuf         // the transparency log's appends and the deferred functions, run at the end (logbuf.go)
+	prev <-chan struct{} // closed when the group before has ended (its log lock released)
 }
 
 func (t *tx) insert(ctx context.Context, what string, q string, args ...any) error {
@@ -862,6 +931,17 @@ func (t *tx) CreateDeployment(ctx context.Context, d *store.Deployment) error {
 		d.Model, d.Alias, d.Version, d.Digest.String(), d.AliasLogIndex, d.Host, d.PID, nanos(d.StartedAt), d.Actor, nanos(d.At), indexArg(d.LogIndex)).Scan(&d.ID)
 	if err != nil {
 		return fmt.Errorf("failed to record deployment of %s@%s: %w", d.Model, d.Version, err)
+	}
+	return nil
+}
+
+func (t *tx) SetAliasLogIndex(ctx context.Context, seq, index int64) error {
+	res, err := t.exec(ctx, "UPDATE alias_events SET log_index = ? WHERE seq = ?", index, seq)
+	if err != nil {
+		return fmt.Errorf("failed to record alias change %d's log index: %w", seq, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n != 1 {
+		return notFound("alias change", fmt.Sprint(seq))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"ApprovalsAndStatus", testApprovalsAndStatus},
 		{"RollbackLeavesNothing", testRollback},
 		{"ConcurrentWritersSomeFailing", testConcurrentFailures},
+		{"Defer", testDefer},
 		{"EventsOrdered", testEvents},
 		{"Log", testLog},
 		{"Deployments", testDeployments},
@@ -543,6 +545,69 @@ func testRollback(t *testing.T, s store.Store) {
 	}
 }
 
+// testDefer checks Tx.Defer: deferred functions run at the end, in order
+// (with those they defer), on the transaction; one failing fails it.
+func testDefer(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var trace []string
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		trace = nil // a store may run the function again
+		tx.Defer(func(ctx context.Context, tx store.Tx) error {
+			trace = append(trace, "first")
+			tx.Defer(func(ctx context.Context, tx store.Tx) error {
+				trace = append(trace, "third")
+				_, err := appendLog(ctx, tx, "third")
+				return err
+			})
+			_, err := tx.CreateModel(ctx, &store.Model{Name: "deferred", CreatedAt: t0, UpdatedAt: t0})
+			return err
+		})
+		tx.Defer(func(ctx context.Context, tx store.Tx) error {
+			// The deferred functions see the transaction's changes.
+			m, err := tx.GetModel(ctx, "body")
+			if err != nil {
+				return err
+			}
+			trace = append(trace, "second saw "+m.Name)
+			return nil
+		})
+		trace = append(trace, "body")
+		_, err := tx.CreateModel(ctx, &store.Model{Name: "body", CreatedAt: t0, UpdatedAt: t0})
+		return err
+	})
+	if want := []string{"body", "first", "second saw body", "third"}; !slices.Equal(trace, want) {
+		t.Fatalf("ran %q, want %q", trace, want)
+	}
+	if _, err := s.GetModel(ctx, "deferred"); err != nil {
+		t.Fatalf("model created by a deferred function: %v", err)
+	}
+	if es, err := s.LogEntries(ctx, 0, 10); err != nil || len(es) != 1 || string(es[0]) != "third" {
+		t.Fatalf("log after a deferred append: %q, %v", es, err)
+	}
+	// A deferred function that fails fails the transaction.
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		tx.Defer(func(ctx context.Context, tx store.Tx) error { return boom })
+		_, err := tx.CreateModel(ctx, &store.Model{Name: "undone", CreatedAt: t0, UpdatedAt: t0})
+		return err
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Update with a failing deferred function: %v, want it", err)
+	}
+	if _, err := s.GetModel(ctx, "undone"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("model of a transaction failed by its deferred function: %v", err)
+	}
+	// A function that fails takes its deferred functions with it.
+	ran := false
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		tx.Defer(func(ctx context.Context, tx store.Tx) error { ran = true; return nil })
+		return boom
+	})
+	if !errors.Is(err, boom) || ran {
+		t.Fatalf("failing Update: %v, deferred function ran: %v", err, ran)
+	}
+}
+
 // testConcurrentFailures runs many writers at once (which a store may commit
 // together, as SQLite's group commit does), a third of them failing after
 // their writes, some of those through a failing statement: each writer's
@@ -553,6 +618,7 @@ func testConcurrentFailures(t *testing.T, s store.Store) {
 	const n = 60
 	mustCreateModel(t, s, "taken")
 	errs := make([]error, n)
+	var deferredRan [n]atomic.Bool
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -566,16 +632,28 @@ func testConcurrentFailures(t *testing.T, s store.Store) {
 				if err := tx.AppendEvent(ctx, &store.Event{Type: "model.create", Subject: name, At: t0}); err != nil {
 					return err
 				}
-				idx, err := appendLog(ctx, tx, name)
-				if err != nil {
-					return err
+				idx := int64(-1)
+				if i%2 == 1 { // appended at the end, as the log's hook does
+					tx.Defer(func(ctx context.Context, tx store.Tx) error {
+						var err error
+						idx, err = appendLog(ctx, tx, name)
+						deferredRan[i].Store(true)
+						return err
+					})
+				} else {
+					var err error
+					if idx, err = appendLog(ctx, tx, name); err != nil {
+						return err
+					}
 				}
-				if i%4 == 0 { // the transaction reads the log it appended to
+				if i%4 == 0 || i%4 == 3 { // the transaction reads the log it appended to (a deferred append runs first)
 					size, err := tx.LogSize(ctx)
 					if err != nil {
 						return err
 					}
-					if size != idx+1 {
+					// Functions deferred by writers before it in a group
+					// may have appended after it meanwhile.
+					if idx < 0 || size <= idx {
 						return fmt.Errorf("log size %d after appending entry %d", size, idx)
 					}
 					if es, err := tx.LogEntries(ctx, idx, 1); err != nil || len(es) != 1 || string(es[0]) != name {
@@ -615,6 +693,11 @@ func testConcurrentFailures(t *testing.T, s store.Store) {
 		}
 		if i%3 == 1 && !errors.Is(err, boom) {
 			t.Errorf("writer %d: %v, want its own error", i, err)
+		}
+		// A failing writer's deferred function is dropped with it (unless
+		// reading the log ran it before the failure).
+		if i%2 == 1 && deferredRan[i].Load() != (!failing || i%4 == 3) {
+			t.Errorf("writer %d (failing: %v): deferred function ran: %v", i, failing, deferredRan[i].Load())
 		}
 	}
 	ms, err := s.ListModels(ctx, "", 1000)
