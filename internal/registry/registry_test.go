@@ -402,33 +402,46 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-type failingHook struct{ calls int }
+// failingHook fails in AfterChange or, deferred, at the end of the
+// transaction (as the log appends), once the journal has numbered the event.
+type failingHook struct {
+	deferred bool
+	calls    int
+}
 
 func (h *failingHook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
 	h.calls++
-	if ev.Seq == 0 {
-		return errors.New("event has no sequence number")
+	if !h.deferred {
+		return errors.New("log unavailable")
 	}
-	return errors.New("log unavailable")
+	tx.Defer(func(ctx context.Context, tx store.Tx) error {
+		if ev.Seq == 0 {
+			return errors.New("event has no sequence number")
+		}
+		return errors.New("log unavailable")
+	})
+	return nil
 }
 
 // The log hook runs inside the transaction: when it fails, the state change
 // does not happen.
 func TestHookFailureAbortsChange(t *testing.T) {
-	h := &failingHook{}
-	f := newFixture(t, h)
-	_, _, err := f.svc.RegisterVersion(t.Context(), publisher, f.request(t, "m", "1", "w"))
-	if err == nil || !strings.Contains(err.Error(), "log unavailable") {
-		t.Fatalf("RegisterVersion with a failing hook = %v", err)
-	}
-	if h.calls == 0 {
-		t.Fatal("hook not called")
-	}
-	if _, err := f.st.GetModel(t.Context(), "m"); !errors.Is(err, store.ErrNotFound) {
-		t.Fatal("state changed although the log append failed")
-	}
-	if evs := f.events(t); len(evs) != 0 {
-		t.Fatalf("%d events survived", len(evs))
+	for _, deferred := range []bool{false, true} {
+		h := &failingHook{deferred: deferred}
+		f := newFixture(t, h)
+		_, _, err := f.svc.RegisterVersion(t.Context(), publisher, f.request(t, "m", "1", "w"))
+		if err == nil || !strings.Contains(err.Error(), "log unavailable") {
+			t.Fatalf("RegisterVersion with a failing hook (deferred: %v) = %v", deferred, err)
+		}
+		if h.calls == 0 {
+			t.Fatal("hook not called")
+		}
+		if _, err := f.st.GetModel(t.Context(), "m"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatal("state changed although the log append failed")
+		}
+		if evs := f.events(t); len(evs) != 0 {
+			t.Fatalf("%d events survived", len(evs))
+		}
 	}
 }
 

@@ -236,7 +236,7 @@ type VersionStatus struct {
 // Event is one entry of the change journal: every state change appends
 // exactly one, in the transaction that makes the change. Seq is assigned by
 // the store, increasing in insertion order (PostgreSQL sequences may leave
-// gaps after rolled-back transactions).
+// gaps after rolled-back transactions), by the end of the transaction.
 type Event struct {
 	Seq     int64           `json:"seq"`
 	Type    string          `json:"type"`
@@ -342,7 +342,10 @@ type Tx interface {
 	// CreateVersionStatus inserts st; ErrExists if the version already
 	// has a status record.
 	CreateVersionStatus(ctx context.Context, st *VersionStatus) error
-	// AppendEvent journals a state change and sets e.Seq.
+	// AppendEvent journals a state change. The store may write it at
+	// the end of the transaction, before the deferred functions run (see
+	// Defer), and sets e.Seq then; e must not change until the
+	// transaction ends.
 	AppendEvent(ctx context.Context, e *Event) error
 
 	// Defer arranges for fn to run at the end of the transaction, just

@@ -163,20 +163,24 @@ func readEdge(ctx context.Context, r store.Reader, idx []int64) ([][32]byte, err
 type Hook struct{}
 
 // AfterChange builds the entry describing ev and defers its append, which
-// sets ev.LogIndex to its leaf index.
+// sets ev.LogIndex to its leaf index. The entry's size is checked here,
+// so that an oversized change fails alone; its event number is known only
+// at the end, when the store has written the journal (store.Tx.AppendEvent).
 func (Hook) AfterChange(ctx context.Context, tx store.Tx, ev *store.Event) error {
 	e, err := EntryFor(ctx, tx, ev)
 	if err != nil {
 		return err
 	}
-	b, err := e.Marshal()
-	if err != nil {
+	e.Event = 1<<53 - 1 // the widest event number an entry can hold
+	if _, err := e.Marshal(); err != nil {
 		return err
 	}
-	if len(b) > MaxEntrySize {
-		return fmt.Errorf("log entry is %d bytes, more than %d", len(b), MaxEntrySize)
-	}
 	tx.Defer(func(ctx context.Context, tx store.Tx) error {
+		e.Event = ev.Seq
+		b, err := e.Marshal()
+		if err != nil {
+			return err
+		}
 		idx, err := Append(ctx, tx, b)
 		if err != nil {
 			return fmt.Errorf("failed to append %s %s to the log: %w", ev.Type, ev.Subject, err)
@@ -195,7 +199,7 @@ func EntryFor(ctx context.Context, r store.Reader, ev *store.Event) (*Entry, err
 	data := map[string]any{}
 	if len(ev.Payload) > 0 {
 		if err := decodeNumbers(ev.Payload, &data); err != nil {
-			return nil, fmt.Errorf("event %d payload: %w", ev.Seq, err)
+			return nil, fmt.Errorf("event %s %s: payload: %w", ev.Type, ev.Subject, err)
 		}
 	}
 	if ev.Type == "alias.set" || ev.Type == "alias.remove" {
@@ -207,7 +211,7 @@ func EntryFor(ctx context.Context, r store.Reader, ev *store.Event) (*Entry, err
 			}
 			ver, err := r.GetVersion(ctx, model, v)
 			if err != nil {
-				return nil, fmt.Errorf("alias event %d: %w", ev.Seq, err)
+				return nil, fmt.Errorf("event %s %s: %w", ev.Type, ev.Subject, err)
 			}
 			name := "digest"
 			if k == "previous" {

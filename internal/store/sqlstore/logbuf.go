@@ -42,6 +42,7 @@ type logBuf struct {
 	entries []logRow   // kept entries, in index order
 	hashes  []logRow   // kept stored hashes
 
+	events   []*store.Event // kept journal events (no Seq yet)
 	deferred []func(ctx context.Context, tx store.Tx) error
 	ran      int  // deferred functions already run
 	settling bool // running them
@@ -62,20 +63,32 @@ func (t *tx) Defer(fn func(ctx context.Context, tx store.Tx) error) {
 	t.log.deferred = append(t.log.deferred, fn)
 }
 
-// settle runs the deferred functions not run yet, in order (including
-// any they defer), and writes the kept appends. A deferred function that
+// settle writes the kept journal events, runs the deferred functions not
+// run yet, in order (including any they defer), and writes the kept log
+// appends. A deferred function that
 // reads the log sees the appends made so far (those before it).
 func (t *tx) settle(ctx context.Context) error {
 	if l := t.log; !l.settling {
 		l.settling = true
 		defer func() { l.settling = false }()
-		for l.ran < len(l.deferred) {
+		for {
+			// The journal first: deferred functions may need the events'
+			// numbers (the log's entries hold them).
+			if err := t.writeEvents(ctx); err != nil {
+				return err
+			}
+			if l.ran == len(l.deferred) {
+				break
+			}
 			fn := l.deferred[l.ran]
 			l.ran++
 			if err := fn(ctx, t); err != nil {
 				return err
 			}
 		}
+	}
+	if err := t.writeEvents(ctx); err != nil {
+		return err
 	}
 	return t.flush(ctx)
 }

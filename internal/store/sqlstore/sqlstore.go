@@ -797,6 +797,13 @@ func (r reader) GetToken(ctx context.Context, id string) (*store.Token, error) {
 	return &t, nil
 }
 
+func (t *tx) Events(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+	if err := t.settle(ctx); err != nil {
+		return nil, err
+	}
+	return t.reader.Events(ctx, after, limit)
+}
+
 func (r reader) Events(ctx context.Context, after int64, limit int) ([]store.Event, error) {
 	rows, err := r.query(ctx, "SELECT seq, type, subject, actor, at, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", after, limitOr(limit))
 	if err != nil {
@@ -1023,15 +1030,83 @@ func (t *tx) CreateVersionStatus(ctx context.Context, st *store.VersionStatus) e
 		st.Model, st.Version, st.Status, st.Reason, st.Actor, nanos(st.At))
 }
 
+// AppendEvent keeps the event in the transaction: the journal is written
+// at the end (writeEvents), with the log, and e.Seq set then.
 func (t *tx) AppendEvent(ctx context.Context, e *store.Event) error {
-	payload := e.Payload
-	if len(payload) == 0 {
-		payload = json.RawMessage("{}")
+	e.Seq = 0
+	t.log.events = append(t.log.events, e)
+	return nil
+}
+
+// writeEvents writes the kept journal events and sets their Seq, in the
+// order they were appended.
+func (t *tx) writeEvents(ctx context.Context) error {
+	evs := t.log.events
+	if len(evs) == 0 {
+		return nil
 	}
-	err := t.queryRow(ctx, "INSERT INTO events (type, subject, actor, at, payload) VALUES (?, ?, ?, ?, ?) RETURNING seq",
-		e.Type, e.Subject, e.Actor, nanos(e.At), string(payload)).Scan(&e.Seq)
+	payload := func(e *store.Event) string {
+		if len(e.Payload) == 0 {
+			return "{}"
+		}
+		return string(e.Payload)
+	}
+	if !t.d.WritableCTE {
+		for _, e := range evs { // in process: a statement costs no round trip
+			err := t.queryRow(ctx, "INSERT INTO events (type, subject, actor, at, payload) VALUES (?, ?, ?, ?, ?) RETURNING seq",
+				e.Type, e.Subject, e.Actor, nanos(e.At), payload(e)).Scan(&e.Seq)
+			if err != nil {
+				return fmt.Errorf("failed to append event: %w", err)
+			}
+		}
+	} else if err := t.writeEventsArrays(ctx, evs, payload); err != nil {
+		return err
+	}
+	// New array: a savepoint's mark may still refer to the old one.
+	t.log.events = nil
+	return nil
+}
+
+// writeEventsArrays writes evs in one statement, their columns as arrays
+// (PostgreSQL). The rows are inserted in order, so their serial numbers
+// increase in that order; the numbers come back sorted and are checked
+// against the rows they went to before they are handed out.
+func (t *tx) writeEventsArrays(ctx context.Context, evs []*store.Event, payload func(*store.Event) string) error {
+	n := len(evs)
+	types, subjects, actors, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats := make([]int64, n)
+	for i, e := range evs {
+		types[i], subjects[i], actors[i], ats[i], payloads[i] = e.Type, e.Subject, e.Actor, nanos(e.At), payload(e)
+	}
+	rows, err := t.query(ctx, "WITH i AS (INSERT INTO events (type, subject, actor, at, payload)"+
+		" SELECT type, subject, actor, at, payload FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]))"+
+		" WITH ORDINALITY AS u(type, subject, actor, at, payload, ord) ORDER BY ord RETURNING seq, type, subject, actor, at)"+
+		" SELECT seq, type, subject, actor, at FROM i ORDER BY seq",
+		types, subjects, actors, ats, payloads)
 	if err != nil {
-		return fmt.Errorf("failed to append event: %w", err)
+		return fmt.Errorf("failed to append events: %w", err)
+	}
+	defer rows.Close()
+	i := 0
+	for ; rows.Next(); i++ {
+		var seq, at int64
+		var typ, subject, actor string
+		if err := rows.Scan(&seq, &typ, &subject, &actor, &at); err != nil {
+			return fmt.Errorf("failed to append events: %w", err)
+		}
+		if i >= n {
+			return fmt.Errorf("failed to append events: %d rows for %d events", i+1, n)
+		}
+		if e := evs[i]; typ != e.Type || subject != e.Subject || actor != e.Actor || at != nanos(e.At) {
+			return fmt.Errorf("failed to append events: event %d went in as %s %s, not in the order given", seq, typ, subject)
+		}
+		evs[i].Seq = seq
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("failed to append events: %w", err)
+	}
+	if i != n {
+		return fmt.Errorf("failed to append events: %d rows for %d events", i, n)
 	}
 	return nil
 }

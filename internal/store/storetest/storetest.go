@@ -597,6 +597,28 @@ func testDefer(t *testing.T, s store.Store) {
 	if _, err := s.GetModel(ctx, "undone"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("model of a transaction failed by its deferred function: %v", err)
 	}
+	// The journal's events are numbered by the time deferred functions
+	// run, and a transaction reading the journal sees its own.
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		ev := &store.Event{Type: "t", Subject: "deferred", At: t0}
+		if err := tx.AppendEvent(ctx, ev); err != nil {
+			return err
+		}
+		tx.Defer(func(ctx context.Context, tx store.Tx) error {
+			if ev.Seq == 0 {
+				return errors.New("event not numbered when deferred functions run")
+			}
+			return nil
+		})
+		evs, err := tx.Events(ctx, 0, 0)
+		if err != nil {
+			return err
+		}
+		if len(evs) != 1 || evs[0].Subject != "deferred" || evs[0].Seq != ev.Seq || ev.Seq == 0 {
+			return fmt.Errorf("events read in the transaction: %+v (appended %+v)", evs, ev)
+		}
+		return nil
+	})
 	// A function that fails takes its deferred functions with it.
 	ran := false
 	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
