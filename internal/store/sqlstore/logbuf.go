@@ -2,7 +2,10 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/custody-ml/custody/internal/store"
@@ -43,6 +46,7 @@ type logBuf struct {
 	hashes  []logRow   // kept stored hashes
 
 	events   []*store.Event // kept journal events (no Seq yet)
+	numbered []*store.Event // kept journal events numbered, to be written by flush (PostgreSQL)
 	deferred []func(ctx context.Context, tx store.Tx) error
 	ran      int  // deferred functions already run
 	settling bool // running them
@@ -100,17 +104,66 @@ func (t *tx) LockLog(ctx context.Context) (int64, [][32]byte, error) {
 	return t.log.size, t.log.edge, nil
 }
 
+// reserveSeqs is the expression that reserves ? journal serial numbers
+// (PostgreSQL), as a comma-separated list.
+const reserveSeqs = "array_to_string(ARRAY(SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, ?)), ',')"
+
+// parseSeqs parses n serial numbers listed by reserveSeqs, in increasing
+// order.
+func parseSeqs(list string, n int) ([]int64, error) {
+	seqs := make([]int64, 0, n)
+	for f := range strings.SplitSeq(list, ",") {
+		v, err := strconv.ParseInt(f, 10, 64)
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("failed to number journal events: serial number %q", f)
+		}
+		seqs = append(seqs, v)
+	}
+	if len(seqs) != n {
+		return nil, fmt.Errorf("failed to number journal events: %d numbers for %d events", len(seqs), n)
+	}
+	slices.Sort(seqs)
+	return seqs, nil
+}
+
 func (t *tx) lockLog(ctx context.Context) error {
+	_, err := t.lockLogSeqs(ctx, 0)
+	return err
+}
+
+// lockLogSeqs locks the head, if this transaction has not yet, and
+// reserves n journal serial numbers (PostgreSQL), in one statement when it
+// can; the numbers come back in increasing order.
+func (t *tx) lockLogSeqs(ctx context.Context, n int) ([]int64, error) {
 	if t.log.locked {
-		return nil
+		if n == 0 {
+			return nil, nil
+		}
+		var list string
+		if err := t.queryRow(ctx, "SELECT "+reserveSeqs, n).Scan(&list); err != nil {
+			return nil, fmt.Errorf("failed to number journal events: %w", err)
+		}
+		return parseSeqs(list, n)
 	}
 	// The group before must have released the head: it would otherwise
 	// wait for this transaction's lock, and this one for its end.
 	<-t.prev
-	var n int64
+	var size int64
 	var raw []byte
-	if err := t.queryRow(ctx, "SELECT size, edge FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&n, &raw); err != nil {
-		return fmt.Errorf("failed to lock the log: %w", err)
+	var seqs []int64
+	if n == 0 {
+		if err := t.queryRow(ctx, "SELECT size, edge FROM log_head WHERE id = 1"+t.d.ForUpdate).Scan(&size, &raw); err != nil {
+			return nil, fmt.Errorf("failed to lock the log: %w", err)
+		}
+	} else {
+		var list string
+		if err := t.queryRow(ctx, "SELECT size, edge, "+reserveSeqs+" FROM log_head WHERE id = 1"+t.d.ForUpdate, n).Scan(&size, &raw, &list); err != nil {
+			return nil, fmt.Errorf("failed to lock the log: %w", err)
+		}
+		var err error
+		if seqs, err = parseSeqs(list, n); err != nil {
+			return nil, err
+		}
 	}
 	var edge [][32]byte
 	if raw != nil && len(raw)%32 == 0 { // otherwise no usable edge: the caller reads log_hashes
@@ -120,8 +173,8 @@ func (t *tx) lockLog(ctx context.Context) error {
 		}
 	}
 	l := t.log
-	l.locked, l.base, l.size, l.edge = true, n, n, edge
-	return nil
+	l.locked, l.base, l.size, l.edge = true, size, size, edge
+	return seqs, nil
 }
 
 func edgeBytes(edge [][32]byte) []byte {
@@ -163,15 +216,15 @@ const maxLogRows = 8000
 // flush writes the kept appends and moves the head on.
 func (t *tx) flush(ctx context.Context) error {
 	l := t.log
-	if len(l.entries) == 0 {
+	if len(l.entries) == 0 && len(l.numbered) == 0 {
 		return nil
 	}
-	first := l.entries[0].idx
 	if t.d.WritableCTE {
 		if err := t.flushCTE(ctx); err != nil {
 			return err
 		}
 	} else {
+		first := l.entries[0].idx
 		for _, tab := range []struct {
 			name string
 			rows []logRow
@@ -197,7 +250,7 @@ func (t *tx) flush(ctx context.Context) error {
 		}
 	}
 	// New arrays: a savepoint's mark may still refer to the old ones.
-	l.base, l.entries, l.hashes = l.size, nil, nil
+	l.base, l.entries, l.hashes, l.numbered = l.size, nil, nil, nil
 	return nil
 }
 
@@ -215,12 +268,20 @@ func insertRows(table, col string, rows []logRow) (string, []any) {
 	return q.String(), args
 }
 
-// flushCTE is flush in one statement (PostgreSQL). The rows go as arrays,
-// so that the statement's text, and thus its prepared statement, is the
-// same whatever their number.
+// flushCTE is flush in one statement (PostgreSQL), the numbered journal
+// events included. The rows go as arrays, so that the statement's text, and
+// thus its prepared statement, is the same whatever their number. The
+// head is locked (numbering events locks it too), so the statement moves
+// it from the size locked, even with no log entries to write.
 func (t *tx) flushCTE(ctx context.Context) error {
 	l := t.log
-	first := l.entries[0].idx
+	if !l.locked { // cannot happen: entries and numbers are kept under the lock
+		return errors.New("internal error: log appends kept without the log's lock")
+	}
+	what := "journal events"
+	if len(l.entries) > 0 {
+		what = fmt.Sprintf("log entries %d-%d", l.entries[0].idx, l.size-1)
+	}
 	cols := func(rows []logRow) ([]int64, [][]byte) {
 		idx, b := make([]int64, len(rows)), make([][]byte, len(rows))
 		for i, r := range rows {
@@ -230,21 +291,28 @@ func (t *tx) flushCTE(ctx context.Context) error {
 	}
 	ei, eb := cols(l.entries)
 	hi, hb := cols(l.hashes)
+	n := len(l.numbered)
+	seqs, ats := make([]int64, n), make([]int64, n)
+	types, subjects, actors, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, e := range l.numbered {
+		seqs[i], types[i], subjects[i], actors[i], ats[i], payloads[i] = e.Seq, e.Type, e.Subject, e.Actor, nanos(e.At), eventPayload(e)
+	}
 	blob := t.d.Blob
-	res, err := t.exec(ctx, "WITH e AS (INSERT INTO log_entries (idx, entry) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS "+blob+"[])))"+
+	res, err := t.exec(ctx, "WITH j AS (INSERT INTO events (seq, type, subject, actor, at, payload) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[])))"+
+		", e AS (INSERT INTO log_entries (idx, entry) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS "+blob+"[])))"+
 		", h AS (INSERT INTO log_hashes (idx, hash) SELECT * FROM unnest(CAST(? AS BIGINT[]), CAST(? AS "+blob+"[])))"+
 		" UPDATE log_head SET size = ?, edge = ? WHERE id = 1 AND size = ?",
-		ei, eb, hi, hb, l.size, edgeBytes(l.edge), l.base)
+		seqs, types, subjects, actors, ats, payloads, ei, eb, hi, hb, l.size, edgeBytes(l.edge), l.base)
 	if err != nil {
 		if t.d.IsUniqueViolation(err) {
-			return fmt.Errorf("log entries %d-%d: %w", first, l.size-1, store.ErrExists)
+			return fmt.Errorf("%s: %w", what, store.ErrExists)
 		}
-		return fmt.Errorf("failed to append log entries %d-%d: %w", first, l.size-1, err)
+		return fmt.Errorf("failed to append %s: %w", what, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return err
 	} else if n != 1 {
-		return fmt.Errorf("log entry %d is not the next one: %w", first, store.ErrExists)
+		return fmt.Errorf("%s: the log moved under its lock: %w", what, store.ErrExists)
 	}
 	return nil
 }

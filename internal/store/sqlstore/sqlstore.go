@@ -1038,77 +1038,43 @@ func (t *tx) AppendEvent(ctx context.Context, e *store.Event) error {
 	return nil
 }
 
-// writeEvents writes the kept journal events and sets their Seq, in the
-// order they were appended.
+// writeEvents numbers the kept journal events, in the order they were
+// appended, and writes them: SQLite at once, a statement each (no round
+// trips in process); PostgreSQL with the log, in flush's one statement,
+// their numbers reserved with the head's lock.
 func (t *tx) writeEvents(ctx context.Context) error {
 	evs := t.log.events
 	if len(evs) == 0 {
 		return nil
 	}
-	payload := func(e *store.Event) string {
-		if len(e.Payload) == 0 {
-			return "{}"
+	if t.d.WritableCTE {
+		seqs, err := t.lockLogSeqs(ctx, len(evs))
+		if err != nil {
+			return err
 		}
-		return string(e.Payload)
-	}
-	if !t.d.WritableCTE {
-		for _, e := range evs { // in process: a statement costs no round trip
+		for i, e := range evs {
+			e.Seq = seqs[i]
+		}
+		t.log.numbered = append(t.log.numbered, evs...)
+	} else {
+		for _, e := range evs {
 			err := t.queryRow(ctx, "INSERT INTO events (type, subject, actor, at, payload) VALUES (?, ?, ?, ?, ?) RETURNING seq",
-				e.Type, e.Subject, e.Actor, nanos(e.At), payload(e)).Scan(&e.Seq)
+				e.Type, e.Subject, e.Actor, nanos(e.At), eventPayload(e)).Scan(&e.Seq)
 			if err != nil {
 				return fmt.Errorf("failed to append event: %w", err)
 			}
 		}
-	} else if err := t.writeEventsArrays(ctx, evs, payload); err != nil {
-		return err
 	}
 	// New array: a savepoint's mark may still refer to the old one.
 	t.log.events = nil
 	return nil
 }
 
-// writeEventsArrays writes evs in one statement, their columns as arrays
-// (PostgreSQL). The rows are inserted in order, so their serial numbers
-// increase in that order; the numbers come back sorted and are checked
-// against the rows they went to before they are handed out.
-func (t *tx) writeEventsArrays(ctx context.Context, evs []*store.Event, payload func(*store.Event) string) error {
-	n := len(evs)
-	types, subjects, actors, payloads := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	ats := make([]int64, n)
-	for i, e := range evs {
-		types[i], subjects[i], actors[i], ats[i], payloads[i] = e.Type, e.Subject, e.Actor, nanos(e.At), payload(e)
+func eventPayload(e *store.Event) string {
+	if len(e.Payload) == 0 {
+		return "{}"
 	}
-	rows, err := t.query(ctx, "WITH i AS (INSERT INTO events (type, subject, actor, at, payload)"+
-		" SELECT type, subject, actor, at, payload FROM unnest(CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS BIGINT[]), CAST(? AS TEXT[]))"+
-		" WITH ORDINALITY AS u(type, subject, actor, at, payload, ord) ORDER BY ord RETURNING seq, type, subject, actor, at)"+
-		" SELECT seq, type, subject, actor, at FROM i ORDER BY seq",
-		types, subjects, actors, ats, payloads)
-	if err != nil {
-		return fmt.Errorf("failed to append events: %w", err)
-	}
-	defer rows.Close()
-	i := 0
-	for ; rows.Next(); i++ {
-		var seq, at int64
-		var typ, subject, actor string
-		if err := rows.Scan(&seq, &typ, &subject, &actor, &at); err != nil {
-			return fmt.Errorf("failed to append events: %w", err)
-		}
-		if i >= n {
-			return fmt.Errorf("failed to append events: %d rows for %d events", i+1, n)
-		}
-		if e := evs[i]; typ != e.Type || subject != e.Subject || actor != e.Actor || at != nanos(e.At) {
-			return fmt.Errorf("failed to append events: event %d went in as %s %s, not in the order given", seq, typ, subject)
-		}
-		evs[i].Seq = seq
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("failed to append events: %w", err)
-	}
-	if i != n {
-		return fmt.Errorf("failed to append events: %d rows for %d events", i, n)
-	}
-	return nil
+	return string(e.Payload)
 }
 
 func (r reader) LogSize(ctx context.Context) (int64, error) {
