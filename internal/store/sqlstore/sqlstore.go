@@ -943,23 +943,22 @@ func (t *tx) CreateDeployment(ctx context.Context, d *store.Deployment) error {
 }
 
 func (t *tx) SetAliasLogIndex(ctx context.Context, seq, index int64) error {
-	res, err := t.exec(ctx, "UPDATE alias_events SET log_index = ? WHERE seq = ?", index, seq)
-	if err != nil {
-		return fmt.Errorf("failed to record alias change %d's log index: %w", seq, err)
-	}
-	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return notFound("alias change", fmt.Sprint(seq))
-	}
-	return nil
+	return t.setLogIndex(ctx, "UPDATE alias_events SET log_index = ? WHERE seq = ?", "alias change", seq, index)
 }
 
 func (t *tx) SetDeploymentLogIndex(ctx context.Context, id, index int64) error {
-	res, err := t.exec(ctx, "UPDATE deployments SET log_index = ? WHERE id = ?", index, id)
+	return t.setLogIndex(ctx, "UPDATE deployments SET log_index = ? WHERE id = ?", "deployment", id, index)
+}
+
+// setLogIndex runs update, which records the log index of the row with key
+// id.
+func (t *tx) setLogIndex(ctx context.Context, update, what string, id, index int64) error {
+	res, err := t.exec(ctx, update, index, id)
 	if err != nil {
-		return fmt.Errorf("failed to record deployment %d's log index: %w", id, err)
+		return fmt.Errorf("failed to record %s %d's log index: %w", what, id, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n != 1 {
-		return notFound("deployment", fmt.Sprint(id))
+		return notFound(what, fmt.Sprint(id))
 	}
 	return nil
 }
