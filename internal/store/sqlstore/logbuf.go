@@ -67,10 +67,10 @@ func (t *tx) Defer(fn func(ctx context.Context, tx store.Tx) error) {
 	t.log.deferred = append(t.log.deferred, fn)
 }
 
-// settle writes the kept journal events, runs the deferred functions not
-// run yet, in order (including any they defer), and writes the kept log
-// appends. A deferred function that
-// reads the log sees the appends made so far (those before it).
+// settle numbers (and, SQLite, writes) the kept journal events, runs the
+// deferred functions not run yet, in order (including any they defer), and
+// writes the kept log appends (PostgreSQL: and events). A deferred function
+// that reads the log sees the appends made so far (those before it).
 func (t *tx) settle(ctx context.Context) error {
 	if l := t.log; !l.settling {
 		l.settling = true
