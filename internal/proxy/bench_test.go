@@ -20,7 +20,8 @@ func (discardSink) Enqueue([]byte) bool { return true }
 
 // BenchmarkProxy compares a KServe call to an in-process upstream directly
 // (baseline), through a bare httputil.ReverseProxy (the cost of the extra
-// hop) and through the proxy, extraction included, over loopback.
+// hop), through the proxy (its upstream client), extraction included, and
+// through the proxy with http.Transport as before, over loopback.
 // cpu-µs/op is the process's CPU time per exchange: client, proxy and
 // upstream together.
 func BenchmarkProxy(b *testing.B) {
@@ -39,12 +40,19 @@ func BenchmarkProxy(b *testing.B) {
 	defer p.Close()
 	ps := httptest.NewServer(p)
 	defer ps.Close()
+	pt, err := New(Options{Upstream: u, Model: "win-probability", ModelDigest: testDigest, Sink: discardSink{}, Transport: stdTransport()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pt.Close()
+	pts := httptest.NewServer(pt)
+	defer pts.Close()
 	// The floor: a bare ReverseProxy, no capture, no headers, no extraction.
 	bare := httptest.NewServer(httputil.NewSingleHostReverseProxy(u))
 	defer bare.Close()
 	body := inferBody([]float64{35, 2, 0, 1})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	for _, tc := range []struct{ name, url string }{{"direct", up.URL}, {"bare-reverseproxy", bare.URL}, {"proxy", ps.URL}} {
+	for _, tc := range []struct{ name, url string }{{"direct", up.URL}, {"bare-reverseproxy", bare.URL}, {"proxy", ps.URL}, {"proxy-http.Transport", pts.URL}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			cpu0, n := cpuTime(), 0

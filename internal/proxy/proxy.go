@@ -45,7 +45,12 @@ type Options struct {
 	Sink        Sink
 	Registerer  prometheus.Registerer
 	Logger      *slog.Logger
-	Transport   http.RoundTripper // default: a tuned clone of http.DefaultTransport
+	// Transport forwards to the upstream. Default: for an http:// upstream
+	// (and no proxy from the environment), the proxy's own client, which
+	// exchanges on the request's goroutine (see upstream.go), falling
+	// back for what it does not handle to a tuned clone of
+	// http.DefaultTransport, the default for https.
+	Transport http.RoundTripper
 }
 
 // DefaultCaptureMax is the default cap on captured request and response
@@ -57,6 +62,7 @@ const DefaultCaptureMax = 1 << 20
 type Proxy struct {
 	opts Options
 	rp   *httputil.ReverseProxy
+	tr   http.RoundTripper // the transport New made, if it did
 	m    *metrics
 	log  *slog.Logger
 	jobs chan job
@@ -129,7 +135,7 @@ func New(opts Options) (*Proxy, error) {
 	if opts.Sink == nil {
 		return nil, errors.New("a sink is required")
 	}
-	tr := opts.Transport
+	tr, own := opts.Transport, http.RoundTripper(nil)
 	if tr == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConns = 1024
@@ -137,8 +143,14 @@ func New(opts Options) (*Proxy, error) {
 		// Forward Accept-Encoding and compressed bodies as they are.
 		t.DisableCompression = true
 		tr = t
+		if opts.Upstream.Scheme == "http" {
+			if pu, err := t.Proxy(&http.Request{URL: opts.Upstream}); err == nil && pu == nil {
+				tr = newUpstreamClient(opts.Upstream, t)
+			}
+		}
+		own = tr
 	}
-	p := &Proxy{opts: opts, m: newMetrics(opts.Registerer), log: opts.Logger, digestHeader: []string{opts.ModelDigest},
+	p := &Proxy{opts: opts, tr: own, m: newMetrics(opts.Registerer), log: opts.Logger, digestHeader: []string{opts.ModelDigest},
 		jobs: make(chan job, extractQueue), done: make(chan struct{}), closing: make(chan struct{})}
 	go p.extractLoop()
 	p.rp = &httputil.ReverseProxy{
@@ -199,6 +211,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) Close() {
 	p.once.Do(func() { close(p.closing); close(p.jobs) })
 	<-p.done
+	if c, ok := p.tr.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // extractPause is how long the extraction goroutine lets exchanges
